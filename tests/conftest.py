@@ -1,0 +1,25 @@
+"""Shared fixtures. Area-specific fixtures live in the test module that uses them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path_factory, monkeypatch):
+    """Never touch the developer's real config directory or ~/.python_hue."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("THERMALCOUNT_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("HOME", str(home))
+
+
+def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run Python code in a fresh interpreter (for import-isolation checks)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )

@@ -1,0 +1,60 @@
+"""The CLI's shell: help, version, lazy loading, no training stack on the runtime path."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from tests.conftest import run_python
+from thermalcount.cli import cli, COMMANDS
+from thermalcount.cli.options import parse_duration
+
+
+def test_help_lists_built_commands():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    assert "Lifecycle" in result.output
+
+
+def test_every_listed_command_has_help():
+    runner = CliRunner()
+    for name in cli.list_commands(None):
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert len(result.output.strip()) > 40, name
+
+
+def test_help_never_imports_training_stack():
+    code = (
+        "import sys\n"
+        "from thermalcount.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "import json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch','sklearn'))))\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_unknown_command_is_a_usage_error():
+    result = CliRunner().invoke(cli, ["no-such-command"])
+    assert result.exit_code == 2
+
+
+def test_parse_duration():
+    assert parse_duration("90") == 90
+    assert parse_duration("30s") == 30
+    assert parse_duration("10m") == 600
+    assert parse_duration("1.5h") == 5400
+    for bad in ("", "ten", "5 parsecs", "-3s"):
+        try:
+            parse_duration(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_all_commands_registered_point_at_modules():
+    for name, target in COMMANDS.items():
+        assert ":" in target, name

@@ -1,0 +1,3 @@
+from thermalcount.cli import main
+
+main()

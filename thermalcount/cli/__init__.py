@@ -1,0 +1,105 @@
+"""The ``thermalcount`` command line.
+
+Each command lives in its own module and is imported only when it is invoked (or when help
+lists it), so ``thermalcount --help`` stays fast and never touches numpy-heavy, let alone
+torch, code. Each command parses options, calls one library function and lets
+:class:`~thermalcount.errors.ThermalcountError` turn into a one-line message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from thermalcount import __version__
+from thermalcount.errors import ThermalcountError
+
+# name -> "module:attribute". Order is the order of the lifecycle, shown by --help.
+COMMANDS = {
+    "record": "thermalcount.cli.record_cmd:record",
+    "simulate": "thermalcount.cli.simulate_cmd:simulate",
+    "import": "thermalcount.cli.import_cmd:import_",
+    "train": "thermalcount.cli.train_cmd:train",
+    "export": "thermalcount.cli.export_cmd:export",
+    "inspect": "thermalcount.cli.inspect_cmd:inspect",
+    "count": "thermalcount.cli.count_cmd:count",
+    "run": "thermalcount.cli.run_cmd:run",
+    "hue": "thermalcount.cli.hue_cmd:hue",
+    "room": "thermalcount.cli.room_cmd:room",
+    "bench": "thermalcount.cli.bench_cmd:bench",
+    "evaluate": "thermalcount.cli.evaluate_cmd:evaluate",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is needed."""
+
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if _module_exists(COMMANDS[name])]
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None or not _module_exists(target):
+            return None
+        module_name, attribute = target.split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ThermalcountError as error:
+            raise _as_click_error(error) from None
+
+
+def _module_exists(target: str) -> bool:
+    module_name = target.split(":")[0]
+    return importlib.util.find_spec(module_name) is not None
+
+
+class _ThermalcountClickError(click.ClickException):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _as_click_error(error: ThermalcountError) -> click.ClickException:
+    # Messages are one line by contract; collapse any stray newline rather than trust it.
+    message = " ".join(str(error).split()) or type(error).__name__
+    return _ThermalcountClickError(message, getattr(error, "exit_code", 1))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="thermalcount")
+def cli():
+    """Count people through a doorway with an 8x8 thermal sensor and switch the lights.
+
+    \b
+    Lifecycle:
+      record / simulate / import   frames -> recording.h5
+      train                        recordings -> model (autoencoder + k-means)
+      export / inspect             model -> one fused ONNX graph
+      count / run                  count people offline / live, switch lights
+      bench / evaluate             latency and counting accuracy
+
+    Every command works without hardware: --sensor sim and --lights console.
+    """
+
+
+def main(argv=None):
+    """Console entry point. Unexpected errors get one line too, unless THERMALCOUNT_DEBUG=1."""
+    try:
+        cli.main(args=argv, prog_name="thermalcount", standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as error:  # pragma: no cover - last resort, keeps tracebacks off screens
+        if os.environ.get("THERMALCOUNT_DEBUG"):
+            raise
+        click.echo(
+            f"Error: internal error ({type(error).__name__}: {' '.join(str(error).split())}); "
+            "re-run with THERMALCOUNT_DEBUG=1 for a traceback and report it",
+            err=True,
+        )
+        sys.exit(70)
