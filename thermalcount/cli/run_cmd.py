@@ -1,0 +1,78 @@
+"""``thermalcount run``: count people live and switch the lights."""
+
+from __future__ import annotations
+
+import click
+
+from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
+
+
+@click.command()
+@click.option("--sensor", "sensor_spec", default="sim", show_default=True, metavar="SENSOR",
+              help="amg8833, emulated, sim or replay:PATH.h5.")
+@click.option("--model", "model_path", default="default", show_default=True,
+              help="Exported ONNX model; 'default' is the embedded model.")
+@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "numpy"]), default="auto",
+              show_default=True, help="Inference backend; numpy runs where onnxruntime has no wheel.")
+@click.option("--flip", is_flag=True, help="Swap in and out (the sensor is mounted the other way round).")
+@click.option("--lights", "lights_kind", type=click.Choice(["hue", "console", "none"]), default="console",
+              show_default=True, help="Where light changes go.")
+@click.option("--bridge", default=None, metavar="HOST[:PORT]",
+              help="Hue bridge address (default: the one stored by 'thermalcount hue pair').")
+@click.option("--light", "light_names", multiple=True, metavar="NAME_OR_ID",
+              help="Hue light to switch; repeat for several.")
+@click.option("--group", "group_name", default=None, metavar="NAME_OR_ID", help="Hue group (room) to switch.")
+@click.option("--off-delay", type=float, default=30.0, show_default=True,
+              help="Seconds the room must stay empty before the lights go off.")
+@click.option("--events-out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Append each event as a JSON line to this file (flushed as it happens).")
+@click.option("--duration", type=DURATION, default=None,
+              help="Stop after this much sensor time, e.g. 10m (default: run until stopped).")
+@click.option("--speed", type=SPEED, default="1", show_default=True,
+              help="Pacing of sim/replay/emulated sources: 1 = real time, 10 = ten times, max = flat out.")
+@click.option("--no-dashboard", is_flag=True, help="Plain log lines (for systemd/journald) instead of the dashboard.")
+@click.option("--fps", type=click.Choice(["10", "1"]), default="10", show_default=True, help="Sensor frame rate.")
+@click.option("--bus", type=int, default=1, show_default=True, help="I2C bus number (amg8833).")
+@click.option("--address", type=I2C_ADDRESS, default="0x69", show_default=True, help="I2C address (amg8833).")
+@click.option("--orientation", default=None, help="Sensor orientation, e.g. rotate=90,mirror=horizontal.")
+@click.option("--scenario", default=None, help="Simulator scenario for --sensor sim/emulated (default: mixed).")
+@click.option("--seed", type=int, default=None, help="Simulator seed for --sensor sim/emulated.")
+@click.option("--faults", default=None, help="Fault plan for --sensor emulated, e.g. errno=5:0.02,disconnect=3s@10s.")
+@click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST[:PORT]",
+              help="Publish to Home Assistant over MQTT (credentials from env or config, never here).")
+@click.option("--door", default=None, help="This door's name for MQTT (default: the host name).")
+@click.option("--room", default=None, help="Room this door belongs to, for 'thermalcount room'.")
+@click.option("--mqtt-ca", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CA certificate for mqtts:// brokers.")
+def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names, group_name, off_delay,
+        events_out, duration, speed, no_dashboard, fps, bus, address, orientation, scenario, seed, faults,
+        mqtt_url, door, room, mqtt_ca):
+    """Count people live and switch the lights.
+
+    Reads the sensor, infers each frame with the model, turns the state sequence into
+    entries and exits and keeps the room's occupancy. Lights go on when someone is in and
+    off once the room has been empty for --off-delay seconds. Sensor and bridge faults are
+    reported and survived; set-up errors (no sensor, unreadable model, unknown light) stop
+    with a one-line message and a non-zero exit code, so systemd can restart the service.
+
+    \b
+    Example:
+      thermalcount run --sensor sim --speed 10 --duration 10m
+      thermalcount run --sensor amg8833 --lights hue --group "Living room" --no-dashboard
+    """
+    from thermalcount.runtime.session import RunOptions, run_session
+
+    options = RunOptions(
+        sensor_spec=sensor_spec, model_path=model_path, backend=backend, flip=flip,
+        lights_kind=lights_kind, bridge=bridge, light_names=tuple(light_names), group_name=group_name,
+        off_delay=off_delay, events_out=events_out, duration=duration, speed=speed,
+        dashboard=not no_dashboard, fps=float(fps), bus=bus, address=address, orientation=orientation,
+        scenario=scenario, seed=seed, faults=faults, mqtt_url=mqtt_url, door=door, room=room, mqtt_ca=mqtt_ca,
+    )
+    stats = run_session(options)
+    click.echo(
+        f"stopped ({stats.stopped_by}): {stats.frames} frames, {stats.entries} in, {stats.exits} out, "
+        f"occupancy {stats.occupancy}"
+        + (f", {stats.sensor_errors} failed sensor reads" if stats.sensor_errors else ""),
+        err=True,
+    )

@@ -1,0 +1,270 @@
+"""The live frame loop behind ``thermalcount run``: sensor → model → counter → lights / MQTT.
+
+This is the only place in the runtime that owns a clock: the counter and the light policy
+are pure and get time as an argument. Nothing here may block on the network: lights and
+MQTT take a desired state and apply it from their own threads. Sensor faults after a good
+start never end the loop; they are reported once per outage and the sensor recovers itself.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from thermalcount.errors import EndOfStream, SensorError
+
+
+@dataclass
+class LiveSnapshot:
+    """What the dashboard and log lines show; refreshed by the loop, read by the renderer."""
+
+    frame_index: int = -1
+    frame_time: float = 0.0
+    pixels: Optional[np.ndarray] = None
+    state: Optional[int] = None
+    state_name: str = "-"
+    occupancy: int = 0
+    entries: int = 0
+    exits: int = 0
+    frames: int = 0
+    sensor_errors: int = 0
+    sensor_problem: Optional[str] = None
+    last_events: deque = field(default_factory=lambda: deque(maxlen=8))
+    latencies_us: deque = field(default_factory=lambda: deque(maxlen=2048))
+    notices: deque = field(default_factory=lambda: deque(maxlen=8))
+    started: float = field(default_factory=time.monotonic)
+
+    def latency_percentiles(self) -> Optional[tuple[float, float, float]]:
+        if not self.latencies_us:
+            return None
+        # list() copies the deque atomically under the GIL while the loop keeps appending.
+        values = np.asarray(list(self.latencies_us), dtype=np.float64)
+        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        return float(p50), float(p90), float(p99)
+
+
+@dataclass
+class LiveStats:
+    frames: int
+    entries: int
+    exits: int
+    occupancy: int
+    sensor_errors: int
+    stopped_by: str  # "end-of-stream", "duration", "signal"
+    wall_seconds: float
+
+
+class LiveLoop:
+    """Runs frames until the source ends, the duration is reached or ``stop()`` is called.
+
+    ``reporter`` receives human-readable notices (outages, recoveries, light changes); the
+    CLI prints them as log lines or shows them in the dashboard.
+    """
+
+    def __init__(
+        self,
+        sensor,
+        model,
+        counter,
+        *,
+        lights=None,
+        light_policy=None,
+        publisher=None,
+        events_out=None,
+        reporter: Optional[Callable[[str], None]] = None,
+        speed: Optional[float] = 1.0,
+        status_interval: Optional[float] = None,
+        wall_clock: Callable[[], float] = time.monotonic,
+    ):
+        self.sensor = sensor
+        self.model = model
+        self.counter = counter
+        self.lights = lights
+        self.light_policy = light_policy
+        self.publisher = publisher
+        self.events_out = events_out
+        self.reporter = reporter or (lambda message: None)
+        self.speed = speed
+        self.status_interval = status_interval
+        self._wall = wall_clock
+        self._stop = threading.Event()
+        self._commands: "queue.SimpleQueue[tuple[str, Optional[int]]]" = queue.SimpleQueue()
+        self.snapshot = LiveSnapshot()
+        self._names = {m.cluster: m.name for m in getattr(model, "meanings", [])}
+        self._light_desired: Optional[bool] = None
+
+    # -- control from other threads -------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def command(self, name: str, value: Optional[int] = None) -> None:
+        """Queue a manual correction ("set" with a value, or "reset"); applied between frames."""
+        self._commands.put((name, value))
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, *, duration: Optional[float] = None, max_frames: Optional[int] = None) -> LiveStats:
+        started = self._wall()
+        first_frame_time: Optional[float] = None
+        last_frame_time: Optional[float] = None
+        last_frame_wall = started
+        outage_since: Optional[float] = None
+        stopped_by = "signal"
+        snapshot = self.snapshot
+        infer_one = self.model.infer_one
+        update = self.counter.update
+        perf = time.perf_counter
+        next_status = started + self.status_interval if self.status_interval else None
+
+        while not self._stop.is_set():
+            if next_status is not None and self._wall() >= next_status:
+                next_status += self.status_interval
+                self.reporter(self.status_line())
+            self._apply_commands(last_frame_time)
+            try:
+                frame = self.sensor.read()
+            except EndOfStream:
+                stopped_by = "end-of-stream"
+                break
+            except SensorError as error:
+                snapshot.sensor_errors += 1
+                if outage_since is None:
+                    outage_since = self._wall()
+                    snapshot.sensor_problem = str(error)
+                    self._notice(f"sensor problem: {error} (counting pauses; retrying)")
+                # Keep the off-delay running while the sensor is away: advance the light
+                # policy on the sensor's time base extrapolated from the wall clock.
+                if last_frame_time is not None:
+                    elapsed = (self._wall() - last_frame_wall) * (self.speed or 1.0)
+                    self._update_lights(last_frame_time + elapsed)
+                # Real sensors already waited inside read(); don't spin on an instant failure.
+                self._stop.wait(0.05)
+                continue
+
+            if outage_since is not None:
+                self._notice(
+                    f"sensor recovered after {self._wall() - outage_since:.1f} s "
+                    f"({snapshot.sensor_errors} failed reads so far)"
+                )
+                outage_since = None
+                snapshot.sensor_problem = None
+
+            t0 = perf()
+            state = infer_one(frame.pixels)
+            events = update(frame.time, state)
+            if events:
+                self._emit(events)
+            self._update_lights(frame.time)
+            snapshot.latencies_us.append((perf() - t0) * 1e6)
+
+            if first_frame_time is None:
+                first_frame_time = frame.time
+            last_frame_time = frame.time
+            last_frame_wall = self._wall()
+            snapshot.frames += 1
+            snapshot.frame_index = frame.index
+            snapshot.frame_time = frame.time
+            snapshot.pixels = frame.pixels
+            snapshot.state = state
+            snapshot.state_name = self._names.get(state, str(state))
+
+            if max_frames is not None and snapshot.frames >= max_frames:
+                stopped_by = "duration"
+                break
+            if duration is not None and frame.time - first_frame_time >= duration:
+                stopped_by = "duration"
+                break
+
+        if self.events_out is not None:
+            self.events_out.flush()
+        return LiveStats(
+            frames=snapshot.frames,
+            entries=self.counter.entries,
+            exits=self.counter.exits,
+            occupancy=self.counter.occupancy,
+            sensor_errors=snapshot.sensor_errors,
+            stopped_by=stopped_by,
+            wall_seconds=self._wall() - started,
+        )
+
+    def status_line(self) -> str:
+        snap = self.snapshot
+        latency = snap.latency_percentiles()
+        text = (f"status: {snap.frames} frames, occupancy {snap.occupancy}, "
+                f"{snap.entries} in / {snap.exits} out, sensor errors {snap.sensor_errors}")
+        if latency:
+            text += f", latency p50 {latency[0]:.0f} µs p99 {latency[2]:.0f} µs"
+        return text
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _emit(self, events) -> None:
+        snapshot = self.snapshot
+        for event in events:
+            record = {
+                "frame": int(event.frame),
+                "time": float(event.time),
+                "direction": event.direction,
+                "occupancy": int(event.occupancy),
+            }
+            snapshot.last_events.append(record)
+            self.reporter(f"{record['direction']:<3} frame {record['frame']} occupancy {record['occupancy']}")
+            if self.events_out is not None:
+                # One line per event, flushed: a crash loses no event already counted.
+                self.events_out.write(json.dumps(record) + "\n")
+                self.events_out.flush()
+            if self.publisher is not None:
+                self.publisher.publish_event(event)
+        self._sync_counts()
+        for warning in _drain_warnings(self.counter):
+            self._notice(warning)
+
+    def _sync_counts(self) -> None:
+        snapshot = self.snapshot
+        snapshot.occupancy = self.counter.occupancy
+        snapshot.entries = self.counter.entries
+        snapshot.exits = self.counter.exits
+        if self.publisher is not None:
+            self.publisher.publish_state(snapshot.occupancy, snapshot.entries, snapshot.exits)
+
+    def _update_lights(self, now: float) -> None:
+        if self.light_policy is None:
+            return
+        desired = self.light_policy.update(now, self.counter.occupancy)
+        if desired is not None and desired != self._light_desired:
+            self._light_desired = desired
+            if self.lights is not None:
+                self.lights.set_on(desired)
+
+    def _apply_commands(self, now: Optional[float]) -> None:
+        while True:
+            try:
+                name, value = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if name == "reset":
+                self.counter.set_occupancy(0)
+                self._notice("occupancy reset to 0 by hand")
+            elif name == "set" and value is not None:
+                self.counter.set_occupancy(max(0, int(value)))
+                self._notice(f"occupancy set to {max(0, int(value))} by hand")
+            else:
+                continue
+            self._sync_counts()
+            if now is not None:
+                self._update_lights(now)
+
+    def _notice(self, message: str) -> None:
+        self.snapshot.notices.append(message)
+        self.reporter(message)
+
+
+def _drain_warnings(counter) -> list[str]:
+    """Counter warnings (e.g. occupancy clamped at 0) surface as notices, once each."""
+    drain = getattr(counter, "drain_warnings", None)
+    return list(drain()) if drain is not None else []

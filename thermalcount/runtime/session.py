@@ -1,0 +1,188 @@
+"""Wires a ``run`` session together: set-up errors first, then the live loop until stopped.
+
+Set-up problems (no sensor, unreadable model, unknown light on a reachable bridge, a bad
+MQTT URL) raise a one-line :class:`ThermalcountError` before the first frame, so a systemd
+unit exits non-zero and restarts. Everything after a good start is survived by the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Optional
+
+from thermalcount.errors import OutputPathError, UsageError
+
+log = logging.getLogger("thermalcount.run")
+
+
+@dataclass
+class RunOptions:
+    sensor_spec: str = "sim"
+    model_path: Optional[str] = "default"
+    backend: str = "auto"
+    flip: bool = False
+    lights_kind: str = "console"
+    bridge: Optional[str] = None
+    light_names: tuple = ()
+    group_name: Optional[str] = None
+    off_delay: float = 30.0
+    events_out: Optional[str] = None
+    duration: Optional[float] = None
+    max_frames: Optional[int] = None
+    speed: Optional[float] = 1.0
+    dashboard: bool = True
+    fps: float = 10.0
+    bus: int = 1
+    address: int = 0x69
+    orientation: Optional[str] = None
+    scenario: Optional[str] = None
+    seed: Optional[int] = None
+    faults: Optional[str] = None
+    mqtt_url: Optional[str] = None
+    door: Optional[str] = None
+    room: Optional[str] = None
+    mqtt_ca: Optional[str] = None
+
+
+def run_session(options: RunOptions, *, out=None, on_loop=None):
+    """Run until the source ends, the duration passes, or SIGTERM/SIGINT. Returns LiveStats.
+
+    ``out`` is the text stream for plain log lines (default stderr). ``on_loop`` is called
+    with the :class:`LiveLoop` once it exists (tests use it to stop the loop or send commands).
+    """
+    from thermalcount.runtime.counter import Counter
+    from thermalcount.runtime.live import LiveLoop
+    from thermalcount.runtime.model import Model
+    from thermalcount.sensors import open_sensor
+
+    if options.off_delay < 0:
+        raise UsageError(f"--off-delay {options.off_delay:g} is negative; use 0 or more seconds")
+    out = out or sys.stderr
+    plain = not options.dashboard or not _is_terminal(out)
+
+    def report(message: str) -> None:
+        if plain:
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=out, flush=True)
+
+    with ExitStack() as stack:
+        model = Model.load(None if options.model_path in (None, "default") else options.model_path,
+                           backend=options.backend)
+        counter = Counter(model.meanings, flip=options.flip)
+        events_out = _open_events_out(options.events_out, stack)
+        lights, policy = _open_lights(options, report, stack)
+        publisher = _open_mqtt(options, stack)
+        sensor = open_sensor(
+            options.sensor_spec, fps=options.fps, speed=options.speed, bus=options.bus,
+            address=options.address, orientation=options.orientation, seed=options.seed,
+            scenario=options.scenario, faults=options.faults,
+        )
+        stack.callback(sensor.close)
+
+        loop = LiveLoop(sensor, model, counter, lights=lights, light_policy=policy, publisher=publisher,
+                        events_out=events_out, reporter=report, speed=options.speed,
+                        status_interval=60.0 if plain else None)
+        if publisher is not None:
+            publisher.on_command = loop.command
+            publisher.publish_state(0, 0, 0)
+        if on_loop is not None:
+            on_loop(loop)
+        report(
+            f"counting: sensor {options.sensor_spec}, model {options.model_path or 'default'} "
+            f"({model.backend}), lights {options.lights_kind}"
+            + (f", mqtt {options.mqtt_url}" if options.mqtt_url else "")
+        )
+        stack.enter_context(_stop_on_signals(loop))
+        if plain:
+            return loop.run(duration=options.duration, max_frames=options.max_frames)
+        return _run_with_dashboard(loop, options, lights, publisher)
+
+
+def _run_with_dashboard(loop, options, lights, publisher):
+    from rich.console import Console
+    from rich.live import Live
+
+    from thermalcount.cli.dashboard import render_dashboard
+
+    console = Console(stderr=True)
+    with Live(get_renderable=lambda: render_dashboard(loop, lights=lights, publisher=publisher),
+              console=console, refresh_per_second=4, transient=False):
+        return loop.run(duration=options.duration, max_frames=options.max_frames)
+
+
+def _open_events_out(path: Optional[str], stack: ExitStack):
+    if path is None:
+        return None
+    try:
+        # Append: a service that restarts keeps the events it already logged.
+        handle = open(path, "a", encoding="utf-8")
+    except OSError as error:
+        raise OutputPathError(
+            f"cannot write the event log {path}: {error.strerror or error}; choose a writable path"
+        ) from None
+    stack.callback(handle.close)
+    return handle
+
+
+def _open_lights(options: RunOptions, report, stack: ExitStack):
+    from thermalcount.lights import open_lights
+    from thermalcount.lights.policy import LightPolicy
+
+    if options.lights_kind == "none":
+        return None, None
+    if options.lights_kind != "hue" and (options.light_names or options.group_name or options.bridge):
+        raise UsageError("--bridge, --light and --group need --lights hue")
+    lights = open_lights(
+        options.lights_kind, bridge=options.bridge, lights=options.light_names,
+        group=options.group_name, reporter=report,
+    )
+    stack.callback(lights.close)
+    return lights, LightPolicy(off_delay=options.off_delay)
+
+
+def _open_mqtt(options: RunOptions, stack: ExitStack):
+    if options.mqtt_url is None:
+        if options.door or options.room or options.mqtt_ca:
+            raise UsageError("--door, --room and --mqtt-ca need --mqtt mqtt://HOST[:PORT]")
+        return None
+    import socket
+
+    from thermalcount.mqtt.door import DoorPublisher
+
+    publisher = DoorPublisher(options.mqtt_url, door=options.door or socket.gethostname(),
+                              room=options.room, tls_ca=options.mqtt_ca)
+    publisher.start()
+    stack.callback(publisher.close)
+    return publisher
+
+
+class _stop_on_signals:
+    """SIGTERM and SIGINT stop the loop between frames, so files are flushed and closed."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.loop.stop()
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+def _is_terminal(stream) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
