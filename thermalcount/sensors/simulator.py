@@ -1,0 +1,302 @@
+"""A thermal scene simulator for an 8x8 AMG8833 over a doorway, with ground-truth crossings.
+
+What it models (figures from real doorway recordings, see docs/simulator.md): a room
+background with a per-pixel fixed pattern, slow drift, temporal noise and 0.25 °C
+quantisation; people as warm blobs integrated over pixel areas so that motion is smooth;
+the scenario families in :mod:`thermalcount.sensors.scenarios`.
+
+Frames are rendered in blocks of ``BLOCK`` frames whose random numbers depend only on
+(seed, block index), so the stream is identical however it is cut into ``generate()``
+calls. Everything is rendered in a canonical geometry (people walk along axis 0, "in" =
+increasing index) and turned into the requested ``travel_axis``/``reverse`` at the end, so
+the ground truth and the frames cannot disagree.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from thermalcount.errors import UsageError
+from thermalcount.sensors.base import Pacer, Sensor, SensorFrame, SensorInfo
+from thermalcount.sensors.scenarios import (MID_LINE, PeopleStream, Person, SceneParams,
+                                            scene_params)
+
+BLOCK = 4096
+SIZE = 8
+SENSOR_RANGE = (0.0, 80.0)  # °C, high-gain AMG8833 object range
+THERMISTOR_LSB = 0.0625
+TRAVEL_AXES = ("rows", "columns")
+FRAME_RATES = (1.0, 10.0)
+DEFAULT_NOISE = {10.0: 0.37, 1.0: 0.08}
+# At 1 FPS the sensor averages internally: a walker is smeared over the frame period.
+BLUR_OFFSETS = {10.0: (0.0,), 1.0: (-0.4, -0.2, 0.0, 0.2, 0.4)}
+
+# Independent random streams, so that e.g. the noise does not change the people.
+_ROOM, _PEOPLE, _NOISE = 1, 2, 3
+
+
+@dataclass
+class GroundTruthEvent:
+    frame: int
+    time: float
+    direction: str  # "in" | "out"
+
+
+@dataclass
+class SimChunk:
+    frames: np.ndarray  # float32 (n, 8, 8) °C, quantised to 0.25
+    timestamps: np.ndarray  # float64 (n,) unix seconds = start_time + index / fps
+    thermistor: np.ndarray  # float32 (n,)
+    events: list = field(default_factory=list)  # GroundTruthEvent in this chunk, absolute frames
+    people: Optional[np.ndarray] = None  # int8 (n,) people whose centre is inside the view
+
+
+@dataclass
+class _Room:
+    """Everything fixed per room/sensor (seeded by ``room``, or the seed)."""
+
+    ambient: float
+    pattern: np.ndarray  # (8, 8) per-pixel offsets, zero mean
+    board_offset: float  # thermistor above ambient
+    drift_amplitudes: np.ndarray
+    drift_periods: np.ndarray
+    drift_phases: np.ndarray
+    warm_object: Optional[np.ndarray]  # (8, 8) added °C, or None
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): numpy has no erf and scipy is not a runtime dependency.
+    sign = np.sign(x)
+    x = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-x * x))
+
+
+def pixel_weights(centres: np.ndarray, sigma: float) -> np.ndarray:
+    """(m,) centres -> (m, 8): a Gaussian of ``sigma`` px integrated over each pixel, scaled so
+    that a blob centred on a pixel gives that pixel weight 1 (a thermopile averages its area)."""
+    edges = np.arange(SIZE + 1) - 0.5
+    z = (edges[None, :] - np.asarray(centres, dtype=float)[:, None]) / (sigma * np.sqrt(2.0))
+    # erf differences are twice the probability mass; so is the centred reference: ratio is exact.
+    return np.diff(_erf(z), axis=1) / (2.0 * _erf(np.array(0.5 / (sigma * np.sqrt(2.0)))))
+
+
+class Simulator:
+    """An endless, deterministic stream of simulated frames with ground-truth crossings."""
+
+    def __init__(self, scenario: str = "mixed", *, seed: int = 0, fps: float = 10.0,
+                 travel_axis: str = "rows", reverse: bool = False, ambient: Optional[float] = None,
+                 drift: Optional[float] = None, noise: Optional[float] = None,
+                 start_time: float = 1_700_000_000.0, **overrides):
+        if travel_axis not in TRAVEL_AXES:
+            raise UsageError(f"travel axis must be one of: {', '.join(TRAVEL_AXES)} (got {travel_axis!r})")
+        try:
+            fps = float(fps)
+        except (TypeError, ValueError):
+            fps = -1.0
+        if fps not in FRAME_RATES:
+            raise UsageError(f"the AMG8833 runs at 10 or 1 FPS; got fps={fps!r}")
+        for name, value in (("ambient", ambient), ("drift", drift), ("noise", noise)):
+            if value is not None:
+                overrides[name] = float(value)
+        self.scenario = scenario
+        self.params: SceneParams = scene_params(scenario, overrides)
+        self.ambient_given = ambient is not None or "ambient" in overrides
+        self.seed = int(seed)
+        self.fps = fps
+        self.travel_axis = travel_axis
+        self.reverse = bool(reverse)
+        self.start_time = float(start_time)
+        self.noise = DEFAULT_NOISE[fps] if self.params.noise is None else float(self.params.noise)
+        if self.noise < 0 or self.params.drift < 0:
+            raise UsageError("noise and drift must be zero or positive")
+        self.room = self._make_room()
+        self._people = PeopleStream(self.params, np.random.default_rng([self.seed, _PEOPLE]))
+        self._active: list[Person] = []  # people generated so far that may still be in view
+        self._pending: list[tuple[int, float, str]] = []  # (frame, time, direction), sorted
+        self._position = 0
+        self._block_index = -1
+        self._block: Optional[tuple] = None
+
+    # -- public ----------------------------------------------------------------------------
+    @property
+    def frames_generated(self) -> int:
+        return self._position
+
+    def generate(self, n_frames: int) -> SimChunk:
+        """The next ``n_frames`` frames of the stream (successive calls continue it)."""
+        if not isinstance(n_frames, (int, np.integer)) or n_frames < 0:
+            raise UsageError(f"n_frames must be a whole number >= 0 (got {n_frames!r})")
+        n = int(n_frames)
+        frames = np.empty((n, SIZE, SIZE), dtype=np.float32)
+        thermistor = np.empty(n, dtype=np.float32)
+        people = np.empty(n, dtype=np.int8)
+        done = 0
+        while done < n:
+            absolute = self._position + done
+            block = absolute // BLOCK
+            if block != self._block_index:
+                self._block = self._render_block(block)
+                self._block_index = block
+            offset = absolute - block * BLOCK
+            take = min(n - done, BLOCK - offset)
+            block_frames, block_thermistor, block_people = self._block
+            frames[done:done + take] = block_frames[offset:offset + take]
+            thermistor[done:done + take] = block_thermistor[offset:offset + take]
+            people[done:done + take] = block_people[offset:offset + take]
+            done += take
+        first, end = self._position, self._position + n
+        timestamps = self.start_time + np.arange(first, end, dtype=np.float64) / self.fps
+        cut = bisect.bisect_left(self._pending, (end,))
+        events = [GroundTruthEvent(f, t, d) for f, t, d in self._pending[:cut] if f >= first]
+        del self._pending[:cut]
+        self._position = end
+        return SimChunk(frames, timestamps, thermistor, events, people)
+
+    # -- the room --------------------------------------------------------------------------
+    def _make_room(self) -> _Room:
+        p = self.params
+        rng = np.random.default_rng([self.seed if p.room is None else int(p.room), _ROOM])
+        ambient = p.ambient + (0.0 if self.ambient_given else rng.uniform(-1, 1) * p.ambient_jitter)
+        # Fixed pattern: a smooth tilt and vignetting plus per-pixel scatter, as real arrays show.
+        y, x = np.mgrid[0:SIZE, 0:SIZE] / (SIZE - 1) - 0.5
+        smooth = rng.normal() * x + rng.normal() * y + rng.normal() * (x * x + y * y)
+        pattern = smooth + rng.normal(0, 0.35, (SIZE, SIZE))
+        spread = rng.uniform(1.0, 2.0) if p.fixed_pattern is None else float(p.fixed_pattern)
+        pattern = (pattern - pattern.mean()) / max(np.ptp(pattern), 1e-9) * spread
+        periods = p.drift_period * np.array([1.0, rng.uniform(0.4, 0.6), rng.uniform(0.15, 0.3)])
+        weights = np.array([1.0, 0.5, 0.25])
+        amplitudes = weights / weights.sum() * p.drift / 2.0  # the sum never exceeds ±drift/2
+        phases = rng.uniform(0, 2 * np.pi, 3)
+        warm_object = None
+        if rng.random() < p.warm_object_prob:  # a laptop (~+5 °C, small) or radiator (hotter, wider)
+            u, v = rng.uniform(0.0, 7.0, 2)
+            sigma = rng.uniform(0.5, 1.1)
+            warm_object = rng.uniform(3.0, 9.0) * np.outer(pixel_weights([u], sigma)[0],
+                                                          pixel_weights([v], sigma)[0])
+        return _Room(ambient, pattern.astype(np.float32), rng.uniform(1.0, 3.0), amplitudes, periods,
+                     phases, warm_object)
+
+    def background_level(self, seconds: np.ndarray) -> np.ndarray:
+        """Mean background in °C (ambient + drift) at ``seconds`` since the stream start."""
+        r = self.room
+        t = np.asarray(seconds, dtype=float)[..., None]
+        wave = np.sin(2 * np.pi * t / r.drift_periods + r.drift_phases) * r.drift_amplitudes
+        return r.ambient + wave.sum(axis=-1)
+
+    # -- rendering ---------------------------------------------------------------------------
+    def _people_until(self, seconds: float) -> None:
+        while self._people.cursor <= seconds:
+            for person in self._people.next_episode():
+                self._active.append(person)
+                self._add_events(person)
+
+    def _add_events(self, person: Person) -> None:
+        """Events where the centre's side of the mid line changes between consecutive frames."""
+        first = int(np.floor(person.start * self.fps))
+        last = int(np.ceil(person.end * self.fps)) + 1
+        idx = np.arange(first, last + 1)
+        beyond = person.travel(idx / self.fps) >= MID_LINE
+        for k in np.flatnonzero(beyond[1:] != beyond[:-1]) + 1:
+            frame = int(idx[k])
+            forward = bool(beyond[k])  # moved to increasing u
+            if self.reverse:
+                forward = not forward
+            bisect.insort(self._pending, (frame, self.start_time + frame / self.fps, "in" if forward else "out"))
+
+    def _render_block(self, block: int) -> tuple:
+        first = block * BLOCK
+        seconds = (first + np.arange(BLOCK)) / self.fps
+        t_end = seconds[-1] + 1.0
+        self._people_until(t_end)
+        self._active = [p for p in self._active if p.end >= seconds[0] - 1.0]
+
+        level = self.background_level(seconds)
+        frames = np.empty((BLOCK, SIZE, SIZE), dtype=np.float32)
+        frames[:] = self.room.pattern
+        frames += level.astype(np.float32)[:, None, None]
+        if self.room.warm_object is not None:
+            frames += self.room.warm_object.astype(np.float32)
+        # People stand out less the warmer the room: contrast ~ (skin - background).
+        reference = self.params.skin_temperature - 21.0
+        contrast = np.clip((self.params.skin_temperature - level) / reference, 0.1, 1.3)
+        people = np.zeros(BLOCK, dtype=np.int8)
+        offsets = BLUR_OFFSETS[self.fps]
+        for person in self._active:
+            i0 = max(0, int(np.floor((person.start - 0.5) * self.fps)) - first)
+            i1 = min(BLOCK, int(np.ceil((person.end + 0.5) * self.fps)) + 1 - first)
+            if i1 <= i0:
+                continue
+            t = seconds[i0:i1]
+            centre = person.travel(t)
+            people[i0:i1] += ((centre >= -0.5) & (centre <= SIZE - 0.5)).astype(np.int8)
+            blob = np.zeros((i1 - i0, SIZE, SIZE))
+            for dt in offsets:
+                wu = pixel_weights(person.travel(t + dt), person.sigma_travel)
+                wv = pixel_weights(person.side(t + dt), person.sigma_lateral)
+                blob += wu[:, :, None] * wv[:, None, :]
+            scale = person.peak * contrast[i0:i1] / len(offsets)
+            frames[i0:i1] += (blob * scale[:, None, None]).astype(np.float32)
+
+        noise_rng = np.random.default_rng([self.seed, _NOISE, block])
+        if self.noise > 0:
+            frames += noise_rng.standard_normal(frames.shape, dtype=np.float32) * np.float32(self.noise)
+        q = self.params.quantum
+        if q > 0:
+            frames = np.round(frames * np.float32(1.0 / q)) * np.float32(q)
+        np.clip(frames, *SENSOR_RANGE, out=frames)
+        board = level + self.room.board_offset + noise_rng.normal(0, 0.05, BLOCK)
+        thermistor = (np.round(board / THERMISTOR_LSB) * THERMISTOR_LSB).astype(np.float32)
+
+        if self.reverse:
+            frames = frames[:, ::-1, :]
+        if self.travel_axis == "columns":
+            frames = frames.transpose(0, 2, 1)
+        return np.ascontiguousarray(frames), thermistor, people
+
+
+def simulate(n_frames: int, scenario: str = "mixed", seed: int = 0, **kw) -> SimChunk:
+    """The first ``n_frames`` of a fresh simulator (see :class:`Simulator` for ``kw``)."""
+    return Simulator(scenario, seed=seed, **kw).generate(n_frames)
+
+
+class SimSensor(Sensor):
+    """The simulator as a :class:`Sensor` (``--sensor sim``), paced like a real one.
+
+    ``ground_truth`` holds the events of the frames read so far.
+    """
+
+    CHUNK = 256
+
+    def __init__(self, scenario: str = "mixed", *, seed: int = 0, fps: float = 10.0,
+                 speed: Optional[float] = 1.0, **kw):
+        self.simulator = Simulator(scenario, seed=seed, fps=fps, **kw)
+        sim = self.simulator
+        self.info = SensorInfo(sensor="sim", fps=sim.fps, extra={
+            "scenario": scenario, "seed": sim.seed, "travel_axis": sim.travel_axis, "reverse": sim.reverse})
+        self.ground_truth: list[GroundTruthEvent] = []
+        self._pacer = Pacer(sim.fps, speed)
+        self._chunk: Optional[SimChunk] = None
+        self._chunk_start = 0
+        self._next = 0
+        self._future_events: list[GroundTruthEvent] = []
+
+    def read(self) -> SensorFrame:
+        chunk = self._chunk
+        if chunk is None or self._next >= self._chunk_start + len(chunk.frames):
+            self._chunk_start = self.simulator.frames_generated
+            chunk = self._chunk = self.simulator.generate(self.CHUNK)
+            self._future_events.extend(chunk.events)
+        k = self._next - self._chunk_start
+        self._pacer.wait()
+        while self._future_events and self._future_events[0].frame <= self._next:
+            self.ground_truth.append(self._future_events.pop(0))
+        frame = SensorFrame(chunk.frames[k].copy(), float(chunk.timestamps[k]), self._next,
+                            float(chunk.thermistor[k]))
+        self._next += 1
+        return frame
