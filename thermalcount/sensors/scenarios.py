@@ -87,7 +87,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("warm_object", "a static warm patch (laptop, radiator) in view",
                  {"warm_object_prob": 1.0, "episodes": {"single": 0.7, "following": 0.15, "passing": 0.15}}),
         Scenario("busy", "people come and go back to back: 35-65 % of frames show someone",
-                 {"gap_mean": 1.6, "gap_min": 0.2, "hat_prob": 0.1,
+                 {"gap_mean": 0.7, "gap_min": 0.2, "hat_prob": 0.1,
                   "episodes": {"single": 0.5, "following": 0.2, "passing": 0.2, "lingering": 0.05,
                                "turnback": 0.05}}),
         Scenario("mixed", "a mix of all the above (the default)",
@@ -189,7 +189,7 @@ class PeopleStream:
         if rng.random() < self.params.hat_prob:  # hat or hood: peak ~4 °C, ~5 hot pixels
             sig_t, sig_l, peak = rng.uniform(0.8, 0.9), rng.uniform(0.95, 1.1), rng.uniform(4.0, 4.5)
         else:  # bare head and shoulders: peak 4-5 °C, 5-8 hot pixels
-            sig_t, sig_l, peak = rng.uniform(0.9, 1.05), rng.uniform(1.1, 1.3), rng.uniform(4.6, 5.2)
+            sig_t, sig_l, peak = rng.uniform(0.9, 1.05), rng.uniform(1.1, 1.3), rng.uniform(4.5, 5.1)
         return Person(times, positions, lateral, wander=rng.uniform(0.1, 0.3),
                       wander_period=rng.uniform(1.5, 3.5), wander_phase=rng.uniform(0, 2 * np.pi),
                       sigma_travel=sig_t, sigma_lateral=sig_l, peak=peak)
@@ -210,10 +210,10 @@ class PeopleStream:
         direction, speed = self._direction(), self._speed()
         first_lateral = rng.uniform(2.0, 5.0)
         first = self._crossing(t0, direction, first_lateral, speed)
-        # The second crosses the mid line 0.3-0.45 s (3-4 frames at 10 FPS) after the first.
+        # The second crosses the mid line 0.3-0.4 s (3-4 frames at 10 FPS) after the first.
         second_speed = speed * rng.uniform(0.95, 1.05)
         first_mid = t0 + (MID_LINE - OFF_LOW) / speed
-        second_start = first_mid + rng.uniform(0.3, 0.45) - (MID_LINE - OFF_LOW) / second_speed
+        second_start = first_mid + rng.uniform(0.3, 0.4) - (MID_LINE - OFF_LOW) / second_speed
         lateral = float(np.clip(first_lateral + rng.uniform(-1.5, 1.5), 1.0, 6.0))
         return [first, self._crossing(second_start, direction, lateral, second_speed)]
 

@@ -32,8 +32,9 @@ THERMISTOR_LSB = 0.0625
 TRAVEL_AXES = ("rows", "columns")
 FRAME_RATES = (1.0, 10.0)
 DEFAULT_NOISE = {10.0: 0.37, 1.0: 0.08}
-# At 1 FPS the sensor averages internally: a walker is smeared over the frame period.
-BLUR_OFFSETS = {10.0: (0.0,), 1.0: (-0.4, -0.2, 0.0, 0.2, 0.4)}
+# At 1 FPS the sensor integrates longer (its noise is lower): a walker is smeared a little.
+# How long exactly is not documented; +-0.2 s is an assumption (see docs/simulator.md).
+BLUR_OFFSETS = {10.0: (0.0,), 1.0: (-0.2, -0.1, 0.0, 0.1, 0.2)}
 
 # Independent random streams, so that e.g. the noise does not change the people.
 _ROOM, _PEOPLE, _NOISE = 1, 2, 3
