@@ -250,11 +250,15 @@ def _open_h5(path: Path, mode: str) -> h5py.File:
             try:
                 return h5py.File(path, "r", swmr=True)
             except OSError:
-                pass
-        if "already open for write" in text or "lock" in text.lower():
+                raise RecordingError(f"{path} is a corrupt HDF5 file (bad superblock); copy it again") from None
+        if "already open for write" in text:
             raise RecordingError(
                 f"{path} is marked as open by another writer; if none is running, clear the flag "
                 f"with 'h5clear -s {path}' (Debian package hdf5-tools)"
+            ) from None
+        if "unable to lock file" in text.lower():
+            raise RecordingError(
+                f"{path} is open for writing in another program; stop it first"
             ) from None
         if "truncated" in text:
             raise RecordingError(
