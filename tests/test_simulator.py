@@ -287,3 +287,43 @@ def test_sim_sensor_paces_itself_with_an_injected_clock():
     for _ in range(5):
         sensor.read()
     assert now[0] == pytest.approx(4 * 0.05)  # 10 FPS at speed 2: one frame every 50 ms
+
+
+def _naive_counter(frames, threshold=1.5):
+    """The naive counter of thermal-scenes.md: static background, hot-pixel centroid, count
+    when the centroid changes half."""
+    background = np.median(frames[:100], axis=0)
+    events, side = [], None
+    for index, frame in enumerate(frames):
+        warm = np.where(frame - background > threshold, frame - background, 0.0)
+        if np.count_nonzero(warm) < 2:
+            side = None
+            continue
+        now = travel_centroid(warm, 0) >= MID
+        if side is not None and now != side:
+            events.append((index, "in" if now else "out"))
+        side = now
+    return events
+
+
+def _f1(found, truth, tolerance=5):
+    unmatched = list(truth)
+    hits = 0
+    for frame, direction in found:
+        match = next((t for t in unmatched if t[1] == direction and abs(t[0] - frame) <= tolerance), None)
+        if match is not None:
+            unmatched.remove(match)
+            hits += 1
+    return 2 * hits / (len(found) + len(truth))
+
+
+def test_mixed_is_about_as_hard_as_real_rooms_for_a_naive_counter():
+    # Real doorway data: a naive counter scores ~0.92 F1. Far above means the simulator is
+    # too easy to train on; far below means it is harder than any real room.
+    scores = []
+    for seed in (0, 1):
+        chunk = simulate(20000, "mixed", seed=seed)
+        scores.append(_f1(_naive_counter(chunk.frames), [(e.frame, e.direction) for e in chunk.events]))
+    assert 0.75 <= np.mean(scores) <= 0.96, scores
+    single = simulate(20000, "single", seed=0, drift=0.0)
+    assert _f1(_naive_counter(single.frames), [(e.frame, e.direction) for e in single.events]) > 0.95

@@ -233,13 +233,14 @@ class PeopleStream:
     def _lingering(self, t0: float) -> list[Person]:
         rng = self.rng
         speed = self._speed() * 0.8
-        spot = MID_LINE - rng.uniform(0.3, 1.0)  # stays on its own side while standing
+        # Stands at or just before the line, swaying: the hard case for centroid counters.
+        spot = MID_LINE - rng.uniform(0.2, 1.2)
         arrive = t0 + (spot - OFF_LOW) / speed
         keys = [(t0, OFF_LOW), (arrive, spot)]
         t, stay_until = arrive, arrive + rng.uniform(2.0, 8.0)
-        while t + 0.7 < stay_until:  # small sways, never reaching the mid line
+        while t + 0.7 < stay_until:
             t += rng.uniform(0.5, 0.9)
-            keys.append((t, spot + rng.uniform(-0.12, 0.12)))
+            keys.append((t, spot + rng.uniform(-0.1, 0.1)))
         keys.append((stay_until, spot))
         leave_speed = self._speed()
         if rng.random() < self.params.linger_continue_prob:

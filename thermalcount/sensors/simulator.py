@@ -198,17 +198,24 @@ class Simulator:
                 self._add_events(person)
 
     def _add_events(self, person: Person) -> None:
-        """Events where the centre's side of the mid line changes between consecutive frames."""
+        """One event per person who ends on the other side of the mid line than they started.
+
+        It falls on the frame of their LAST crossing: someone who sways across the line while
+        standing in the doorway has crossed once, when they finally walk on. People who go
+        back where they came from (turn-backs, returning lingerers) have no event.
+        """
         first = int(np.floor(person.start * self.fps))
         last = int(np.ceil(person.end * self.fps)) + 1
         idx = np.arange(first, last + 1)
         beyond = person.travel(idx / self.fps) >= MID_LINE
-        for k in np.flatnonzero(beyond[1:] != beyond[:-1]) + 1:
-            frame = int(idx[k])
-            forward = bool(beyond[k])  # moved to increasing u
-            if self.reverse:
-                forward = not forward
-            bisect.insort(self._pending, (frame, self.start_time + frame / self.fps, "in" if forward else "out"))
+        changes = np.flatnonzero(beyond[1:] != beyond[:-1]) + 1
+        if beyond[0] == beyond[-1] or len(changes) == 0:
+            return
+        frame = int(idx[changes[-1]])
+        forward = bool(beyond[-1])  # ended at increasing u
+        if self.reverse:
+            forward = not forward
+        bisect.insort(self._pending, (frame, self.start_time + frame / self.fps, "in" if forward else "out"))
 
     def _render_block(self, block: int) -> tuple:
         first = block * BLOCK
