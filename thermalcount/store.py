@@ -343,8 +343,6 @@ class RecordingWriter:
     def __init__(self, path, *, sensor_info=None, fps: Optional[float] = None,
                  append: bool = False, overwrite: bool = False, flush_interval: float = 1.0,
                  attrs: Optional[dict] = None):
-        if append and overwrite:
-            raise OutputPathError("choose either --append or --overwrite, not both")
         self.path = Path(path)
         self.flush_interval = float(flush_interval)
         self._file = None
@@ -356,19 +354,13 @@ class RecordingWriter:
         self._last_flush = _time.monotonic()
         if fps is None and sensor_info is not None:
             fps = sensor_info.fps
-        if self.path.exists() and self.path.is_dir():
-            raise OutputPathError(f"{self.path} is a directory; give a file name such as rec.h5")
-        exists = self.path.exists()
-        if exists and not (append or overwrite):
-            raise OutputPathError(
-                f"{self.path} already exists; pass --append to add frames to it or --overwrite "
-                "to replace it"
-            )
+        exists = check_output_path(self.path, append=append, overwrite=overwrite)
         if exists and append:
             self._open_existing(fps)
         else:
             self._create(sensor_info, 10.0 if fps is None else float(fps), attrs or {})
-        self.frames_written = int(self._file["frames"].shape[0])
+        #: Frames on disk (synced); frames_written adds those still buffered in memory.
+        self.frames_on_disk = int(self._file["frames"].shape[0])
 
     # -- set-up
     def _create(self, sensor_info, fps: float, extra: dict) -> None:
@@ -503,7 +495,7 @@ class RecordingWriter:
         h5file = self._file
         try:
             if n_new:
-                start = self.frames_written
+                start = self.frames_on_disk
                 stop = start + n_new
                 frames = h5file["frames"]
                 frames.resize(stop, axis=0)
@@ -521,7 +513,7 @@ class RecordingWriter:
                     h5file.attrs["start_time"] = _iso(self._pending_times[0])
                     h5file.attrs["start_time_unix"] = float(self._pending_times[0])
             if self._pending_events:
-                self._write_events(self.frames_written + n_new)
+                self._write_events(self.frames_on_disk + n_new)
             self._sync()
         except OSError as error:
             self._broken = True
@@ -533,7 +525,7 @@ class RecordingWriter:
             if "No space left" in str(error):
                 raise DiskFullError(f"disk full while writing {self.path}; free some space") from None
             raise OutputPathError(f"writing {self.path} failed: {_short(str(error))}") from None
-        self.frames_written += n_new
+        self.frames_on_disk += n_new
         self._pending_frames.clear()
         self._pending_times.clear()
         self._pending_thermistor.clear()
@@ -562,6 +554,11 @@ class RecordingWriter:
     def __exit__(self, *exc):
         self.close()
         return False
+
+    @property
+    def frames_written(self) -> int:
+        """Frames in this file, including earlier appends and frames not yet flushed."""
+        return self.frames_on_disk + len(self._pending_frames)
 
     @property
     def closed(self) -> bool:
@@ -614,7 +611,7 @@ class RecordingWriter:
             self._broken = True
             raise DiskFullError(
                 f"disk nearly full ({free // 1024} KiB free) while writing {self.path}; stopped "
-                f"with {self.frames_written} frames saved, free some space"
+                f"with {self.frames_on_disk} frames saved, free some space"
             )
 
     def _sync(self) -> None:
@@ -623,6 +620,32 @@ class RecordingWriter:
             os.fsync(self._file.id.get_vfd_handle())
         except (OSError, ValueError, TypeError):
             pass  # non-POSIX drivers have no descriptor; the HDF5 flush is all we can do
+
+
+def check_output_path(path, *, append: bool = False, overwrite: bool = False) -> bool:
+    """Raise OutputPathError unless ``path`` may be written; return whether it exists.
+
+    Cheap, touches nothing: commands call it before opening a sensor.
+    """
+    path = Path(path)
+    if append and overwrite:
+        raise OutputPathError("choose either --append or --overwrite, not both")
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a directory; give a file name such as rec.h5")
+    if path.exists():
+        if not (append or overwrite):
+            raise OutputPathError(
+                f"{path} already exists; pass --append to add frames to it or --overwrite to replace it"
+            )
+        if not os.access(path, os.W_OK):
+            raise OutputPathError(f"cannot write {path}: permission denied")
+        return True
+    parent = path.parent
+    if not parent.is_dir():
+        raise OutputPathError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write {path}: permission denied in {parent}")
+    return False
 
 
 def write_recording(path, frames, timestamps=None, *, fps: float = 10.0, events=None,

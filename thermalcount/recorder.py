@@ -1,0 +1,166 @@
+"""The record workflow: read frames from a sensor and write them to a recording.
+
+No Click and no terminal here: :func:`record` reports through callbacks, the CLI
+(``cli/record_cmd.py``) renders them. Sensor faults never end a recording: a failed read
+is retried, an outage is reported once when it starts and once when it ends. Frames are
+counted as dropped when the sensor's stream index skips.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from thermalcount.errors import EndOfStream, OutputPathError, SensorError, UsageError
+
+
+@dataclass
+class RecordStats:
+    """What happened during one :func:`record` call (live while it runs)."""
+
+    frames: int = 0  # frames written by this call
+    dropped: int = 0  # frames the sensor skipped (its stream index jumped)
+    sensor_errors: int = 0  # failed reads, each retried
+    outages: int = 0  # runs of two or more consecutive failed reads
+    events: int = 0  # ground-truth events stored (simulator only)
+    first_time: Optional[float] = None  # timestamp of the first frame written
+    last_time: Optional[float] = None  # timestamp of the latest frame written
+    started: float = field(default_factory=time.monotonic)
+    finished: Optional[float] = None
+    stopped_by: str = ""  # "frames", "duration", "end of stream", "stop", "error"
+    sensor_problem: Optional[str] = None  # the current outage's message, None when healthy
+    last_pixels: object = None  # the latest (8, 8) frame, for previews
+
+    @property
+    def elapsed(self) -> float:
+        end = self.finished if self.finished is not None else time.monotonic()
+        return max(end - self.started, 0.0)
+
+    @property
+    def rate(self) -> float:
+        """Frames written per second of wall time."""
+        return self.frames / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def recorded_seconds(self) -> float:
+        """Span of the written frames' timestamps (sensor time, not wall time)."""
+        if self.first_time is None or self.last_time is None:
+            return 0.0
+        return self.last_time - self.first_time
+
+
+Notice = Callable[[str, str], None]  # (kind, one-line message); kinds: "fault", "recovered"
+
+
+def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Optional[float] = None,
+           on_frame: Optional[Callable] = None, on_notice: Optional[Notice] = None,
+           stop_event: Optional[threading.Event] = None, stats: Optional[RecordStats] = None,
+           retry_delay: float = 0.1, clock=time.monotonic) -> RecordStats:
+    """Copy frames from ``sensor`` into ``writer`` until a limit, the end of a replay or a stop.
+
+    ``max_frames`` counts frames written; ``duration`` is seconds of recording measured on
+    the frames' own timestamps (so ``--speed max`` records the same span faster), plus wall
+    time while the sensor is in an outage. ``on_frame(frame, stats)`` runs after each write;
+    ``on_notice(kind, message)`` once per outage start ("fault") and end ("recovered"); an
+    outage is two or more failed reads in a row, a lone failed read is only counted.
+    ``stop_event`` ends the recording cleanly when set (signal handlers set it). Writer
+    errors (disk full) propagate with ``error.stats`` set; the writer is not closed here.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise UsageError("--frames must be at least 1")
+    if duration is not None and duration <= 0:
+        raise UsageError("--duration must be longer than zero")
+    stats = stats if stats is not None else RecordStats()
+    stop_event = stop_event or threading.Event()
+    truth = getattr(sensor, "ground_truth", None)
+    truth_seen = len(truth) if truth is not None else 0
+    expected_index = None
+    index_offset = 0  # file frame index - sensor stream index
+    outage_started = None
+    outage_errors = 0
+    last_frame_wall = clock()
+    info = getattr(sensor, "info", None)
+    fps = getattr(info, "fps", None) or 10.0
+    period = 1.0 / fps
+
+    try:
+        while True:
+            if stop_event.is_set():
+                stats.stopped_by = "stop"
+                break
+            if max_frames is not None and stats.frames >= max_frames:
+                stats.stopped_by = "frames"
+                break
+            if duration is not None and _span(stats, period, outage_started, last_frame_wall, clock) >= duration:
+                stats.stopped_by = "duration"
+                break
+            try:
+                frame = sensor.read()
+            except EndOfStream:
+                stats.stopped_by = "end of stream"
+                break
+            except SensorError as error:
+                stats.sensor_errors += 1
+                outage_errors += 1
+                if outage_started is None:
+                    outage_started = clock()
+                problem = " ".join(str(error).split())
+                # A single failed read is a glitch (counted, not announced); a second one in
+                # a row is an outage, announced once until the sensor delivers again.
+                if outage_errors == 2:
+                    stats.outages += 1
+                    stats.sensor_problem = problem
+                    if on_notice:
+                        on_notice("fault", f"sensor fault: {problem}" +
+                                  ("" if "retry" in problem.lower() else "; retrying"))
+                # Retry at once, then back off up to 1 s so a dead bus is not hammered.
+                if outage_errors > 1:
+                    stop_event.wait(min(retry_delay * 2 ** (outage_errors - 2), 1.0))
+                continue
+
+            if outage_started is not None:
+                if outage_errors >= 2 and on_notice:
+                    on_notice("recovered", f"sensor recovered after {clock() - outage_started:.1f} s "
+                                           f"({outage_errors} failed reads)")
+                outage_started, outage_errors = None, 0
+                stats.sensor_problem = None
+            last_frame_wall = clock()
+
+            if expected_index is not None and frame.index > expected_index:
+                stats.dropped += frame.index - expected_index
+            expected_index = frame.index + 1
+            index_offset = writer.frames_written - frame.index
+
+            writer.append(frame.pixels, frame.time, frame.thermistor)
+            stats.frames += 1
+            if stats.first_time is None:
+                stats.first_time = frame.time
+            stats.last_time = frame.time
+            stats.last_pixels = frame.pixels
+
+            if truth is not None and len(truth) > truth_seen:
+                new = truth[truth_seen:]
+                truth_seen = len(truth)
+                writer.add_events([e.frame + index_offset for e in new], [e.time for e in new],
+                                  [e.direction for e in new])
+                stats.events += len(new)
+            if on_frame:
+                on_frame(frame, stats)
+    except OutputPathError as error:
+        stats.stopped_by = "error"
+        error.stats = stats
+        raise
+    finally:
+        stats.finished = clock() if clock is time.monotonic else time.monotonic()
+    return stats
+
+
+def _span(stats: RecordStats, period: float, outage_started, last_frame_wall, clock) -> float:
+    span = stats.recorded_seconds
+    if stats.first_time is not None:
+        span += period  # n frames cover n periods: 100 frames at 10 FPS are 10 s
+    if outage_started is not None or stats.first_time is None:
+        span += clock() - last_frame_wall
+    return span
