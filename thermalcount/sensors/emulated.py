@@ -183,7 +183,9 @@ class EmulatedI2CBus:
 
     ``stats`` counts opens, transfers (``rdwr`` / ``smbus``), NACKs and injected errors
     (``errno_5`` ...); ``events`` keeps ``(device_time, kind, detail)`` tuples for
-    disconnects, reconnects and failed opens. All transfers are serialised by one lock, as
+    disconnects, reconnects and failed opens; ``transfers`` keeps the last 1000 transfers as
+    decoded: ``("rdwr", (("w", addr, bytes), ("r", addr, length)))`` or
+    ``("smbus", read_write, command, size)``. All transfers are serialised by one lock, as
     a real adapter serialises them.
     """
 
@@ -197,6 +199,7 @@ class EmulatedI2CBus:
         self.devices: dict[int, AMG8833Device] = {}
         self.stats: Counter = Counter()
         self.events: deque = deque(maxlen=5000)
+        self.transfers: deque = deque(maxlen=1000)
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.RLock()
         self._disconnected = None  # the Disconnect window we are in, if any
@@ -286,6 +289,9 @@ class EmulatedI2CBus:
         if not 0 < data.nmsgs <= RDWR_MAX_MSGS:
             raise _os_error(errno_codes.EINVAL)
         msgs = [data.msgs[i] for i in range(data.nmsgs)]
+        self.transfers.append(("rdwr", tuple(
+            ("r", m.addr, m.len) if m.flags & I2C_M_RD else ("w", m.addr, ctypes.string_at(m.buf, m.len))
+            for m in msgs)))
         for msg in msgs:  # the kernel fails the whole transfer if any address NACKs
             self._target(msg.addr)
         for msg in msgs:
@@ -299,6 +305,7 @@ class EmulatedI2CBus:
         return data.nmsgs
 
     def _smbus(self, handle: _Handle, data: _SmbusIoctlData) -> int:
+        self.transfers.append(("smbus", data.read_write, data.command, data.size))
         device = self._target(handle.address)
         reading = data.read_write == SMBUS_READ
         size, command = data.size, data.command

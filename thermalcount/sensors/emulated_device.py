@@ -196,7 +196,8 @@ class AMG8833Device:
                 else:
                     self._valid = True
             return
-        due = self._anchor_frame + int((self._clock.now() - self._anchor_time) / self._period())
+        # The epsilon keeps 0.1 + 0.1 from landing a hair before the second frame boundary.
+        due = self._anchor_frame + int((self._clock.now() - self._anchor_time) / self._period() + 1e-9)
         if due > self.frame_number:
             self._latch(due - self.frame_number)
             self._valid = True
@@ -215,12 +216,13 @@ class AMG8833Device:
             self.stats["stuck_frames"] += 1
             return  # the array stopped converting: registers keep their old contents
         self.stats["frames"] += 1
-        celsius = np.asarray(pixels, dtype=np.float64).reshape(8, 8)
+        raw = np.asarray(pixels, dtype=np.float64).reshape(8, 8)
+        celsius = raw
         if self.regs[AVE] & 0x20 and self._previous is not None:
-            celsius = (celsius + self._previous) / 2.0
+            celsius = (raw + self._previous) / 2.0  # moving average of two conversions
         if self.regs[INTC] & 0x01:
             self._interrupts(celsius)
-        self._previous = celsius
+        self._previous = raw
         if self._faults.absurd and self._rng.random() < self._faults.absurd:
             self.stats["absurd_frames"] += 1
             celsius = celsius.copy()
