@@ -73,6 +73,12 @@ def i2c_advice(error: OSError, bus: int, address: int) -> str:
     return f"I2C error at {where}: {error.strerror or error} (errno {code})"
 
 
+def check_frame_rate(fps) -> None:
+    """Raise UsageError unless ``fps`` is one of the part's two frame rates."""
+    if fps not in (1, 10):
+        raise UsageError(f"the AMG8833 runs at 1 or 10 frames per second, not {fps:g}; use --fps 1 or --fps 10")
+
+
 class AMG8833(Sensor):
     """A Panasonic AMG8833 (Grid-EYE) on a Linux I2C bus.
 
@@ -91,8 +97,7 @@ class AMG8833(Sensor):
                  speed: Optional[float] = 1.0, bus_factory: Optional[Callable] = None, sensor_name: str = "amg8833",
                  stale_frames: Optional[int] = None, thermistor_every: Optional[int] = None,
                  clock=None, sleep=None, wall_clock=None):
-        if fps not in (1, 10):
-            raise UsageError(f"the AMG8833 runs at 1 or 10 frames per second, not {fps:g}; use --fps 1 or --fps 10")
+        check_frame_rate(fps)
         if speed is not None and speed <= 0:
             raise UsageError(f"speed must be greater than zero (or None for as fast as possible), not {speed}")
         self.bus_number, self.address, self.fps, self.speed = bus, address, int(fps), speed

@@ -419,8 +419,9 @@ def open_emulated(*, fps: float = 10, speed: Optional[float] = 1.0, bus: int = 1
     differently to reproduce a wrong-address set-up). The returned sensor has an
     ``emulator`` attribute: the :class:`EmulatedI2CBus` (``sensor.emulator.device`` is the part).
     """
-    from thermalcount.sensors.amg8833 import AMG8833
+    from thermalcount.sensors.amg8833 import AMG8833, check_frame_rate
 
+    check_frame_rate(fps)
     if source is None:
         try:
             source = SimulatorSource(scenario, seed=seed, fps=fps)
