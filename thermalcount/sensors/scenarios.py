@@ -158,7 +158,9 @@ class PeopleStream:
         kinds = [k for k, w in params.episodes.items() if w > 0]
         weights = np.array([params.episodes[k] for k in kinds], dtype=float)
         self._kinds = kinds
-        self._weights = weights / weights.sum() if kinds else weights
+        self._cumulative = np.cumsum(weights / weights.sum()) if kinds else weights
+        mix = np.asarray(params.speed_mix, dtype=float)
+        self._speed_cumulative = np.cumsum(mix / mix.sum())
         self.cursor = self._gap()
 
     def next_episode(self) -> list[Person]:
@@ -166,18 +168,21 @@ class PeopleStream:
         if not self._kinds:
             self.cursor = float("inf")
             return []
-        kind = self._kinds[self.rng.choice(len(self._kinds), p=self._weights)]
+        kind = self._kinds[self._pick(self._cumulative)]
         people = getattr(self, "_" + kind)(self.cursor)
         self.cursor = max(p.end for p in people) + self._gap()
         return people
+
+    def _pick(self, cumulative: np.ndarray) -> int:
+        # Same as rng.choice(p=...), ten times cheaper; this runs once per person.
+        return min(int(np.searchsorted(cumulative, self.rng.random(), side="right")), len(cumulative) - 1)
 
     def _gap(self) -> float:
         return self.params.gap_min + self.rng.exponential(self.params.gap_mean)
 
     # -- one person ----------------------------------------------------------------------
     def _speed(self) -> float:
-        mix = np.asarray(self.params.speed_mix, dtype=float)
-        low, high = list(SPEED_CLASSES.values())[self.rng.choice(3, p=mix / mix.sum())]
+        low, high = list(SPEED_CLASSES.values())[self._pick(self._speed_cumulative)]
         return self.rng.uniform(low, high)
 
     def _body(self, direction: int, keys: list[tuple[float, float]], lateral: float) -> Person:
