@@ -192,9 +192,9 @@ class PeopleStream:
         forward = np.array([k[1] for k in keys])
         positions = forward if direction > 0 else (2 * MID_LINE - forward)
         if rng.random() < self.params.hat_prob:  # hat or hood: peak ~4 °C, ~5 hot pixels
-            sig_t, sig_l, peak = rng.uniform(0.8, 0.9), rng.uniform(0.95, 1.1), rng.uniform(4.0, 4.5)
+            sig_t, sig_l, peak = rng.uniform(0.85, 0.95), rng.uniform(1.0, 1.15), rng.uniform(4.1, 4.6)
         else:  # bare head and shoulders: peak 4-5 °C, 5-8 hot pixels
-            sig_t, sig_l, peak = rng.uniform(0.9, 1.05), rng.uniform(1.1, 1.3), rng.uniform(4.5, 5.1)
+            sig_t, sig_l, peak = rng.uniform(0.9, 1.0), rng.uniform(1.05, 1.25), rng.uniform(4.5, 5.1)
         return Person(times, positions, lateral, wander=rng.uniform(0.1, 0.3),
                       wander_period=rng.uniform(1.5, 3.5), wander_phase=rng.uniform(0, 2 * np.pi),
                       sigma_travel=sig_t, sigma_lateral=sig_l, peak=peak)
