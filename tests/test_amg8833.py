@@ -170,6 +170,16 @@ def test_start_up_errors_are_one_line_setup_errors(faults, address, words):
         assert word in message
 
 
+def test_a_glitch_during_start_up_is_retried():
+    # Seed 0 makes the first start-up attempt hit one EIO; the second attempt succeeds.
+    sensor = open_emulated(bus=37, speed=None, source=numbered_frame, faults="errno=5:0.3,seed=0")
+    try:
+        assert sensor.errors_by_errno == {5: 1} == {5: sensor.emulator.stats["errno_5"]}
+        assert sensor.emulator.device.stats["initial_resets"] == 2
+    finally:
+        sensor.close()
+
+
 def test_missing_bus_is_the_real_enoent():
     assert not os.path.exists("/dev/i2c-59")
     with pytest.raises(SensorSetupError, match="dtparam=i2c_arm=on"):

@@ -44,7 +44,10 @@ THERMISTOR_PLAUSIBLE_C = (-25.0, 90.0)
 
 # Errors after which the sensor or the bus itself is gone: re-open and re-initialise.
 _GONE = {errno_codes.ENOENT, errno_codes.ENODEV, errno_codes.ENXIO, errno_codes.EBADF, errno_codes.EREMOTEIO}
+# Errors a retry may cure (a glitch), unlike a missing bus, a permission or a silent address.
+_FLAKY = {errno_codes.EIO, errno_codes.ETIMEDOUT, errno_codes.EAGAIN}
 FLAKY_RETRIES_BEFORE_REINIT = 3
+START_ATTEMPTS = 3
 
 
 def i2c_advice(error: OSError, bus: int, address: int) -> str:
@@ -127,7 +130,7 @@ class AMG8833(Sensor):
         self._select_pixels = i2c_msg.write(address, [PIXEL_OFFSET])
         self._pixel_data = i2c_msg.read(address, PIXEL_BYTES)
         try:
-            self._start()
+            self._start_with_retries()
         except OSError as error:
             self._drop_bus()
             raise SensorSetupError(f"cannot start the AMG8833: {i2c_advice(error, bus, address)}") from None
@@ -139,6 +142,15 @@ class AMG8833(Sensor):
     def _wait(self, seconds: float) -> None:
         if self.speed is not None:
             self._sleep(seconds / self.speed)
+
+    def _start_with_retries(self) -> None:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start()
+            except OSError as error:
+                if error.errno not in _FLAKY or attempt == START_ATTEMPTS:
+                    raise
+                self.errors_by_errno[error.errno] = self.errors_by_errno.get(error.errno, 0) + 1
 
     def _start(self) -> None:
         """Open the bus and run the documented wake-up sequence, then let the data settle."""
