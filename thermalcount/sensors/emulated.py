@@ -30,7 +30,6 @@ from typing import Optional
 import numpy as np
 
 from thermalcount.errors import SensorSetupError
-from thermalcount.sensors.conversions import celsius_to_thermistor_raw, pixels_to_bytes
 from thermalcount.sensors.emulated_device import AMG8833Device
 from thermalcount.sensors.faults import FaultPlan
 
