@@ -1,0 +1,190 @@
+"""export: one fused ONNX graph, parity with torch, metadata, checker, inspect, bad input."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+
+from tests.conftest import run_python  # noqa: E402
+from thermalcount.cli import cli  # noqa: E402
+from thermalcount.errors import ModelError, OutputPathError  # noqa: E402
+from thermalcount.onnx_graph import REQUIRED_METADATA, build_graph, graph_summary, load_graph  # noqa: E402
+from thermalcount.preprocessing import Preprocessing  # noqa: E402
+from thermalcount.sensors.simulator import simulate  # noqa: E402
+from thermalcount.training.data import ArraySource  # noqa: E402
+from thermalcount.training.modelfile import export_model, load_model, save_model  # noqa: E402
+from thermalcount.training.train import TrainOptions, train_model  # noqa: E402
+
+ALLOWED_OPS = set("Reshape Flatten Identity Cast Add Sub Mul Div Max Min Relu PRelu Clip Abs Sqrt Gemm MatMul "
+                  "ReduceMean ReduceMin ReduceMax ReduceSum ReduceSumSquare TopK ArgMin Split Concat Squeeze "
+                  "Unsqueeze Slice Gather Transpose".split())
+SPECS = {
+    "default": Preprocessing(),
+    "linear": Preprocessing(clip_low=None, clip_high=None, scale=2.0),
+    "lowest": Preprocessing(background="lowest", lowest_pixels=24, clip_low=0.3, clip_high=None),
+}
+
+
+def _train(spec, clusters=4, seed=3):
+    sources = [ArraySource(simulate(6000, "single", seed=seed).frames, "a"),
+               ArraySource(simulate(6000, "busy", seed=seed + 1).frames, "b")]
+    return train_model(sources, TrainOptions(clusters=clusters, epochs=3, seed=seed, preprocessing=spec))
+
+
+@pytest.fixture(scope="module", params=sorted(SPECS))
+def trained(request):
+    return request.param, _train(SPECS[request.param])
+
+
+@pytest.fixture(scope="module")
+def frames():
+    # Held-out frames, incl. a warmer room and drift, so every preprocessing branch is exercised.
+    parts = [simulate(5000, "mixed", seed=99).frames, simulate(3000, "warm_room", seed=98).frames,
+             simulate(3000, "drift", seed=97).frames]
+    return np.concatenate(parts)
+
+
+def _session(model):
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_onnxruntime_matches_torch_on_11000_frames(trained, frames):
+    import torch
+
+    from thermalcount.training.autoencoder import FrameAutoencoder, FrameClassifier
+
+    name, result = trained
+    model = result.model
+    graph = build_graph(model.weights, model.preprocessing, model.onnx_metadata())
+    state, distances, embedding = _session(graph).run(["state", "distances", "embedding"], {"frames": frames})
+    classifier = FrameClassifier(FrameAutoencoder.from_weights(model.weights), model.weights["centroids"],
+                                 model.preprocessing)
+    with torch.inference_mode():
+        t_state, t_distances, t_embedding = (t.numpy() for t in classifier(torch.from_numpy(frames)))
+    assert len(frames) >= 10_000
+    assert state.dtype == np.int64 and state.shape == (len(frames),)
+    np.testing.assert_array_equal(state, t_state)
+    np.testing.assert_allclose(distances, t_distances, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(embedding, t_embedding, atol=1e-4, rtol=0)
+    # The clusters are actually used: a graph that always answered 0 would pass nothing above.
+    assert len(np.unique(state)) == model.clusters
+
+
+def test_graph_is_fused_checked_and_uses_only_allowed_ops(trained):
+    name, result = trained
+    model = result.model
+    graph = build_graph(model.weights, model.preprocessing, model.onnx_metadata())
+    onnx.checker.check_model(graph, full_check=True)
+    ops = [node.op_type for node in graph.graph.node]
+    assert set(ops) <= ALLOWED_OPS
+    assert max(op.version for op in graph.opset_import if op.domain in ("", "ai.onnx")) >= 17
+    assert ops.count("Gemm") == 2  # second Linear and the distances share one Gemm
+    expected = {"linear": 8, "default": 11, "lowest": 12}[name]
+    assert len(ops) == expected, ops
+
+
+def test_dynamic_batch_axis(trained, frames):
+    model = trained[1].model
+    session = _session(build_graph(model.weights, model.preprocessing, model.onnx_metadata()))
+    one = session.run(["state"], {"frames": frames[:1]})[0]
+    many = session.run(["state"], {"frames": frames[:257]})[0]
+    assert one.shape == (1,) and many.shape == (257,) and one[0] == many[0]
+
+
+@pytest.fixture(scope="module")
+def small():
+    return _train(Preprocessing(), clusters=3)
+
+
+def test_metadata_round_trip(tmp_path, small):
+    result = small
+    save_model(result.model, tmp_path / "m.npz")
+    export_model(tmp_path / "m.npz", tmp_path / "m.onnx")
+    graph = load_graph(tmp_path / "m.onnx")
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert set(REQUIRED_METADATA) <= set(meta)
+    assert meta["format"] == "thermalcount-model/1" and meta["input_units"] == "celsius"
+    assert json.loads(meta["states"]) == result.model.states
+    assert meta["travel_axis"] == result.model.travel_axis == "rows"
+    assert (meta["latent"], meta["clusters"]) == ("4", "3")
+    training = json.loads(meta["training"])
+    assert [f["name"] for f in training["files"]] == ["a", "b"]
+    assert [f["frames"] for f in training["files"]] == [6000, 6000]
+    assert all(len(f["sha256"]) == 64 for f in training["files"])
+    assert training["seed"] == 3
+    assert Preprocessing(**json.loads(meta["preprocessing"])) == result.model.preprocessing
+    names = {s["name"] for s in json.loads(meta["states"])}
+    assert "empty" in names and {"low", "high"} <= names
+
+
+def test_export_and_inspect_cli(tmp_path, small):
+    result = small
+    save_model(result.model, tmp_path / "m.npz")
+    runner = CliRunner()
+    out = runner.invoke(cli, ["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")])
+    assert out.exit_code == 0, out.output
+    assert "11 nodes" in out.output
+    again = runner.invoke(cli, ["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")])
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    shown = runner.invoke(cli, ["inspect", str(tmp_path / "m.onnx")])
+    assert shown.exit_code == 0, shown.output
+    for text in ("travel_axis: rows", "empty", "frames: float ['N', 8, 8]", "state: int64 ['N']", "11 nodes"):
+        assert text in shown.output
+    as_json = json.loads(runner.invoke(cli, ["inspect", str(tmp_path / "m.npz"), "--json"]).output)
+    assert as_json["metadata"]["states"] == result.model.states
+
+
+def test_export_never_imports_torch(tmp_path, small):
+    result = small
+    save_model(result.model, tmp_path / "m.npz")
+    code = (
+        "import sys\n"
+        "from thermalcount.training.modelfile import export_model\n"
+        f"export_model({str(tmp_path / 'm.npz')!r}, {str(tmp_path / 'x.onnx')!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sklearn')))\n"
+    )
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "x.onnx").stat().st_size > 1000
+
+
+def test_not_a_model_is_one_line_error(tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("hello")
+    with pytest.raises(ModelError, match="not a thermalcount model file"):
+        load_model(text)
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, a=np.zeros(3))
+    with pytest.raises(ModelError, match="not a thermalcount model file"):
+        load_model(plain)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, __metadata__=np.array([{"format": "thermalcount-trained/1"}], dtype=object))
+    with pytest.raises(ModelError):
+        load_model(pickled)  # allow_pickle=False: an object array is refused, not executed
+    with pytest.raises(ModelError, match="not a valid ONNX model"):
+        load_graph(text.rename(tmp_path / "fake.onnx"))
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "missing.npz")
+    out = CliRunner().invoke(cli, ["export", str(plain), "--out", str(tmp_path / "o.onnx")])
+    assert out.exit_code == 1 and out.output.startswith("Error: ") and len(out.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_model_file_is_plain_arrays(tmp_path, small):
+    result = small
+    save_model(result.model, tmp_path / "m.npz")
+    with zipfile.ZipFile(tmp_path / "m.npz") as archive:
+        assert all(name.endswith(".npy") for name in archive.namelist())
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
+        assert all(archive[name].dtype in (np.float32, np.uint8) for name in archive.files)
+    with pytest.raises(OutputPathError):
+        save_model(result.model, tmp_path / "m.npz")

@@ -1,0 +1,71 @@
+"""``thermalcount inspect``: show what a model (ONNX or training file) contains."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def inspect(model, as_json):
+    """Print a model's metadata, cluster meanings, inputs, outputs and nodes.
+
+    Accepts an exported .onnx file, a training model file, or "default" for the
+    model shipped with thermalcount.
+
+    \b
+    Example:
+      thermalcount inspect model.onnx
+      thermalcount inspect default --json
+    """
+    import json
+    from pathlib import Path
+
+    from thermalcount.onnx_graph import default_model_path, graph_summary, load_graph
+
+    path = default_model_path() if model == "default" else Path(model)
+    if path.suffix == ".onnx":
+        summary = graph_summary(load_graph(path))
+        summary["file"] = str(path)
+    else:
+        from thermalcount.training.modelfile import load_model
+
+        trained = load_model(path)
+        summary = {"file": str(path), "metadata": trained.metadata(),
+                   "weights": {name: list(array.shape) for name, array in sorted(trained.weights.items())}}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    import json
+
+    meta = summary["metadata"]
+    click.echo(f"File: {summary['file']}")
+    for key, value in meta.items():
+        if key in ("states", "training", "preprocessing", "extra"):
+            continue
+        click.echo(f"{key}: {value}")
+    if "preprocessing" in meta:
+        click.echo(f"preprocessing: {json.dumps(meta['preprocessing'], sort_keys=True)}")
+    click.echo("states:")
+    for state in meta.get("states", []):
+        position = "-" if state["position"] is None else f"{state['position']:.2f}"
+        click.echo(f"  {state['cluster']}: {state['name']:<10} position {position:<5} people {state['people']}")
+    training = meta.get("training", {})
+    if isinstance(training, dict) and training:
+        click.echo(f"training: {training.get('frames', '?')} frames, seed {training.get('seed')}, "
+                   f"options {json.dumps(training.get('options', {}), sort_keys=True)}")
+        for item in training.get("files", []):
+            click.echo(f"  {item['name']}: {item['frames']} frames, sha256 {item['sha256'][:16]}...")
+    if "inputs" in summary:
+        for kind in ("inputs", "outputs"):
+            click.echo(f"{kind}:")
+            for item in summary[kind]:
+                click.echo(f"  {item['name']}: {item['type']} {item['shape']}")
+        click.echo(f"opset {summary['opset']}, {len(summary['nodes'])} nodes: {', '.join(summary['nodes'])}")
+    else:
+        click.echo("weights: " + ", ".join(f"{k} {v}" for k, v in summary["weights"].items()))

@@ -1,0 +1,80 @@
+"""``thermalcount train``: recordings -> model file (autoencoder + k-means + meanings)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("recordings", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (e.g. model.npz).")
+@click.option("--latent", default=4, show_default=True, type=int, help="Size of the embedding (3-5 recommended).")
+@click.option("--clusters", default=3, show_default=True, type=int,
+              help="Number of k-means clusters (3 = empty/low/high; 5 adds middle and two-people states).")
+@click.option("--epochs", default=None, type=int, help="Passes over the data [default: enough for ~3000 steps].")
+@click.option("--batch-size", default=512, show_default=True, type=int, help="Frames per optimiser step.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed; same data + seed = same model.")
+@click.option("--val-split", default=0.1, show_default=True, type=float, help="Fraction of frames held out for the validation loss.")
+@click.option("--travel-axis", default="auto", show_default=True, type=click.Choice(["auto", "rows", "columns"]),
+              help="Array axis people walk along; auto finds it from the data.")
+@click.option("--background", default="mean", show_default=True, type=click.Choice(["mean", "lowest", "none"]),
+              help="Per-frame background removal inside the model.")
+@click.option("--clip-low", default=0.5, show_default=True, type=float,
+              help="°C above background below which a pixel counts as background.")
+@click.option("--clip-high", default=2.5, show_default=True, type=float,
+              help="°C above background at which a warm pixel is capped (makes warm rooms look like cool ones).")
+@click.option("--no-clip", is_flag=True, help="Do not clip residuals (fastest graph, less robust across rooms).")
+@click.option("--plots", default=None, type=click.Path(file_okay=False), help="Directory for training PNGs.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def train(recordings, out, latent, clusters, epochs, batch_size, seed, val_split, travel_axis, background,
+          clip_low, clip_high, no_clip, plots, overwrite):
+    """Train a model on one or more recordings (no labels needed).
+
+    Frames are streamed from the files in chunks, so recordings larger than memory work.
+    Prints a report (loss, cluster meanings, travel axis, separation) at the end.
+
+    \b
+    Example:
+      thermalcount simulate --frames 60000 --out sim.h5
+      thermalcount train sim.h5 --out model.npz --clusters 5 --plots plots/
+      thermalcount export model.npz --out model.onnx
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from thermalcount.errors import TrainingError
+    from thermalcount.preprocessing import Preprocessing
+    from thermalcount.training.report import print_report
+    from thermalcount.training.train import TrainOptions, train as run_training
+
+    try:
+        spec = Preprocessing(background=background, clip_low=None if no_clip else clip_low,
+                             clip_high=None if no_clip else clip_high)
+    except ValueError as error:
+        raise TrainingError(f"bad preprocessing option: {error}") from None
+    options = TrainOptions(latent=latent, clusters=clusters, epochs=epochs, batch_size=batch_size, seed=seed,
+                           val_split=val_split, travel_axis=travel_axis, preprocessing=spec)
+    console = Console(stderr=True)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        state = {"task": None, "frames": 0, "started": None}
+
+        def on_progress(kind, info):
+            import time
+
+            if kind == "stage":
+                if state["task"] is not None:
+                    progress.update(state["task"], visible=False)
+                state["task"] = progress.add_task(info["text"], total=info.get("total"), info="")
+                state["frames"], state["started"] = 0, time.perf_counter()
+            elif kind in ("scan", "step"):
+                state["frames"] += info["frames"]
+                rate = state["frames"] / max(time.perf_counter() - state["started"], 1e-9)
+                text = f"{rate:,.0f} frames/s"
+                if kind == "step":
+                    text = f"epoch {info['epoch']}/{info['epochs']}  loss {info['loss']:.4f}  " + text
+                progress.update(state["task"], advance=info["frames"], info=text)
+
+        result = run_training(recordings, out, options, plots=plots, overwrite=overwrite, on_progress=on_progress)
+    print_report(result, Console(), out=out)

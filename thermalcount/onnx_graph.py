@@ -1,0 +1,222 @@
+"""Write the model as ONE fused ONNX graph from plain numpy weights (no torch here).
+
+The graph computes, for a batch of °C frames ``[N, 8, 8]``::
+
+    x  = frames as [N, 64]
+    r  = preprocessing(x)                       (see thermalcount.preprocessing)
+    h  = PRelu(r W1' + b1')                     first Linear, preprocessing folded in
+    y  = h B + C                                ONE Gemm 32 -> latent + K
+    embedding, partial = Split(y)               z = W2 h + b2 and ||c_k||^2 - 2 z.c_k
+    distances = partial + ||z||^2               squared Euclidean distance to each centroid
+    state     = ArgMin(distances)
+
+"Fused in fact": the linear parts of the preprocessing (mean subtraction, scaling, the shift
+after clipping) are folded into the first Gemm's weights, and the second Linear is folded into
+the distance computation, because ``||z - c||^2 = ||z||^2 + ||c||^2 - 2 z.c`` is linear in
+``h`` apart from ``||z||^2``. A linear preprocessing (``--no-clip``) gives 8 nodes; the default (mean + clip) 11.
+
+The runtime (``thermalcount.runtime.model``) imports this module for
+:func:`default_model_path`; it must stay free of torch and scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from thermalcount.errors import ModelError, OutputPathError
+from thermalcount.preprocessing import PIXELS, Preprocessing
+
+OPSET = 17
+IR_VERSION = 8  # readable by onnxruntime >= 1.16 (the oldest we support)
+MODEL_FORMAT = "thermalcount-model/1"
+DEFAULT_MODEL_NAME = "default_model.onnx"
+#: metadata keys every thermalcount ONNX model carries (docs/architecture.md)
+REQUIRED_METADATA = ("thermalcount_version", "format", "states", "travel_axis", "input_units",
+                     "latent", "clusters", "training", "created")
+WEIGHT_NAMES = ("enc1.weight", "enc1.bias", "prelu.weight", "enc2.weight", "enc2.bias", "centroids")
+
+
+def default_model_path() -> Path:
+    """Path of the default model shipped inside the package (used for ``--model default``)."""
+    return Path(str(resources.files("thermalcount") / "data" / DEFAULT_MODEL_NAME))
+
+
+def folded_weights(weights: dict, preprocessing: Preprocessing) -> dict:
+    """The arrays the graph is made of, computed in float64 then stored as float32.
+
+    ``weights`` holds the trained arrays in torch's layout: ``enc1.weight`` (32, 64),
+    ``enc1.bias`` (32,), ``prelu.weight`` (32,), ``enc2.weight`` (latent, 32),
+    ``enc2.bias`` (latent,) and ``centroids`` (K, latent).
+    """
+    missing = [name for name in WEIGHT_NAMES if name not in weights]
+    if missing:
+        raise ModelError(f"the model lacks weight(s) {', '.join(missing)}; re-train it with 'thermalcount train'")
+    w1 = np.asarray(weights["enc1.weight"], np.float64)
+    b1 = np.asarray(weights["enc1.bias"], np.float64)
+    slope = np.asarray(weights["prelu.weight"], np.float64).reshape(-1)
+    w2 = np.asarray(weights["enc2.weight"], np.float64)
+    b2 = np.asarray(weights["enc2.bias"], np.float64)
+    centroids = np.asarray(weights["centroids"], np.float64)
+    hidden, latent = w1.shape[0], w2.shape[0]
+    if (w1.shape != (hidden, PIXELS) or b1.shape != (hidden,) or slope.shape not in ((1,), (hidden,))
+            or w2.shape != (latent, hidden) or b2.shape != (latent,)
+            or centroids.ndim != 2 or centroids.shape[1] != latent):
+        raise ModelError("the model's weight shapes do not fit together; re-train it with 'thermalcount train'")
+
+    # First layer: the input to W1 is (residual - offset) / scale [with residual = x @ A when linear].
+    first = w1.T / preprocessing.scale  # (64, hidden)
+    bias1 = b1 - (preprocessing.offset / preprocessing.scale) * w1.sum(axis=1)
+    if preprocessing.is_linear:
+        projection, _ = preprocessing.linear_parts()
+        first = projection @ w1.T
+        bias1 = b1
+    # Second layer and distances share one Gemm: [z | ||c||^2 - 2 z.c] = h B + C.
+    second = np.concatenate([w2.T, -2.0 * w2.T @ centroids.T], axis=1)  # (hidden, latent + K)
+    bias2 = np.concatenate([b2, (centroids ** 2).sum(axis=1) - 2.0 * centroids @ b2])
+    return {
+        "first": first.astype(np.float32), "bias1": bias1.astype(np.float32),
+        "slope": np.broadcast_to(slope, (hidden,)).astype(np.float32),
+        "second": second.astype(np.float32), "bias2": bias2.astype(np.float32),
+        "latent": latent, "clusters": centroids.shape[0],
+    }
+
+
+def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
+    """Return the fused ``onnx.ModelProto``; ``metadata`` values are strings (see REQUIRED_METADATA)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    folded = folded_weights(weights, preprocessing)
+    latent, clusters = folded["latent"], folded["clusters"]
+    inits = [
+        numpy_helper.from_array(np.array([-1, PIXELS], np.int64), "flat_shape"),
+        numpy_helper.from_array(folded["first"], "W1_folded"),
+        numpy_helper.from_array(folded["bias1"], "b1_folded"),
+        numpy_helper.from_array(folded["slope"], "prelu_slope"),
+        numpy_helper.from_array(folded["second"], "W2_distance"),
+        numpy_helper.from_array(folded["bias2"], "b2_distance"),
+        numpy_helper.from_array(np.array([latent, clusters], np.int64), "split_sizes"),
+    ]
+    nodes = [helper.make_node("Reshape", ["frames", "flat_shape"], ["pixels"], name="flatten")]
+    source = "pixels"
+    if not preprocessing.is_linear:
+        if preprocessing.background == "lowest":
+            inits.append(numpy_helper.from_array(np.array([preprocessing.lowest_pixels], np.int64), "k_lowest"))
+            nodes += [
+                helper.make_node("TopK", [source, "k_lowest"], ["coolest", "coolest_index"],
+                                 axis=1, largest=0, sorted=0, name="coolest_pixels"),
+                helper.make_node("ReduceMean", ["coolest"], ["background"], axes=[1], keepdims=1,
+                                 name="background_level"),
+                helper.make_node("Sub", [source, "background"], ["residual"], name="remove_background"),
+            ]
+            source = "residual"
+        elif preprocessing.background == "mean":
+            # ReduceMean + Sub rather than a 64x64 centring MatMul: as fast, and 16 KB smaller.
+            nodes += [
+                helper.make_node("ReduceMean", [source], ["background"], axes=[1], keepdims=1,
+                                 name="background_level"),
+                helper.make_node("Sub", [source, "background"], ["residual"], name="remove_background"),
+            ]
+            source = "residual"
+        if preprocessing.clips:
+            bounds = []
+            for name, value in (("clip_low", preprocessing.clip_low), ("clip_high", preprocessing.clip_high)):
+                if value is None:
+                    bounds.append("")
+                else:
+                    inits.append(numpy_helper.from_array(np.array(value, np.float32), name))
+                    bounds.append(name)
+            nodes.append(helper.make_node("Clip", [source] + bounds, ["clipped"], name="clip_residual"))
+            source = "clipped"
+    nodes += [
+        helper.make_node("Gemm", [source, "W1_folded", "b1_folded"], ["hidden_linear"], name="encoder_linear1"),
+        helper.make_node("PRelu", ["hidden_linear", "prelu_slope"], ["hidden"], name="encoder_prelu"),
+        helper.make_node("Gemm", ["hidden", "W2_distance", "b2_distance"], ["latent_and_partial"],
+                         name="encoder_linear2_and_distances"),
+        helper.make_node("Split", ["latent_and_partial", "split_sizes"], ["embedding", "partial_distances"],
+                         axis=1, name="split_embedding"),
+        helper.make_node("ReduceSumSquare", ["embedding"], ["embedding_norm2"], axes=[1], keepdims=1,
+                         name="embedding_norm"),
+        helper.make_node("Add", ["partial_distances", "embedding_norm2"], ["distances"], name="distances"),
+        helper.make_node("ArgMin", ["distances"], ["state"], axis=1, keepdims=0, name="nearest_centroid"),
+    ]
+    graph = helper.make_graph(
+        nodes, "thermalcount",
+        [helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["N", 8, 8])],
+        [helper.make_tensor_value_info("state", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("distances", TensorProto.FLOAT, ["N", clusters]),
+         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", latent])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="thermalcount", doc_string="frames (°C) -> state, distances, embedding")
+    model.ir_version = IR_VERSION
+    helper.set_model_props(model, {str(k): str(v) for k, v in metadata.items()})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def save_graph(model, path, *, overwrite: bool = False) -> Path:
+    """Write an ONNX model atomically (never a half-written file at ``path``)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(model.SerializeToString())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OutputPathError(f"cannot write {path} ({error.strerror or error}); choose another --out") from None
+    return path
+
+
+def load_graph(path):
+    """Read and check a thermalcount ONNX model; ModelError (one line) if it is not one."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist; export one with 'thermalcount export'")
+    try:
+        model = onnx.load_model(str(path))
+        onnx.checker.check_model(model)
+    except Exception as error:  # onnx raises DecodeError, ValidationError, ... - all mean "not a model"
+        raise ModelError(f"{path} is not a valid ONNX model ({type(error).__name__}); "
+                         "pass a file written by 'thermalcount export'") from None
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing or metadata.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{path} is an ONNX file but not a thermalcount model (missing {', '.join(missing) or 'format'}); "
+                         "export one with 'thermalcount export'")
+    return model
+
+
+def graph_summary(model) -> dict:
+    """Metadata (JSON values decoded), inputs, outputs and node list of an ONNX model."""
+    from onnx import TensorProto
+
+    def value_info(item):
+        dims = [d.dim_param or d.dim_value for d in item.type.tensor_type.shape.dim]
+        return {"name": item.name, "type": TensorProto.DataType.Name(item.type.tensor_type.elem_type).lower(),
+                "shape": dims}
+
+    metadata = {}
+    for prop in model.metadata_props:
+        try:
+            metadata[prop.key] = json.loads(prop.value) if prop.key in ("states", "training", "preprocessing") else prop.value
+        except ValueError:
+            metadata[prop.key] = prop.value
+    return {
+        "metadata": metadata,
+        "opset": max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")),
+        "inputs": [value_info(item) for item in model.graph.input],
+        "outputs": [value_info(item) for item in model.graph.output],
+        "nodes": [node.op_type for node in model.graph.node],
+    }

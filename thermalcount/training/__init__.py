@@ -1,0 +1,20 @@
+"""Training: autoencoder + k-means on recorded frames, cluster meanings, plots, model file.
+
+Importing this package is cheap and torch-free; torch and scikit-learn are imported by the
+modules that need them (``autoencoder``, ``kmeans``, ``train``, ``plots``), which need the
+``[train]`` extra. ``modelfile`` (the safe model file) needs numpy only, so ``export`` and
+``inspect`` work without torch.
+"""
+
+TRAIN_EXTRA_HINT = "pip install 'thermalcount[train]'"
+
+
+def require_training_stack():
+    """Import torch and scikit-learn or raise TrainingError saying how to install them."""
+    from thermalcount.errors import TrainingError
+
+    try:
+        import sklearn  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as error:
+        raise TrainingError(f"training needs torch and scikit-learn ({error.name} is missing): {TRAIN_EXTRA_HINT}") from None

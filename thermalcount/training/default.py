@@ -1,0 +1,101 @@
+"""The recipe of the default model shipped in ``thermalcount/data/default_model.onnx``.
+
+Trained on simulated doorways only (several scenario families, rooms, ambients and both
+frame rates), small and fast on purpose so that a test can re-train it in seconds and check
+that the shipped file is what the current code produces. Re-create it with
+``examples/make_default_model.sh`` (or ``python -m thermalcount.training.default``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from thermalcount.preprocessing import Preprocessing
+
+SEED = 2024
+CLUSTERS = 5
+LATENT = 4
+EPOCHS = 8
+#: (scenario, frames, simulator keywords): rooms differ by seed (fixed pattern, ambient jitter)
+RECIPE = (
+    ("single", 4000, {}),
+    ("busy", 4000, {}),
+    ("following", 3000, {"reverse": True}),
+    ("passing", 3000, {}),
+    ("lingering", 3000, {"reverse": True}),
+    ("turnback", 3000, {}),
+    ("low_contrast", 3000, {}),
+    ("warm_room", 3000, {}),
+    ("drift", 3000, {}),
+    ("single", 3000, {"ambient": 18.0}),
+    ("single", 600, {"fps": 1.0}),
+)
+
+
+def default_sources():
+    """The in-memory frame sources the default model is trained on (deterministic)."""
+    from thermalcount.sensors.simulator import simulate
+    from thermalcount.training.data import ArraySource
+
+    sources = []
+    for index, (scenario, frames, keywords) in enumerate(RECIPE):
+        chunk = simulate(frames, scenario, seed=SEED + index, **keywords)
+        label = ",".join(f"{k}={v}" for k, v in sorted(keywords.items()))
+        sources.append(ArraySource(chunk.frames, f"sim:{scenario}:seed={SEED + index}" + (f":{label}" if label else ""),
+                                   fps=keywords.get("fps", 10.0)))
+    return sources
+
+
+def default_options():
+    from thermalcount.training.train import TrainOptions
+
+    return TrainOptions(latent=LATENT, clusters=CLUSTERS, epochs=EPOCHS, seed=SEED, travel_axis="auto",
+                        preprocessing=Preprocessing())
+
+
+def train_default_model(on_progress=None):
+    """Train the default model; returns the TrainingResult."""
+    from thermalcount.training.train import train_model
+
+    return train_model(default_sources(), default_options(), on_progress=on_progress)
+
+
+def build_default_model(out, *, model_file=None, overwrite: bool = True):
+    """Train and export the default model to ``out`` (ONNX); optionally keep the model file too."""
+    from thermalcount.onnx_graph import build_graph, save_graph
+    from thermalcount.training.modelfile import save_model
+
+    result = train_default_model()
+    model = result.model
+    if model_file is not None:
+        save_model(model, model_file, overwrite=overwrite)
+    save_graph(build_graph(model.weights, model.preprocessing, model.onnx_metadata()), out, overwrite=overwrite)
+    return result
+
+
+def fixed_check_frames(n: int = 2000) -> np.ndarray:
+    """Frames the default-model test compares the shipped file on (not training frames)."""
+    from thermalcount.sensors.simulator import simulate
+
+    return simulate(n, "mixed", seed=SEED + 1000).frames
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Re-create the default model shipped with thermalcount.")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "data" / "default_model.onnx"))
+    parser.add_argument("--model-file", default=None, help="also keep the training model file here")
+    args = parser.parse_args(argv)
+    result = build_default_model(args.out, model_file=args.model_file)
+    from rich.console import Console
+
+    from thermalcount.training.report import print_report
+
+    print_report(result, Console())
+    print(f"Wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Give every cluster a meaning, and find the travel axis - no labels needed.
+
+* The **travel axis** is the array axis along which the warm blob moves: over a sample of
+  frames that show someone, the blob's centre (heat-weighted, above the frame's median) varies
+  much more along the direction people walk than across it.
+* Each centroid is **decoded** back into a frame. The one with the least heat is ``empty``.
+  For the others, ``position`` is the blob's heat-weighted centre along the travel axis
+  (0 = low-index edge, 1 = high-index edge). The lowest is ``low``, the highest ``high``;
+  clusters in between are ``middle`` (or ``low``/``high`` with a suffix when near an edge).
+  With 4+ clusters, a cluster whose heat is >= 1.7x the median heat of the person clusters is
+  ``two`` (two people in view), as long as a ``low`` and a ``high`` remain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TRAVEL_AXES = ("rows", "columns")
+HEAT_MARGIN_C = 0.5  # °C above a decoded frame's median before a pixel counts as warm
+BLOB_MARGIN_C = 1.5  # °C above a real frame's median for the travel-axis estimate
+TWO_PEOPLE_RATIO = 1.7
+
+
+def _warmth(frames_c: np.ndarray, margin: float) -> np.ndarray:
+    """(n, 8, 8) °C -> non-negative warmth above each frame's median + margin."""
+    median = np.median(frames_c.reshape(len(frames_c), -1), axis=1)[:, None, None]
+    return np.maximum(frames_c - median - margin, 0.0)
+
+
+def blob_centres(frames_c: np.ndarray, margin: float = BLOB_MARGIN_C) -> tuple:
+    """(rows, columns, heat) of the heat-weighted centre of each frame (NaN where no heat)."""
+    warm = _warmth(frames_c.reshape(-1, 8, 8), margin)
+    heat = warm.sum(axis=(1, 2))
+    index = np.arange(8.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows = (warm.sum(axis=2) * index).sum(axis=1) / heat
+        cols = (warm.sum(axis=1) * index).sum(axis=1) / heat
+    return rows, cols, heat
+
+
+def find_travel_axis(frames_c: np.ndarray, min_heat: float = 3.0) -> tuple:
+    """(axis, evidence) from a sample of raw °C frames; axis is ``rows`` or ``columns``.
+
+    Static warm objects add the same (zero) variance to both axes within a room, so they do
+    not tip the balance; people walking do.
+    """
+    rows, cols, heat = blob_centres(frames_c)
+    person = heat >= min_heat
+    evidence = {"frames_with_blob": int(person.sum())}
+    if person.sum() < 10:
+        evidence["reason"] = "too few frames with a warm blob; assumed rows"
+        return "rows", evidence
+    var_rows, var_cols = float(np.var(rows[person])), float(np.var(cols[person]))
+    evidence.update({"blob_variance_rows": round(var_rows, 3), "blob_variance_columns": round(var_cols, 3)})
+    return ("rows" if var_rows >= var_cols else "columns"), evidence
+
+
+def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
+    """Decoded centroids (K, 8, 8) in °C above background -> states list in cluster order."""
+    if travel_axis not in TRAVEL_AXES:
+        raise ValueError(f"travel axis must be rows or columns, not {travel_axis!r}")
+    frames = np.asarray(decoded_c, np.float64).reshape(-1, 8, 8)
+    k = len(frames)
+    rows, cols, _ = blob_centres(frames, HEAT_MARGIN_C)
+    heat = _warmth(frames, HEAT_MARGIN_C).sum(axis=(1, 2))
+    along = rows if travel_axis == "rows" else cols
+    empty = int(np.argmin(heat))
+    others = [c for c in range(k) if c != empty]
+    position = {c: (float(np.clip(along[c] / 7.0, 0.0, 1.0)) if np.isfinite(along[c]) else 0.5) for c in others}
+
+    two = set()
+    if len(others) >= 3:
+        reference = float(np.median([heat[c] for c in others]))
+        for c in sorted(others, key=lambda c: -heat[c]):
+            if len(others) - len(two) <= 2:
+                break
+            if heat[c] >= TWO_PEOPLE_RATIO * reference:
+                two.add(c)
+    singles = sorted((c for c in others if c not in two), key=lambda c: position[c])
+
+    names = {empty: "empty"}
+    for rank, c in enumerate(singles):
+        if rank == 0:
+            names[c] = "low"
+        elif rank == len(singles) - 1:
+            names[c] = "high"
+        else:
+            names[c] = "low" if position[c] < 1 / 3 else "high" if position[c] > 2 / 3 else "middle"
+    for c in two:
+        names[c] = "two"
+    # Repeated names get suffixes in order of position: low, low-2, ...
+    used: dict = {}
+    states = []
+    for c in sorted(range(k), key=lambda c: (c != empty, position.get(c, -1.0))):
+        base = names[c]
+        used[base] = used.get(base, 0) + 1
+        name = base if used[base] == 1 else f"{base}-{used[base]}"
+        states.append({"cluster": c, "name": name,
+                       "position": None if c == empty else round(position[c], 4),
+                       "people": 0 if c == empty else 2 if c in two else 1})
+    return sorted(states, key=lambda s: s["cluster"])
+
+
+def canonical_order(states: list) -> list:
+    """Cluster indices in a human order: empty, then by position, then two-people clusters."""
+    def key(state):
+        people = state["people"]
+        return (people == 2, people != 0, state["position"] if state["position"] is not None else -1.0)
+    return [s["cluster"] for s in sorted(states, key=key)]

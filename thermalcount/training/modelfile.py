@@ -1,0 +1,144 @@
+"""The trained-model file: plain float32 arrays + one JSON document in a zip (.npz layout).
+
+Safe to load: it is read with ``numpy.load(allow_pickle=False)``, so a file cannot run code.
+Written byte-for-byte deterministically (fixed zip timestamps, sorted members), so the same
+training gives the same bytes apart from the ``created`` field. numpy only - no torch - so
+``thermalcount export`` and ``inspect`` run on a machine without the [train] extra.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from thermalcount import __version__
+from thermalcount.errors import ModelError, OutputPathError
+from thermalcount.onnx_graph import MODEL_FORMAT, WEIGHT_NAMES
+from thermalcount.preprocessing import Preprocessing
+
+FILE_FORMAT = "thermalcount-trained/1"
+METADATA_MEMBER = "__metadata__"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass
+class TrainedModel:
+    """Everything training produced. ``weights`` are float32 arrays in torch's layout."""
+
+    weights: dict
+    preprocessing: Preprocessing
+    states: list  # [{"cluster", "name", "position", "people"}], one per cluster, in cluster order
+    travel_axis: str
+    training: dict  # files, frame counts, hashes, options, seed, loss, cluster sizes...
+    created: str
+    version: str = __version__
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def latent(self) -> int:
+        return int(self.weights["enc2.weight"].shape[0])
+
+    @property
+    def clusters(self) -> int:
+        return int(self.weights["centroids"].shape[0])
+
+    def onnx_metadata(self) -> dict:
+        """metadata_props for the exported graph, exactly as docs/architecture.md lists them."""
+        return {
+            "thermalcount_version": __version__,
+            "format": MODEL_FORMAT,
+            "states": json.dumps(self.states),
+            "travel_axis": self.travel_axis,
+            "input_units": "celsius",
+            "latent": str(self.latent),
+            "clusters": str(self.clusters),
+            "training": json.dumps(self.training, sort_keys=True),
+            "created": self.created,
+            "preprocessing": json.dumps(self.preprocessing.to_dict(), sort_keys=True),
+        }
+
+    def metadata(self) -> dict:
+        return {
+            "format": FILE_FORMAT, "thermalcount_version": self.version, "created": self.created,
+            "states": self.states, "travel_axis": self.travel_axis, "training": self.training,
+            "preprocessing": self.preprocessing.to_dict(), "extra": self.extra,
+        }
+
+
+def save_model(model: TrainedModel, path, *, overwrite: bool = False) -> Path:
+    """Write the model file atomically; OutputPathError if it exists and not ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        members = {name: np.ascontiguousarray(array, dtype=np.float32) for name, array in model.weights.items()}
+        members[METADATA_MEMBER] = np.frombuffer(
+            json.dumps(model.metadata(), sort_keys=True).encode("utf-8"), dtype=np.uint8)
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            array_bytes = io.BytesIO()
+            np.lib.format.write_array(array_bytes, members[name], allow_pickle=False)
+            archive.writestr(info, array_bytes.getvalue())
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(buffer.getvalue())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OutputPathError(f"cannot write {path} ({error.strerror or error}); choose another --out") from None
+    return path
+
+
+def load_model(path) -> TrainedModel:
+    """Read a model file written by :func:`save_model`; ModelError (one line) for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist; train one with 'thermalcount train'")
+    hint = "pass a file written by 'thermalcount train'"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise ModelError(f"{path} is not a thermalcount model file ({type(error).__name__}); {hint}") from None
+    raw = arrays.pop(METADATA_MEMBER, None)
+    try:
+        metadata = json.loads(bytes(raw).decode("utf-8")) if raw is not None else None
+    except (UnicodeDecodeError, ValueError):
+        metadata = None
+    if not isinstance(metadata, dict) or metadata.get("format") != FILE_FORMAT:
+        raise ModelError(f"{path} is not a thermalcount model file (no {FILE_FORMAT} metadata); {hint}")
+    missing = [name for name in WEIGHT_NAMES if name not in arrays]
+    if missing:
+        raise ModelError(f"{path} lacks weight(s) {', '.join(missing)}; re-train it with 'thermalcount train'")
+    try:
+        return TrainedModel(
+            weights={name: np.asarray(array, dtype=np.float32) for name, array in arrays.items()},
+            preprocessing=Preprocessing.from_dict(metadata["preprocessing"]),
+            states=list(metadata["states"]), travel_axis=str(metadata["travel_axis"]),
+            training=dict(metadata["training"]), created=str(metadata["created"]),
+            version=str(metadata.get("thermalcount_version", "")), extra=dict(metadata.get("extra", {})),
+        )
+    except (KeyError, TypeError) as error:
+        raise ModelError(f"{path} has incomplete metadata (missing {error}); re-train it with 'thermalcount train'") from None
+
+
+def export_model(model_path, out, *, overwrite: bool = False):
+    """Model file -> one fused ONNX graph at ``out``. numpy + onnx only (no torch)."""
+    from thermalcount.onnx_graph import build_graph, save_graph
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputPathError(f"{out} already exists; pass --overwrite to replace it")
+    model = load_model(model_path)
+    graph = build_graph(model.weights, model.preprocessing, model.onnx_metadata())
+    save_graph(graph, out, overwrite=overwrite)
+    return graph

@@ -1,0 +1,188 @@
+"""The training workflow: recordings -> autoencoder -> k-means -> meanings -> model file.
+
+``train_model`` does the work on any frame sources (recording paths or in-memory arrays) and
+returns a :class:`TrainingResult`; ``train`` is what the CLI calls (checks the output path
+first, saves the model file, writes the plots).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from thermalcount import __version__
+from thermalcount.errors import OutputPathError, TrainingError
+from thermalcount.preprocessing import Preprocessing
+from thermalcount.training import require_training_stack
+from thermalcount.training.modelfile import TrainedModel, save_model
+
+MIN_FRAMES = 100
+MIN_STEPS = 3000  # auto epochs: at least this many optimiser steps in total
+MAX_AUTO_EPOCHS = 60
+TIMELINE_FRAMES = 1200
+
+
+@dataclass
+class TrainOptions:
+    latent: int = 4
+    clusters: int = 3
+    epochs: Optional[int] = None  # None: enough for MIN_STEPS steps, 2..MAX_AUTO_EPOCHS
+    batch_size: int = 512
+    seed: int = 0
+    val_split: float = 0.1
+    travel_axis: str = "auto"
+    learning_rate: float = 3e-3
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    chunk_frames: int = 16384
+    sample_size: int = 50_000
+
+    def check(self) -> None:
+        if not 2 <= self.latent <= 16:
+            raise TrainingError(f"--latent must be between 2 and 16 (the design uses 3-5), got {self.latent}")
+        if not 2 <= self.clusters <= 16:
+            raise TrainingError(f"--clusters must be between 2 and 16 (3 = empty/low/high), got {self.clusters}")
+        if self.epochs is not None and self.epochs < 1:
+            raise TrainingError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 8:
+            raise TrainingError(f"--batch-size must be at least 8, got {self.batch_size}")
+        if self.travel_axis not in ("auto", "rows", "columns"):
+            raise TrainingError(f"--travel-axis must be auto, rows or columns, got {self.travel_axis!r}")
+
+    def summary(self) -> dict:
+        return {"latent": self.latent, "clusters": self.clusters, "epochs": self.epochs,
+                "batch_size": self.batch_size, "seed": self.seed, "val_split": self.val_split,
+                "travel_axis": self.travel_axis, "learning_rate": self.learning_rate,
+                "chunk_frames": self.chunk_frames, "sample_size": self.sample_size}
+
+
+@dataclass
+class TrainingResult:
+    model: TrainedModel
+    history: list
+    cluster_sizes: list
+    silhouette: float
+    travel_evidence: dict
+    decoded_c: np.ndarray  # (K, 8, 8) decoded centroids, °C above background
+    timeline: dict  # first frames of the first source: frames, embeddings, states, fps
+    seconds: float
+    frames_seen: int
+    peak_frames_in_memory: int
+
+
+def _progress(callback, kind, **info):
+    if callback is not None:
+        callback(kind, info)
+
+
+def train_model(sources, options: Optional[TrainOptions] = None,
+                on_progress: Optional[Callable[[str, dict], None]] = None) -> TrainingResult:
+    """Train a model on recordings (paths) or arrays; see the module docstring."""
+    require_training_stack()
+    import torch
+
+    from thermalcount.training import autoencoder as ae
+    from thermalcount.training.data import TrainingData
+    from thermalcount.training.kmeans import fit_centroids, nearest, separation_score
+    from thermalcount.training.meanings import assign_meanings, canonical_order, find_travel_axis
+
+    options = options or TrainOptions()
+    options.check()
+    started = time.perf_counter()
+    data = TrainingData(sources, seed=options.seed, val_split=options.val_split,
+                        chunk_frames=options.chunk_frames, sample_size=options.sample_size)
+    _progress(on_progress, "stage", text="checking frames", total=sum(s.n_frames for s in data.sources))
+    summary = data.scan(on_chunk=lambda n: _progress(on_progress, "scan", frames=n))
+    if summary.n_train < max(MIN_FRAMES, 10 * options.clusters):
+        raise TrainingError(f"only {summary.n_frames} frames to train on; record at least "
+                            f"{max(MIN_FRAMES, 10 * options.clusters)} (a few minutes of people walking through)")
+
+    steps_per_epoch = math.ceil(summary.n_train / options.batch_size)
+    epochs = options.epochs or int(np.clip(math.ceil(MIN_STEPS / steps_per_epoch), 2, MAX_AUTO_EPOCHS))
+    ae.make_deterministic(options.seed)
+    autoencoder = ae.FrameAutoencoder(options.latent)
+    _progress(on_progress, "stage", text="training", total=epochs * summary.n_train, epochs=epochs)
+    history = ae.fit_autoencoder(
+        autoencoder, options.preprocessing, lambda epoch: data.minibatches(epoch, options.batch_size),
+        epochs=epochs, steps_per_epoch=steps_per_epoch, learning_rate=options.learning_rate,
+        validation=data.validation.ordered() if summary.n_val else None,
+        on_step=lambda info: _progress(on_progress, "step", **info),
+    )
+    if not all(math.isfinite(record["train_loss"]) for record in history):
+        raise TrainingError("training diverged (loss is not finite); try a smaller --batch-size or another --seed")
+
+    _progress(on_progress, "stage", text="clustering")
+    sample = data.sample.ordered()
+    sample_embedding = ae.encode_frames(autoencoder, options.preprocessing, sample)
+    centroids = fit_centroids(sample_embedding, options.clusters, options.seed)
+    if options.travel_axis == "auto":
+        travel_axis, evidence = find_travel_axis(sample.reshape(-1, 8, 8))
+    else:
+        travel_axis, evidence = options.travel_axis, {"forced": True}
+    spec = options.preprocessing
+    decoded_c = (ae.decode_latent(autoencoder, centroids) * spec.scale + spec.offset).reshape(-1, 8, 8)
+    states = assign_meanings(decoded_c, travel_axis)
+    order = canonical_order(states)
+    centroids, decoded_c = centroids[order], decoded_c[order]
+    states = [dict(states[old], cluster=new) for new, old in enumerate(order)]
+
+    _progress(on_progress, "stage", text="assigning clusters", total=summary.n_frames)
+    sizes = np.zeros(options.clusters, np.int64)
+    for _, _, flat in data.iter_all():
+        assigned, _ = nearest(ae.encode_frames(autoencoder, spec, flat), centroids)
+        sizes += np.bincount(assigned, minlength=options.clusters)
+        _progress(on_progress, "scan", frames=len(flat))
+    sample_states, _ = nearest(sample_embedding, centroids)
+    silhouette = separation_score(sample_embedding, sample_states, options.seed)
+
+    first = data.sources[0]
+    timeline_frames = np.asarray(first.read(0, TIMELINE_FRAMES), np.float32).reshape(-1, 8, 8)
+    timeline_embedding = ae.encode_frames(autoencoder, spec, timeline_frames)
+    timeline = {"frames": timeline_frames, "embedding": timeline_embedding,
+                "states": nearest(timeline_embedding, centroids)[0], "fps": first.fps, "name": first.name}
+
+    weights = autoencoder.numpy_weights()
+    weights["centroids"] = centroids.astype(np.float32)
+    last = history[-1]
+    training = {
+        "files": summary.files,
+        "frames": summary.n_frames, "train_frames": summary.n_train, "val_frames": summary.n_val,
+        "options": dict(options.summary(), epochs=epochs), "seed": options.seed,
+        "train_loss": round(last["train_loss"], 6),
+        "val_loss": round(last["val_loss"], 6) if "val_loss" in last else None,
+        "cluster_sizes": sizes.tolist(),
+        "silhouette": None if math.isnan(silhouette) else round(silhouette, 4),
+        "travel_axis_evidence": evidence,
+        "torch": torch.__version__.split("+")[0], "python": platform.python_version(),
+    }
+    model = TrainedModel(weights=weights, preprocessing=spec, states=states, travel_axis=travel_axis,
+                         training=training, created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         version=__version__)
+    return TrainingResult(model=model, history=history, cluster_sizes=sizes.tolist(), silhouette=silhouette,
+                          travel_evidence=evidence, decoded_c=decoded_c, timeline=timeline,
+                          seconds=time.perf_counter() - started,
+                          frames_seen=sum(r["frames"] for r in history),
+                          peak_frames_in_memory=data.peak_frames_in_memory)
+
+
+def train(paths, out, options: Optional[TrainOptions] = None, *, plots=None, overwrite: bool = False,
+          on_progress=None) -> TrainingResult:
+    """Train on recording files, write the model file to ``out`` (and PNGs to ``plots``)."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputPathError(f"{out} already exists; pass --overwrite to replace it")
+    if out.is_dir():
+        raise OutputPathError(f"{out} is a directory; give --out a file name such as model.npz")
+    result = train_model([Path(p) for p in paths], options, on_progress=on_progress)
+    save_model(result.model, out, overwrite=overwrite)
+    if plots is not None:
+        from thermalcount.training.plots import write_plots
+
+        result.plot_files = write_plots(result, plots)
+    return result
