@@ -327,3 +327,28 @@ def test_mixed_is_about_as_hard_as_real_rooms_for_a_naive_counter():
     assert 0.75 <= np.mean(scores) <= 0.96, scores
     single = simulate(20000, "single", seed=0, drift=0.0)
     assert _f1(_naive_counter(single.frames), [(e.frame, e.direction) for e in single.events]) > 0.95
+
+
+def test_lingerers_swaying_across_the_line_count_once_at_their_last_crossing():
+    # Standing right on the line, the true centre crosses it back and forth; the ground
+    # truth is the net crossing only, on the frame the person finally stays across.
+    kw = dict(CLEAN, linger_distance=(-0.05, 0.05))
+    chunk = simulate(8000, "lingering", seed=6, linger_continue_prob=1.0, **kw)
+    warm = excess(chunk)
+    hot = warm.reshape(len(warm), -1).max(axis=1) > 0.5
+    finished = visits(hot) - int(hot[-1])  # the last person may still be standing there
+    assert finished == len(chunk.events) >= 8
+    for event in chunk.events:
+        sign = 1 if event.direction == "in" else -1
+        assert sign * (travel_centroid(warm[event.frame - 1], 0) - MID) < 0
+        after = event.frame
+        while after < len(hot) and hot[after]:
+            assert sign * (travel_centroid(warm[after], 0) - MID) >= 0
+            after += 1
+    flips = 0
+    for image_before, image in zip(warm[:-1], warm[1:]):
+        if image_before.max() > 0.5 and image.max() > 0.5:
+            flips += (travel_centroid(image_before, 0) >= MID) != (travel_centroid(image, 0) >= MID)
+    assert flips > 2 * len(chunk.events)  # the centre really did cross more often
+    back = simulate(8000, "lingering", seed=6, linger_continue_prob=0.0, **kw)
+    assert back.events == []

@@ -50,6 +50,7 @@ class SceneParams:
     hat_prob: float = 0.0  # chance a person wears a hat/hood (smaller, cooler blob)
     speed_mix: tuple = (0.2, 0.6, 0.2)  # probabilities of slow, normal, fast walkers
     linger_continue_prob: float = 0.5  # a lingerer continues (event) or goes back (no event)
+    linger_distance: tuple = (0.2, 1.2)  # px before the mid line where lingerers stand (negative: past it)
     warm_object_prob: float = 0.0  # chance the room has a static warm object in view
     skin_temperature: float = 33.0  # °C at which a person no longer stands out at all
 
@@ -239,7 +240,7 @@ class PeopleStream:
         rng = self.rng
         speed = self._speed() * 0.8
         # Stands at or just before the line, swaying: the hard case for centroid counters.
-        spot = MID_LINE - rng.uniform(0.2, 1.2)
+        spot = MID_LINE - rng.uniform(*self.params.linger_distance)
         arrive = t0 + (spot - OFF_LOW) / speed
         keys = [(t0, OFF_LOW), (arrive, spot)]
         t, stay_until = arrive, arrive + rng.uniform(2.0, 8.0)
