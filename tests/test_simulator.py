@@ -246,6 +246,8 @@ def test_every_scenario_runs_and_is_listed():
     ({"travel_axis": "diagonal"}, ["rows", "columns"]),
     ({"fps": 5}, ["10", "1"]),
     ({"gravity": 9.8}, ["gravity", "ambient"]),
+    ({"seed": -1}, ["seed", ">= 0"]),
+    ({"room": 1.5}, ["room", ">= 0"]),
 ])
 def test_bad_arguments_raise_one_line_usage_errors(kwargs, words):
     with pytest.raises(UsageError) as info:

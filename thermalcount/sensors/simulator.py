@@ -89,6 +89,13 @@ def pixel_weights(centres, sigma) -> np.ndarray:
     return np.diff(_erf(z), axis=1) / (2.0 * _erf(0.5 / width))
 
 
+def _whole_number(name: str, value) -> int:
+    # numpy seeds must be non-negative integers; say so instead of failing inside numpy.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise UsageError(f"{name} must be a whole number >= 0 (got {value!r})")
+    return int(value)
+
+
 class Simulator:
     """An endless, deterministic stream of simulated frames with ground-truth crossings."""
 
@@ -110,7 +117,9 @@ class Simulator:
         self.scenario = scenario
         self.params: SceneParams = scene_params(scenario, overrides)
         self.ambient_given = ambient is not None or "ambient" in overrides
-        self.seed = int(seed)
+        self.seed = _whole_number("seed", seed)
+        if self.params.room is not None:
+            self.params.room = _whole_number("room", self.params.room)
         self.fps = fps
         self.travel_axis = travel_axis
         self.reverse = bool(reverse)
