@@ -630,7 +630,8 @@ class RecordingWriter:
             pass  # non-POSIX drivers have no descriptor; the HDF5 flush is all we can do
 
 
-def check_output_path(path, *, append: bool = False, overwrite: bool = False) -> bool:
+def check_output_path(path, *, append: bool = False, overwrite: bool = False,
+                      can_append: bool = True) -> bool:
     """Raise OutputPathError unless ``path`` may be written; return whether it exists.
 
     Cheap, touches nothing: commands call it before opening a sensor.
@@ -642,9 +643,8 @@ def check_output_path(path, *, append: bool = False, overwrite: bool = False) ->
         raise OutputPathError(f"{path} is a directory; give a file name such as rec.h5")
     if path.exists():
         if not (append or overwrite):
-            raise OutputPathError(
-                f"{path} already exists; pass --append to add frames to it or --overwrite to replace it"
-            )
+            options = "pass --append to add frames to it or --overwrite" if can_append else "pass --overwrite"
+            raise OutputPathError(f"{path} already exists; {options} to replace it, or choose another name")
         if not os.access(path, os.W_OK):
             raise OutputPathError(f"cannot write {path}: permission denied")
         return True
