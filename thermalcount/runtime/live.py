@@ -34,6 +34,8 @@ class LiveSnapshot:
     entries: int = 0
     exits: int = 0
     frames: int = 0
+    # Longest wall-clock gap between two consecutive frames (stalls show up here).
+    max_frame_gap: float = 0.0
     sensor_errors: int = 0
     sensor_problem: Optional[str] = None
     last_events: deque = field(default_factory=lambda: deque(maxlen=8))
@@ -59,6 +61,7 @@ class LiveStats:
     sensor_errors: int
     stopped_by: str  # "end-of-stream", "duration", "signal"
     wall_seconds: float
+    max_frame_gap: float
 
 
 class LiveLoop:
@@ -130,6 +133,10 @@ class LiveLoop:
             try:
                 frame = self.sensor.read()
             except EndOfStream:
+                # A replay ended: close the passage in progress like offline `count` does.
+                finished = self.counter.finish()
+                if finished:
+                    self._emit(finished)
                 stopped_by = "end-of-stream"
                 break
             except SensorError as error:
@@ -154,10 +161,13 @@ class LiveLoop:
                 )
                 outage_since = None
                 snapshot.sensor_problem = None
+                just_recovered = True
+            else:
+                just_recovered = False
 
             t0 = perf()
             state = infer_one(frame.pixels)
-            events = update(frame.time, state)
+            events = update(frame.time, state, frame.index)
             if events:
                 self._emit(events)
             self._update_lights(frame.time)
@@ -166,7 +176,10 @@ class LiveLoop:
             if first_frame_time is None:
                 first_frame_time = frame.time
             last_frame_time = frame.time
-            last_frame_wall = self._wall()
+            now_wall = self._wall()
+            if snapshot.frames and not just_recovered:
+                snapshot.max_frame_gap = max(snapshot.max_frame_gap, now_wall - last_frame_wall)
+            last_frame_wall = now_wall
             snapshot.frames += 1
             snapshot.frame_index = frame.index
             snapshot.frame_time = frame.time
@@ -191,6 +204,7 @@ class LiveLoop:
             sensor_errors=snapshot.sensor_errors,
             stopped_by=stopped_by,
             wall_seconds=self._wall() - started,
+            max_frame_gap=snapshot.max_frame_gap,
         )
 
     def status_line(self) -> str:

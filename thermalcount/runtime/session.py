@@ -71,6 +71,21 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
             print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=out, flush=True)
 
     with ExitStack() as stack:
+        # Lights, MQTT and the sensor driver report outages through logging, once each;
+        # route them to the same place as our own notices.
+        handler = _ReportHandler(report)
+        package_log = logging.getLogger("thermalcount")
+        package_log.addHandler(handler)
+        stack.callback(package_log.removeHandler, handler)
+        # Our handler shows them; without this, Python's last-resort handler repeats them.
+        previous_propagate = package_log.propagate
+        package_log.propagate = False
+        stack.callback(setattr, package_log, "propagate", previous_propagate)
+        if package_log.level == logging.NOTSET or package_log.level > logging.INFO:
+            previous_level = package_log.level
+            package_log.setLevel(logging.INFO)
+            stack.callback(package_log.setLevel, previous_level)
+
         model = Model.load(None if options.model_path in (None, "default") else options.model_path,
                            backend=options.backend)
         counter = Counter(model.meanings, flip=options.flip)
@@ -90,6 +105,7 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
         if publisher is not None:
             publisher.on_command = loop.command
             publisher.publish_state(0, 0, 0)
+        handler.loop = loop
         if on_loop is not None:
             on_loop(loop)
         report(
@@ -138,8 +154,7 @@ def _open_lights(options: RunOptions, report, stack: ExitStack):
     if options.lights_kind != "hue" and (options.light_names or options.group_name or options.bridge):
         raise UsageError("--bridge, --light and --group need --lights hue")
     lights = open_lights(
-        options.lights_kind, bridge=options.bridge, lights=options.light_names,
-        group=options.group_name, reporter=report,
+        options.lights_kind, bridge=options.bridge, lights=options.light_names, group=options.group_name,
     )
     stack.callback(lights.close)
     return lights, LightPolicy(off_delay=options.off_delay)
@@ -159,6 +174,24 @@ def _open_mqtt(options: RunOptions, stack: ExitStack):
     publisher.start()
     stack.callback(publisher.close)
     return publisher
+
+
+class _ReportHandler(logging.Handler):
+    """Log records from our components become notices: a log line or a dashboard line."""
+
+    def __init__(self, report):
+        super().__init__(level=logging.INFO)
+        self.report = report
+        self.loop = None
+
+    def emit(self, record):
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call must not break counting
+            return
+        if self.loop is not None:
+            self.loop.snapshot.notices.append(message)
+        self.report(message)
 
 
 class _stop_on_signals:
