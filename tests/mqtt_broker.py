@@ -31,7 +31,7 @@ def free_port() -> int:
 class Mosquitto:
     """Debian's mosquitto with a temp config; ``stop()``/``start()`` keep the same port."""
 
-    def __init__(self, *, tls: Optional[dict] = None):
+    def __init__(self, *, tls: Optional[dict] = None, extra: tuple = ()):
         if MOSQUITTO is None:
             pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
         self.directory = Path(tempfile.mkdtemp(prefix="mosquitto-"))
@@ -39,6 +39,7 @@ class Mosquitto:
         self.tls_port = free_port() if tls else None
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "persistence false",
                  "log_dest stderr", "log_type error", "log_type warning"]
+        lines += list(extra)
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             # Started as root, mosquitto drops to user "mosquitto", which cannot read the
             # test's temp files (certificates, password file).

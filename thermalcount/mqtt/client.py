@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import ssl
 import threading
 import time
@@ -256,6 +257,8 @@ class MqttLink:
                     delay = min(delay * 2, self._max_delay)
                     continue
             rc = client.loop(timeout=0.05)
+            if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                rc = self._read_waiting()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 self._socket_open = False
                 with self._lock:
@@ -269,6 +272,21 @@ class MqttLink:
                 delay = self._min_delay
                 self._pump()
         self._shutdown()
+
+    def _read_waiting(self, limit: int = 500) -> MQTTErrorCode:
+        """Read every packet already waiting: ``loop()`` reads one per call, too slow for a burst."""
+        client = self._client
+        for _ in range(limit):
+            sock = client.socket()
+            if sock is None:
+                break
+            pending = sock.pending() if hasattr(sock, "pending") else 0
+            if not pending and not select.select([sock], [], [], 0)[0]:
+                break
+            rc = client.loop_read()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return rc
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

@@ -8,6 +8,7 @@ that ``thermalcount room`` subscribes to.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import secrets
@@ -60,6 +61,9 @@ class DoorPublisher:
         # A new session id per process: a restarted door counts frames from 0 again, and the
         # room must not mistake its new events for re-deliveries of the old ones.
         self.session = secrets.token_hex(4)
+        # Numbers each event of this session: the counter may emit two events for one frame
+        # (two people side by side), so the frame alone cannot identify an event.
+        self._sequence = itertools.count(1)
         self.on_command = on_command
         self._status_topic = ha.status_topic(self.discovery_prefix)
         self._report = reporter or log.warning
@@ -89,7 +93,7 @@ class DoorPublisher:
     def publish_event(self, event) -> None:
         """One crossing (a ``CountEvent``): to the events topic and as the last event."""
         payload = json.dumps({
-            "door": self.door_id, "room": self.room_name, "session": self.session,
+            "door": self.door_id, "room": self.room_name, "session": self.session, "seq": next(self._sequence),
             "frame": int(event.frame), "time": float(event.time), "direction": event.direction,
             "occupancy": int(event.occupancy), "wall_time": round(time.time(), 3),
         })
