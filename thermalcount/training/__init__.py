@@ -14,7 +14,7 @@ def require_training_stack():
     from thermalcount.errors import TrainingError
 
     try:
-        import sklearn  # noqa: F401
         import torch  # noqa: F401
-    except ImportError as error:
+        import sklearn  # noqa: F401
+    except ImportError as error:  # sklearn may fail on a missing dependency of its own
         raise TrainingError(f"training needs torch and scikit-learn ({error.name} is missing): {TRAIN_EXTRA_HINT}") from None

@@ -1,0 +1,232 @@
+"""train: preprocessing parity, determinism, bounded memory, meanings, bad input, the CLI."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+import torch  # noqa: E402
+
+from tests.conftest import run_python  # noqa: E402
+from thermalcount.cli import cli  # noqa: E402
+from thermalcount.errors import RecordingError, TrainingError  # noqa: E402
+from thermalcount.preprocessing import Preprocessing  # noqa: E402
+from thermalcount.sensors.simulator import simulate  # noqa: E402
+from thermalcount.store import write_recording  # noqa: E402
+from thermalcount.training.autoencoder import TorchPreprocessing  # noqa: E402
+from thermalcount.training.data import ArraySource, TrainingData  # noqa: E402
+from thermalcount.training.meanings import assign_meanings, find_travel_axis  # noqa: E402
+from thermalcount.training.modelfile import load_model, save_model  # noqa: E402
+from thermalcount.training.train import TrainOptions, train_model  # noqa: E402
+
+SPECS = [
+    Preprocessing(),
+    Preprocessing(clip_low=None, clip_high=None, scale=2.0),
+    Preprocessing(background="lowest", lowest_pixels=32),
+    Preprocessing(background="none", clip_low=None, clip_high=30.0, scale=10.0),
+]
+
+
+def _sources(seed=0, n=5000, **kw):
+    return [ArraySource(simulate(n, "single", seed=seed, **kw).frames, "single"),
+            ArraySource(simulate(n, "busy", seed=seed + 1, **kw).frames, "busy")]
+
+
+def _blob(centre_row, centre_col, peak=2.0, sigma=1.0):
+    rows, cols = np.mgrid[0:8, 0:8]
+    return peak * np.exp(-((rows - centre_row) ** 2 + (cols - centre_col) ** 2) / (2 * sigma ** 2))
+
+
+# --- preprocessing ------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.describe())
+def test_numpy_preprocessing_equals_torch(spec):
+    frames = np.concatenate([simulate(3000, "warm_room", seed=1).frames, simulate(3000, "drift", seed=2).frames])
+    reference = spec.apply(frames)
+    mirrored = TorchPreprocessing(spec)(torch.from_numpy(frames)).numpy()
+    assert reference.shape == (6000, 64)
+    np.testing.assert_allclose(mirrored, reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("background", ["mean", "lowest"])
+def test_background_removal_cancels_a_warmer_room(background):
+    spec = Preprocessing(background=background)
+    frames = simulate(500, "single", seed=4).frames
+    np.testing.assert_allclose(spec.apply(frames + 5.0), spec.apply(frames), atol=1e-5)
+    # ...and without background removal it would not (the test can fail).
+    raw = Preprocessing(background="none", clip_low=None, clip_high=None)
+    assert np.abs(raw.apply(frames + 5.0) - raw.apply(frames)).max() > 4.0
+
+
+def test_clipping_maps_sub_noise_to_zero_and_caps_people():
+    spec = Preprocessing()  # mean background, clip 0.5..2.5 °C
+    frame = np.full((1, 8, 8), 21.0, np.float32)
+    frame[0, 3:5, 3:5] += 6.0  # a hot person
+    out = spec.apply(frame).reshape(8, 8)
+    assert out.max() == pytest.approx(2.0)  # capped at clip_high - clip_low
+    assert (out[:2] == 0).all()  # background pixels are exactly zero
+
+
+# --- training -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_result():
+    return train_model(_sources(), TrainOptions(clusters=4, epochs=10, seed=5))
+
+
+def test_same_data_and_seed_give_the_same_model_bytes(tmp_path, small_result):
+    again = train_model(_sources(), TrainOptions(clusters=4, epochs=10, seed=5))
+    again.model.created = small_result.model.created
+    save_model(small_result.model, tmp_path / "a.npz")
+    save_model(again.model, tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    other = train_model(_sources(), TrainOptions(clusters=4, epochs=1, seed=6))
+    assert not np.array_equal(other.model.weights["enc1.weight"], small_result.model.weights["enc1.weight"])
+
+
+def test_report_figures_and_meanings(small_result):
+    result = small_result
+    # People walk along rows, uniformly: 4 clusters = empty + the two edges + the middle.
+    names = [s["name"] for s in result.model.states]
+    assert names == ["empty", "low", "middle", "high"]
+    low, middle, high = (s["position"] for s in result.model.states[1:])
+    assert low < 0.25 and 0.3 < middle < 0.7 and high > 0.75
+    assert sum(result.cluster_sizes) == 10_000 and min(result.cluster_sizes) > 500
+    assert result.cluster_sizes[0] == max(result.cluster_sizes)  # most frames are empty scenes
+    assert result.silhouette > 0.4
+    assert result.history[-1]["val_loss"] < 0.2
+    loaded = result.model.training
+    assert loaded["train_frames"] + loaded["val_frames"] == 10_000 and loaded["val_frames"] > 500
+
+
+def test_model_file_round_trip(tmp_path, small_result):
+    save_model(small_result.model, tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.states == small_result.model.states
+    assert loaded.preprocessing == small_result.model.preprocessing
+    assert loaded.training == small_result.model.training
+    for name, array in small_result.model.weights.items():
+        np.testing.assert_array_equal(loaded.weights[name], array)
+
+
+def test_columns_travel_axis_is_found_and_can_be_forced():
+    result = train_model(_sources(seed=10, travel_axis="columns"), TrainOptions(clusters=3, epochs=6, seed=1))
+    assert result.model.travel_axis == "columns"
+    assert result.travel_evidence["blob_variance_columns"] > result.travel_evidence["blob_variance_rows"]
+    names = {s["name"]: s for s in result.model.states}
+    assert set(names) == {"empty", "low", "high"}
+    assert names["low"]["position"] < names["high"]["position"] - 0.25
+    # The decoded "low" centroid has its heat on the low-index columns.
+    low = result.decoded_c[names["low"]["cluster"]]
+    assert low[:, :4].sum() > low[:, 4:].sum()
+    forced = train_model(_sources(seed=10, travel_axis="columns"),
+                         TrainOptions(clusters=3, epochs=1, seed=1, travel_axis="rows"))
+    assert forced.model.travel_axis == "rows" and forced.travel_evidence == {"forced": True}
+
+
+def test_find_travel_axis_from_simulated_frames():
+    assert find_travel_axis(simulate(4000, "busy", seed=3).frames)[0] == "rows"
+    assert find_travel_axis(simulate(4000, "busy", seed=3, travel_axis="columns").frames)[0] == "columns"
+
+
+def test_meanings_of_known_decoded_centroids():
+    empty = np.zeros((8, 8))
+    centroids = np.stack([_blob(6.5, 3.5), empty, _blob(0.5, 3.5), _blob(3.5, 3.5),
+                          _blob(1.5, 3.5) + _blob(5.5, 3.5)])
+    states = assign_meanings(centroids, "rows")
+    by_cluster = {s["cluster"]: s for s in states}
+    assert [by_cluster[c]["name"] for c in range(5)] == ["high", "empty", "low", "middle", "two"]
+    assert by_cluster[1]["position"] is None and by_cluster[1]["people"] == 0
+    assert by_cluster[4]["people"] == 2
+    assert by_cluster[2]["position"] < 0.15 and by_cluster[0]["position"] > 0.8
+    # The same scene seen with the other mounting: blobs move along columns.
+    transposed = assign_meanings(np.transpose(centroids, (0, 2, 1)), "columns")
+    assert [s["name"] for s in transposed] == [s["name"] for s in states]
+    # Two clusters near the same edge get suffixes instead of being dropped.
+    crowded = assign_meanings(np.stack([empty, _blob(0.5, 2), _blob(1.0, 5), _blob(6.5, 3.5)]), "rows")
+    assert sorted(s["name"] for s in crowded) == ["empty", "high", "low", "low-2"]
+
+
+# --- bounded memory -----------------------------------------------------------------------
+def test_streaming_holds_a_bounded_number_of_frames():
+    frames = simulate(40_000, "busy", seed=2).frames
+    data = TrainingData([ArraySource(frames)], chunk_frames=1000, sample_size=500, val_size=200, seed=0)
+    data.scan()
+    batches = list(data.minibatches(0, 256))
+    assert sum(len(b) for b in batches) == data.summary.n_train
+    assert data.peak_frames_in_memory <= data.pool_chunks * 1000 + 256 + 700
+    assert data.peak_frames_in_memory < len(frames) / 5
+    # Every training frame comes exactly once per epoch, in a seeded but shuffled order.
+    again = np.concatenate(list(data.minibatches(0, 256)))
+    np.testing.assert_array_equal(np.concatenate(batches), again)
+    assert not np.array_equal(np.concatenate(list(data.minibatches(1, 256))), again)
+
+
+def test_training_pass_over_a_recording_uses_bounded_memory(tmp_path):
+    path = tmp_path / "long.h5"
+    write_recording(path, simulate(120_000, "busy", seed=1).frames, fps=10.0)  # 31 MB of frames
+    data = TrainingData([path], chunk_frames=2048, sample_size=1000, val_size=500, seed=0)
+    tracemalloc.start()
+    try:
+        data.scan()
+        for _ in data.minibatches(0, 512):
+            pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert data.summary.n_frames == 120_000
+    assert peak < 12 * 2**20, peak  # the whole recording would be 31 MB
+
+
+# --- bad input ----------------------------------------------------------------------------
+def test_tiny_nan_and_misshapen_data_are_one_line_errors(tmp_path):
+    with pytest.raises(TrainingError, match="only 50 frames"):
+        train_model([ArraySource(simulate(50, "single").frames)], TrainOptions(epochs=1))
+    frames = simulate(2000, "single").frames
+    frames[1234, 2, 2] = np.nan
+    with pytest.raises(TrainingError, match="frame 1234 holds NaN"):
+        train_model([ArraySource(frames, "bad")], TrainOptions(epochs=1))
+    with pytest.raises(TrainingError, match=r"shape \(N, 8, 8\)"):
+        train_model([ArraySource(np.zeros((500, 4, 16), np.float32))], TrainOptions(epochs=1))
+    with pytest.raises(TrainingError, match="--clusters"):
+        train_model(_sources(n=300), TrainOptions(clusters=1))
+    not_h5 = tmp_path / "notes.h5"
+    not_h5.write_text("not a recording")
+    with pytest.raises(RecordingError):
+        train_model([not_h5], TrainOptions(epochs=1))
+
+
+def test_missing_train_extra_says_what_to_install(tmp_path):
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"
+        "from thermalcount.training.train import train_model\n"
+        "from thermalcount.errors import TrainingError\n"
+        "try:\n    train_model([])\nexcept TrainingError as e:\n    print(e)\n"
+    )
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr
+    assert "pip install 'thermalcount[train]'" in run.stdout
+
+
+def test_train_cli_end_to_end(tmp_path):
+    for name, scenario, seed in (("a.h5", "single", 1), ("b.h5", "busy", 2)):
+        chunk = simulate(5000, scenario, seed=seed)
+        write_recording(tmp_path / name, chunk.frames, chunk.timestamps, fps=10.0)
+    args = ["train", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"), "--out", str(tmp_path / "m.npz"),
+            "--epochs", "2", "--clusters", "4", "--plots", str(tmp_path / "plots")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    for text in ("Travel axis: rows", "empty", "Separation", "validation loss"):
+        assert text in result.output
+    model = load_model(tmp_path / "m.npz")
+    assert model.clusters == 4 and [f["name"] for f in model.training["files"]] == ["a.h5", "b.h5"]
+    for png in ("embedding.png", "clusters.png", "centroids.png"):
+        assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and "--overwrite" in refused.output
+    empty = CliRunner().invoke(cli, ["train", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.npz")])
+    assert empty.exit_code != 0 and empty.output.strip().startswith("Error: ")
+    assert len(empty.output.strip().splitlines()) == 1
