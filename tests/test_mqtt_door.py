@@ -335,3 +335,10 @@ def test_door_names_become_ids():
     door = DoorPublisher("mqtt://127.0.0.1:1", door="  Back  Door ")
     assert door.door_id == "back_door" and door.topics.events == "thermalcount/door/back_door/events"
     assert door.door_name == "Back  Door" and door.node_id == "thermalcount_back_door"
+
+
+def test_door_defaults_to_the_short_host_name(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "Pi-Hall.local")
+    assert DoorPublisher("mqtt://127.0.0.1:1").door_id == "pi-hall"

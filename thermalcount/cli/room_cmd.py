@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from thermalcount.cli.options import DURATION
+
 
 @click.command()
 @click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST[:PORT]",
@@ -23,7 +25,7 @@ import click
 @click.option("--mqtt-ca", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CA certificate for mqtts:// brokers.")
 @click.option("--no-dashboard", is_flag=True, help="Plain log lines (for systemd/journald) instead of the dashboard.")
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds (default: run until stopped).")
+@click.option("--duration", type=DURATION, default=None, help="Stop after this long, e.g. 10m (default: run until stopped).")
 def room(mqtt_url, doors, room_name, lights_kind, bridge, light_names, group_name, off_delay, mqtt_ca,
          no_dashboard, duration):
     """Keep one room's occupancy from several doors and publish it.

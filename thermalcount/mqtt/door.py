@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import secrets
+import socket
 import time
 from typing import Callable, Optional
 
@@ -26,6 +27,7 @@ CommandCallback = Callable[[str, Optional[int]], None]
 class DoorPublisher:
     """Publishes one door: state, events, health, discovery; takes set/reset commands.
 
+    ``door`` defaults to the host name without its domain.
     ``on_command(cmd, value)`` is called from the MQTT thread with ``("reset", None)`` or
     ``("set", n)``; it may be assigned after construction. ``reporter`` receives one line
     per broker outage and recovery (default: the ``thermalcount.mqtt`` logger).
@@ -35,7 +37,7 @@ class DoorPublisher:
         self,
         url: str,
         *,
-        door: str,
+        door: Optional[str] = None,
         room: Optional[str] = None,
         username: Optional[str] = None,
         password: Optional[str] = None,
@@ -49,6 +51,9 @@ class DoorPublisher:
         keepalive: int = 20,
         reconnect_delay: tuple[float, float] = (0.5, 30.0),
     ):
+        if door is None:
+            # The host name without its domain: "pi-hall.local" -> "pi-hall".
+            door = socket.gethostname().split(".")[0]
         self.door_name = door.strip() if isinstance(door, str) else door
         self.door_id = ha.id_for(door, "door")
         self.room_name = room.strip() if room else None
