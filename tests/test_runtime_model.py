@@ -1,0 +1,425 @@
+"""The runtime model: contract checks on load, and both backends agreeing on every output.
+
+Graphs are built here with onnx.helper following docs/architecture.md (the folded graph, and
+one graph per operator of the contract's list), plus the exporter's own graph and the
+embedded default model when they are present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.conftest import run_python
+from thermalcount.errors import ModelError
+from thermalcount.runtime.model import Model, StateMeaning, default_model_path
+from thermalcount.runtime.numpy_backend import SUPPORTED_OPS
+
+MEANINGS = [
+    {"cluster": 0, "name": "empty", "position": None, "people": 0},
+    {"cluster": 1, "name": "low", "position": 0.15, "people": 1},
+    {"cluster": 2, "name": "middle", "position": 0.5, "people": 1},
+    {"cluster": 3, "name": "high", "position": 0.85, "people": 1},
+    {"cluster": 4, "name": "two", "position": 0.5, "people": 2},
+]
+RTOL = ATOL = 1e-5
+
+
+def metadata(meanings=MEANINGS, latent_size=4, **overrides) -> dict:
+    meta = {"thermalcount_version": "0.1.0", "format": "thermalcount-model/1",
+            "states": json.dumps(meanings), "travel_axis": "rows", "input_units": "celsius",
+            "latent": str(latent_size), "clusters": str(len(meanings)), "training": "{}",
+            "created": "2026-01-01T00:00:00Z"}
+    meta.update(overrides)
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def contract_model(nodes, initializers, *, latent=4, meanings=MEANINGS, opset=17, meta=None,
+                   input_type=TensorProto.FLOAT, input_shape=("N", 8, 8), input_name="frames"):
+    graph = helper.make_graph(
+        nodes, "test",
+        [helper.make_tensor_value_info(input_name, input_type, list(input_shape))],
+        [helper.make_tensor_value_info("state", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("distances", TensorProto.FLOAT, ["N", len(meanings)]),
+         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", latent])],
+        initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    helper.set_model_props(model, meta if meta is not None else metadata(meanings, latent))
+    return model
+
+
+def folded_model(seed=0, hidden=32, latent=4, meanings=MEANINGS, **kw):
+    """The folded graph of performance.md: Gemm, PRelu, one distance Gemm, ArgMin."""
+    rng = np.random.default_rng(seed)
+    k = len(meanings)
+    w1 = rng.normal(0, 0.2, (64, hidden)).astype(np.float32)
+    # The bias folds in "subtract 21 °C" so that doorway frames spread over the clusters.
+    b1 = (rng.normal(0, 0.1, hidden) - 21.0 * w1.sum(axis=0)).astype(np.float32)
+    w2 = rng.normal(0, 0.3, (hidden, latent)).astype(np.float32)
+    b2 = rng.normal(0, 0.1, latent).astype(np.float32)
+    centroids = rng.normal(0, 1, (k, latent)).astype(np.float32)
+    inits = [numpy_helper.from_array(a, n) for a, n in [
+        (np.array([-1, 64], np.int64), "shape"), (w1, "w1"), (b1, "b1"),
+        (np.full(hidden, 0.25, np.float32), "slope"), (w2, "w2"), (b2, "b2"),
+        ((-2 * w2 @ centroids.T).astype(np.float32), "wd"),
+        ((-2 * b2 @ centroids.T + (centroids ** 2).sum(1)).astype(np.float32), "bd")]]
+    nodes = [
+        helper.make_node("Reshape", ["frames", "shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w1", "b1"], ["h0"]),
+        helper.make_node("PRelu", ["h0", "slope"], ["h"]),
+        helper.make_node("Gemm", ["h", "wd", "bd"], ["partial"]),
+        helper.make_node("ArgMin", ["partial"], ["state"], axis=1, keepdims=0),
+        helper.make_node("Gemm", ["h", "w2", "b2"], ["embedding"]),
+        helper.make_node("ReduceSumSquare", ["embedding"], ["norm"], axes=[1], keepdims=1),
+        helper.make_node("Add", ["partial", "norm"], ["distances"]),
+    ]
+    return contract_model(nodes, inits, latent=latent, meanings=meanings, **kw)
+
+
+def save(model, path) -> Path:
+    path = Path(path)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def doorway_frames(n=600, seed=3) -> np.ndarray:
+    """Realistic frames: 21 °C room, fixed pattern, noise, 0.25 °C steps, a warm blob now and then."""
+    rng = np.random.default_rng(seed)
+    pattern = rng.normal(0, 0.7, (8, 8))
+    frames = 21 + pattern + rng.normal(0, 0.37, (n, 8, 8))
+    rows = rng.integers(0, 7, n)
+    cols = rng.integers(0, 7, n)
+    for i in range(0, n, 2):
+        frames[i, rows[i]:rows[i] + 2, cols[i]:cols[i] + 2] += rng.uniform(2, 5)
+    frames[::7] -= 3.0  # a few frames below zero offset for Cast/Abs/Relu to matter
+    return (np.round(frames * 4) / 4).astype(np.float32)
+
+
+def assert_backends_agree(path, frames):
+    ort_model = Model.load(path, backend="onnxruntime")
+    np_model = Model.load(path, backend="numpy")
+    assert (ort_model.backend, np_model.backend) == ("onnxruntime", "numpy")
+    a, b = ort_model.infer(frames), np_model.infer(frames)
+    np.testing.assert_array_equal(a.state, b.state)
+    assert a.state.dtype == b.state.dtype == np.int64
+    np.testing.assert_allclose(b.distances, a.distances, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(b.embedding, a.embedding, rtol=RTOL, atol=ATOL)
+    np.testing.assert_array_equal(ort_model.infer_states(frames), a.state)
+    np.testing.assert_array_equal(np_model.infer_states(frames), a.state)
+    for frame, state in zip(frames[:40], a.state[:40]):
+        assert ort_model.infer_one(frame) == state
+        assert np_model.infer_one(frame) == state
+    return a
+
+
+# ------------------------------------------------------------------------ the folded graph
+
+
+def test_folded_graph_backends_agree_and_states_vary(tmp_path):
+    path = save(folded_model(), tmp_path / "m.onnx")
+    result = assert_backends_agree(path, doorway_frames(3000))
+    assert len(np.unique(result.state)) >= 2  # the test is not trivially all one state
+
+
+def test_batches_longer_than_a_block_and_single_frames(tmp_path):
+    path = save(folded_model(seed=5), tmp_path / "m.onnx")
+    frames = doorway_frames(1000)
+    model = Model.load(path, backend="numpy")
+    model._impl.block_frames = 64  # several blocks, one partial
+    whole = Model.load(path, backend="onnxruntime").infer(frames)
+    np.testing.assert_array_equal(model.infer(frames).state, whole.state)
+    np.testing.assert_array_equal(model.infer_states(frames), whole.state)
+    assert model.infer(frames[:0]).state.shape == (0,)
+
+
+def test_loaded_model_exposes_metadata(tmp_path):
+    path = save(folded_model(), tmp_path / "m.onnx")
+    model = Model.load(path)
+    assert model.backend == "onnxruntime"  # auto with onnxruntime installed
+    assert model.meanings[1] == StateMeaning(1, "low", 0.15, 1)
+    assert model.meanings[0].position is None
+    assert (model.travel_axis, model.latent, model.clusters) == ("rows", 4, 5)
+    assert model.metadata["format"] == "thermalcount-model/1"
+
+
+# --------------------------------------------------------------- one graph per operator
+# Each builds flat (N, 64) -> emb (N, 4) with the operator, then the same tail: distances to
+# four centroids by Unsqueeze/Sub/ReduceSumSquare and state by ArgMin. ``flat`` is the frame
+# minus 21 °C, as the real graph centres its input: sums of raw °C values would lose more to
+# float32 rounding (in either backend) than the 1e-5 the backends must agree within.
+
+
+def _c(name, array, dtype=np.float32):
+    return numpy_helper.from_array(np.asarray(array, dtype), name)
+
+
+def _w(rng, name, shape):
+    return _c(name, rng.normal(0, 0.3, shape))
+
+
+def _op_graph(op, rng):
+    n, i = helper.make_node, []
+    if op == "Gemm":
+        i = [_w(rng, "wt", (4, 64)), _w(rng, "b", (4,))]
+        return [n("Gemm", ["flat", "wt", "b"], ["emb"], alpha=0.5, beta=2.0, transB=1)], i
+    if op == "MatMul":
+        return [n("MatMul", ["flat", "w"], ["emb"])], [_w(rng, "w", (64, 4))]
+    if op == "Reshape":
+        i = [_c("s", [0, 16, 4], np.int64), _c("ax", [1], np.int64)]
+        return [n("Reshape", ["flat", "s"], ["r"]), n("ReduceSum", ["r", "ax"], ["emb"], keepdims=0)], i
+    if op == "Flatten":
+        return [n("Reshape", ["flat", "s"], ["cube"]), n("Flatten", ["cube"], ["f"], axis=1),
+                n("MatMul", ["f", "w"], ["emb"])], [_c("s", [-1, 8, 8], np.int64), _w(rng, "w", (64, 4))]
+    if op == "Identity":
+        return [n("Identity", ["flat"], ["f"]), n("MatMul", ["f", "w"], ["emb"])], [_w(rng, "w", (64, 4))]
+    if op == "Cast":
+        # float -> int32 truncates toward zero, negative values included.
+        return [n("Cast", ["flat"], ["i"], to=TensorProto.INT32),
+                n("Cast", ["i"], ["f"], to=TensorProto.FLOAT), n("MatMul", ["f", "w"], ["emb"])], \
+            [_w(rng, "w", (64, 4))]
+    if op in ("Add", "Sub", "Mul", "Div"):
+        const = rng.uniform(0.5, 2.0, 64)
+        return [n(op, ["flat", "k"], ["f"]), n("MatMul", ["f", "w"], ["emb"])], \
+            [_c("k", const), _w(rng, "w", (64, 4))]
+    if op in ("Max", "Min"):
+        return [n(op, ["flat", "k1", "k2"], ["f"]), n("MatMul", ["f", "w"], ["emb"])], \
+            [_c("k1", rng.normal(0, 1, 64)), _c("k2", [[1.0]]), _w(rng, "w", (64, 4))]
+    if op in ("Relu", "Abs"):
+        return [n("Sub", ["flat", "k"], ["d"]), n(op, ["d"], ["f"]), n("MatMul", ["f", "w"], ["emb"])], \
+            [_c("k", [0.5]), _w(rng, "w", (64, 4))]
+    if op == "Sqrt":
+        return [n("Abs", ["flat"], ["a"]), n("Sqrt", ["a"], ["f"]), n("MatMul", ["f", "w"], ["emb"])], \
+            [_w(rng, "w", (64, 4))]
+    if op == "PRelu":
+        # Slopes outside [0, 1] take the general path; the second PRelu the max() path.
+        return [n("Sub", ["flat", "k"], ["d"]), n("PRelu", ["d", "s1"], ["p"]),
+                n("PRelu", ["p", "s2"], ["f"]), n("MatMul", ["f", "w"], ["emb"])], \
+            [_c("k", [0.5]), _c("s1", rng.uniform(-2, 2, 64)), _c("s2", rng.uniform(0, 1, 64)),
+             _w(rng, "w", (64, 4))]
+    if op == "Clip":
+        return [n("Sub", ["flat", "k"], ["d"]), n("Clip", ["d", "lo", "hi"], ["c1"]),
+                n("Clip", ["d", "", "hi"], ["c2"]), n("Add", ["c1", "c2"], ["f"]),
+                n("MatMul", ["f", "w"], ["emb"])], \
+            [_c("k", [0.5]), _c("lo", 0.5), _c("hi", 2.5), _w(rng, "w", (64, 4))]
+    if op in ("ReduceMean", "ReduceMin", "ReduceMax", "ReduceSumSquare", "ReduceSum"):
+        i = [_c("s", [-1, 4, 16], np.int64), _c("ax", [-1], np.int64), _c("sq", [2], np.int64)]
+        if op == "ReduceSum":  # opset 13+: axes is an input
+            return [n("Reshape", ["flat", "s"], ["r"]), n(op, ["r", "ax"], ["k"], keepdims=1),
+                    n("Squeeze", ["k", "sq"], ["emb"])], i
+        return [n("Reshape", ["flat", "s"], ["r"]), n(op, ["r"], ["k"], axes=[2], keepdims=1),
+                n("Squeeze", ["k", "sq"], ["emb"])], i
+    if op == "TopK":
+        # Sorted largest with their indices (ties at 0.25 °C steps are common), and an
+        # unsorted smallest-k feeding a sum (order-free).
+        i = [_c("k4", [4], np.int64), _c("k8", [8], np.int64), _c("ax", [1], np.int64),
+             _c("w", rng.normal(0, 0.3, (4, 4)))]
+        return [n("TopK", ["flat", "k4"], ["v", "idx"], axis=1, largest=1, sorted=1),
+                n("Cast", ["idx"], ["fi"], to=TensorProto.FLOAT),
+                n("TopK", ["flat", "k8"], ["low", "lowi"], axis=1, largest=0, sorted=0),
+                n("ReduceSum", ["low", "ax"], ["lows"], keepdims=1),
+                n("Add", ["v", "fi"], ["a"]), n("Add", ["a", "lows"], ["b"]),
+                n("MatMul", ["b", "w"], ["emb"])], i
+    if op == "ArgMin":
+        i = [_c("s", [-1, 4, 16], np.int64)]
+        return [n("Reshape", ["flat", "s"], ["r"]),
+                n("ArgMin", ["r"], ["a"], axis=2, keepdims=0, select_last_index=1),
+                n("Cast", ["a"], ["emb"], to=TensorProto.FLOAT)], i
+    if op in ("Split", "Concat"):
+        i = [_c("parts", [16, 40, 8], np.int64), _c("s", [-1, 4, 4], np.int64),
+             _c("ax", [2], np.int64), _w(rng, "w", (8, 4))]
+        return [n("Split", ["flat", "parts"], ["a", "b", "c"], axis=1),
+                n("Reshape", ["a", "s"], ["r"]), n("ReduceMax", ["r"], ["m"], axes=[2], keepdims=0),
+                n("MatMul", ["c", "w"], ["cw"]),
+                n("Concat", ["m", "cw"], ["mc"], axis=1),
+                n("Split", ["mc"], ["x", "y"], axis=1), n("Add", ["x", "y"], ["emb"])], i
+    if op in ("Squeeze", "Unsqueeze"):
+        i = [_c("one", [1], np.int64), _w(rng, "w", (64, 4))]
+        return [n("Unsqueeze", ["flat", "one"], ["u"]), n("Squeeze", ["u", "one"], ["f"]),
+                n("MatMul", ["f", "w"], ["emb"])], i
+    if op == "Slice":
+        i = [_c(name, v, np.int64) for name, v in
+             (("st", [2]), ("en", [62]), ("ax", [1]), ("sp", [15]), ("st2", [-1]),
+              ("en2", [-1000]), ("sp2", [-16]))]
+        return [n("Slice", ["flat", "st", "en", "ax", "sp"], ["a"]),
+                n("Slice", ["flat", "st2", "en2", "ax", "sp2"], ["b"]),
+                n("Sub", ["a", "b"], ["emb"])], i
+    if op == "Gather":
+        return [n("Gather", ["flat", "ix"], ["emb"], axis=1)], [_c("ix", [5, 9, 40, -1], np.int64)]
+    if op == "Transpose":
+        i = [_c("s8", [-1, 8, 8], np.int64), _c("s64", [-1, 64], np.int64), _w(rng, "w", (64, 4))]
+        return [n("Reshape", ["flat", "s8"], ["r"]), n("Transpose", ["r"], ["t"], perm=[0, 2, 1]),
+                n("Reshape", ["t", "s64"], ["f"]), n("MatMul", ["f", "w"], ["emb"])], i
+    raise AssertionError(f"no test graph for {op}")
+
+
+def operator_model(op, seed=0):
+    rng = np.random.default_rng(seed)
+    body, inits = _op_graph(op, rng)
+    meanings = MEANINGS[:4]
+    centroids = rng.normal(0, 1, (4, 4)) * 3
+    inits = inits + [_c("flat_shape", [-1, 64], np.int64), _c("centroids", centroids),
+                     _c("one_axis", [1], np.int64), _c("room", [21.0])]
+    nodes = ([helper.make_node("Reshape", ["frames", "flat_shape"], ["raw"]),
+              helper.make_node("Sub", ["raw", "room"], ["flat"])] + body + [
+        helper.make_node("Identity", ["emb"], ["embedding"]),
+        helper.make_node("Unsqueeze", ["emb", "one_axis"], ["emb3"]),
+        helper.make_node("Sub", ["emb3", "centroids"], ["diff"]),
+        helper.make_node("ReduceSumSquare", ["diff"], ["distances"], axes=[2], keepdims=0),
+        helper.make_node("ArgMin", ["distances"], ["state"], axis=1, keepdims=0),
+    ])
+    model = contract_model(nodes, inits, meanings=meanings)
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("op", SUPPORTED_OPS)
+def test_every_operator_runs_the_same_on_both_backends(op, tmp_path):
+    model = operator_model(op)
+    assert op in {node.op_type for node in model.graph.node}
+    path = save(model, tmp_path / f"{op}.onnx")
+    assert_backends_agree(path, doorway_frames(400, seed=zlib.crc32(op.encode())))
+
+
+def test_exporter_graph_backends_agree(tmp_path):
+    onnx_graph = pytest.importorskip("thermalcount.onnx_graph")
+    preprocessing = pytest.importorskip("thermalcount.preprocessing")
+    rng = np.random.default_rng(1)
+    weights = {"enc1.weight": rng.normal(0, .3, (32, 64)), "enc1.bias": rng.normal(0, .1, 32),
+               "prelu.weight": np.full(32, .25), "enc2.weight": rng.normal(0, .3, (4, 32)),
+               "enc2.bias": rng.normal(0, .1, 4), "centroids": rng.normal(0, 1, (5, 4))}
+    for background in ("mean", "lowest"):
+        prep = preprocessing.Preprocessing(background=background)
+        model = onnx_graph.build_graph(weights, prep, metadata())
+        path = save(model, tmp_path / f"{background}.onnx")
+        assert_backends_agree(path, doorway_frames(2000))
+
+
+def test_default_model_backends_agree():
+    if not default_model_path().is_file():
+        pytest.skip("the embedded default model has not been exported yet")
+    model = Model.load("default")
+    assert model.clusters == len(model.meanings) >= 2
+    assert_backends_agree(default_model_path(), doorway_frames(3000))
+
+
+# ------------------------------------------------------------------------------- errors
+
+
+def _error(path, backend="auto") -> str:
+    with pytest.raises(ModelError) as info:
+        Model.load(path, backend=backend)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_file_directory_empty_and_garbage(tmp_path):
+    assert "does not exist" in _error(tmp_path / "nope.onnx")
+    assert "directory" in _error(tmp_path)
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    assert "empty" in _error(tmp_path / "empty.onnx")
+    (tmp_path / "text.onnx").write_text("this is not a model\n" * 20)
+    assert "not an ONNX model" in _error(tmp_path / "text.onnx")
+    (tmp_path / "h5.onnx").write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(2000))
+    assert "not an ONNX model" in _error(tmp_path / "h5.onnx")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"input_name": "pixels"}, "expected one input named 'frames'"),
+    ({"input_shape": ("N", 64)}, "shape Nx64"),
+    ({"input_shape": (1, 8, 8)}, "free batch dimension"),
+    ({"input_shape": ("N", 8, 4)}, "shape Nx8x4"),
+    ({"input_type": TensorProto.DOUBLE}, "must be float32, not double"),
+])
+def test_wrong_input_is_refused(kwargs, words, tmp_path):
+    nodes = [helper.make_node("Identity", [kwargs.get("input_name", "frames")], ["state"])]
+    model = contract_model(nodes, [], **kwargs)
+    assert words in _error(save(model, tmp_path / "bad.onnx"))
+
+
+def test_missing_output_is_refused(tmp_path):
+    model = folded_model()
+    kept = [o for o in model.graph.output if o.name != "embedding"]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    assert "no output 'embedding'" in _error(save(model, tmp_path / "m.onnx"))
+
+
+@pytest.mark.parametrize("key", ["format", "states", "travel_axis", "latent", "clusters"])
+def test_missing_metadata_is_refused(key, tmp_path):
+    model = folded_model(meta=metadata(**{key: None}))
+    assert f"missing metadata '{key}'" in _error(save(model, tmp_path / "m.onnx"))
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"format": "other/2"}, "format 'other/2'"),
+    ({"states": "[not json"}, "malformed metadata"),
+    ({"clusters": "7"}, "one entry per cluster"),
+    ({"travel_axis": "diagonal"}, "travel_axis"),
+    ({"states": json.dumps([{"cluster": 0, "name": "empty"}] * 5)}, "needs cluster, name"),
+])
+def test_bad_metadata_is_refused(overrides, words, tmp_path):
+    model = folded_model(meta=metadata(**overrides))
+    assert words in _error(save(model, tmp_path / "m.onnx"))
+
+
+def test_unknown_operator_only_stops_the_numpy_backend(tmp_path):
+    model = folded_model()
+    # Exp is valid ONNX (onnxruntime runs it) but outside the contract's operator list.
+    model.graph.node.insert(1, helper.make_node("Exp", ["flat"], ["unused"], name="odd"))
+    path = save(model, tmp_path / "exp.onnx")
+    assert Model.load(path, backend="onnxruntime").backend == "onnxruntime"
+    message = _error(path, backend="numpy")
+    assert "Exp" in message and "--backend onnxruntime" in message
+
+
+def test_bad_backend_name(tmp_path):
+    path = save(folded_model(), tmp_path / "m.onnx")
+    assert "unknown backend 'tract'" in _error(path, backend="tract")
+
+
+def test_without_onnxruntime_auto_falls_back_and_explicit_request_fails(tmp_path):
+    path = save(folded_model(), tmp_path / "m.onnx")
+    code = (
+        "import sys; sys.modules['onnxruntime'] = None\n"
+        "from thermalcount.runtime.model import Model\n"
+        "from thermalcount.errors import ModelError\n"
+        f"m = Model.load({str(path)!r})\n"
+        "print(m.backend)\n"
+        "try:\n"
+        f"    Model.load({str(path)!r}, backend='onnxruntime')\n"
+        "except ModelError as e:\n"
+        "    print('ERR', e)\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "numpy"
+    assert lines[1].startswith("ERR onnxruntime is not installed") and "--backend numpy" in lines[1]
+
+
+def test_runtime_never_imports_torch_or_sklearn(tmp_path):
+    path = save(folded_model(), tmp_path / "m.onnx")
+    code = (
+        "import sys, json, numpy as np\n"
+        "from thermalcount.runtime.model import Model\n"
+        "from thermalcount.runtime.counter import Counter\n"
+        "from thermalcount.runtime import scoring, numpy_backend\n"
+        "import thermalcount.counting, thermalcount.cli.count_cmd\n"
+        f"for backend in ('onnxruntime', 'numpy'):\n"
+        f"    m = Model.load({str(path)!r}, backend=backend)\n"
+        "    m.infer(np.full((3, 8, 8), 21, np.float32)); m.infer_one(np.zeros((8, 8), np.float32))\n"
+        "    Counter(m.meanings).process([0.0, 0.1], [0, 1])\n"
+        "print(json.dumps(sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'sklearn'))))\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
