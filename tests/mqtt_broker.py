@@ -31,13 +31,14 @@ def free_port() -> int:
 class Mosquitto:
     """Debian's mosquitto with a temp config; ``stop()``/``start()`` keep the same port."""
 
-    def __init__(self, *, tls: Optional[dict] = None, extra: tuple = ()):
+    def __init__(self, *, tls: Optional[dict] = None, extra: tuple = (), persistence: bool = False):
         if MOSQUITTO is None:
             pytest.skip("mosquitto is not installed (apt-get install mosquitto); CI installs it")
         self.directory = Path(tempfile.mkdtemp(prefix="mosquitto-"))
         self.port = free_port()
         self.tls_port = free_port() if tls else None
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "persistence false",
+        persist = ["persistence true", f"persistence_location {self.directory}/"] if persistence else ["persistence false"]
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", *persist,
                  "log_dest stderr", "log_type error", "log_type warning"]
         lines += list(extra)
         if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -100,14 +101,18 @@ class Received:
 class Observer:
     """Subscribes to topics and records every message; ``wait_for`` polls the record."""
 
-    def __init__(self, port: int, *topics: str, client_id: str = "observer"):
+    def __init__(self, port: int, *topics: str, client_id: str = "observer", persistent: bool = False):
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{client_id}-{free_port()}")
+        # A persistent session (fixed id, clean_session False) has the broker keep QoS 1
+        # messages for it while it is disconnected: no race with a fast publisher.
+        self.client = paho.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=client_id if persistent else f"{client_id}-{free_port()}",
+                                  clean_session=not persistent)
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *args: self._subscribed.set()
         self.topics = topics

@@ -198,10 +198,15 @@ def test_last_will_offline_when_the_publisher_is_killed(broker, observers):
     assert last.retain and last.text == "offline"
 
 
-def test_broker_down_at_start_then_up_gets_latest_state_and_newest_events(observers):
-    server = Mosquitto()  # port chosen, broker NOT started
+def test_broker_down_at_start_then_up_gets_latest_state_and_newest_events():
+    # The observer's session outlives a broker restart, so it receives what the door sends
+    # the moment the broker is back, however fast the door reconnects.
+    server = Mosquitto(persistence=True).start()
+    Observer(server.port, "thermalcount/door/hall/#", client_id="watcher", persistent=True).close()
+    server.stop()
+    door = DoorPublisher(server.url, door="hall", max_queue=100, **FAST)
+    watcher = None
     try:
-        door = DoorPublisher(server.url, door="hall", max_queue=100, **FAST)
         door.start()
         worst = 0.0
         for frame in range(2000):
@@ -216,15 +221,17 @@ def test_broker_down_at_start_then_up_gets_latest_state_and_newest_events(observ
         assert "refused" in door.status["last_error"]
 
         server.start()
-        watcher = observers(server.port, "thermalcount/door/hall/#")
+        watcher = Observer(server.port, "thermalcount/door/hall/#", client_id="watcher", persistent=True)
         watcher.wait_for(lambda: len(watcher.on("thermalcount/door/hall/events")) == 100, what="the queued events")
         frames = [json.loads(m.payload)["frame"] for m in watcher.on("thermalcount/door/hall/events")]
         assert frames == list(range(1900, 2000))  # oldest dropped, newest kept, in order
         state = watcher.wait_for(lambda: watcher.last("thermalcount/door/hall/state"), what="state")
         assert json.loads(state.payload)["occupancy"] == 2000
         assert door.status["connected"] and door.status["queued"] == 0
-        door.close()
     finally:
+        door.close()
+        if watcher is not None:
+            watcher.close()
         server.close()
 
 

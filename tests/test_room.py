@@ -103,6 +103,11 @@ def running_room(broker):
         thread = threading.Thread(target=service.run, daemon=True)
         thread.start()
         services.append((service, thread))
+        # "online" is published after the subscriptions on the same connection, so once it
+        # is seen the room cannot miss a door's (non-retained) event.
+        watcher = Observer(broker.port, service.topics.availability)
+        watcher.wait_payload(service.topics.availability, "online")
+        watcher.close()
         return service
 
     yield start
@@ -229,6 +234,9 @@ def test_events_per_second_through_one_room_connection():
     room.start()
     thread = threading.Thread(target=room.run, daemon=True)
     thread.start()
+    watcher = Observer(server.port, room.topics.availability)
+    watcher.wait_payload(room.topics.availability, "online")
+    watcher.close()
     try:
         _measure_two_doors(server, room)
     finally:
