@@ -349,3 +349,11 @@ def test_door_defaults_to_the_short_host_name(monkeypatch):
 
     monkeypatch.setattr(socket, "gethostname", lambda: "Pi-Hall.local")
     assert DoorPublisher("mqtt://127.0.0.1:1").door_id == "pi-hall"
+
+
+def test_broker_urls_default_ports():
+    from thermalcount.mqtt.client import parse_broker_url
+
+    assert (parse_broker_url("mqtt://pi.local").port, parse_broker_url("mqtt://pi.local").tls) == (1883, False)
+    assert (parse_broker_url("mqtts://pi.local").port, parse_broker_url("mqtts://pi.local").tls) == (8883, True)
+    assert str(parse_broker_url("mqtt://[::1]:1999/")) == "mqtt://[::1]:1999"

@@ -370,3 +370,23 @@ def test_room_bad_input_is_one_line(args, words):
     result = CliRunner().invoke(cli, ["room", *args])
     assert result.exit_code == 2
     assert words in result.output and result.output.count("\n") == 1 and "pw" not in result.output
+
+
+def test_run_with_mqtt_feeds_a_room_end_to_end(broker, running_room, observers):
+    """`thermalcount run --mqtt` on the simulator: the room ends where the door's own count ends."""
+    room = running_room(name="living", doors=["front"])
+    watcher = observers(broker.port, "thermalcount/door/front/#")
+    result = CliRunner().invoke(cli, ["run", "--sensor", "sim", "--speed", "max", "--duration", "5m", "--seed", "3",
+                                      "--lights", "none", "--mqtt", broker.url, "--door", "front", "--room", "living",
+                                      "--no-dashboard"])
+    assert result.exit_code == 0, result.output
+    door_state = watcher.wait_for(lambda: (lambda m: m and json.loads(m.payload))(
+        watcher.last("thermalcount/door/front/state")), what="door state")
+    assert door_state["entries"] + door_state["exits"] > 5
+    wait_until(lambda: room.count.entries + room.count.exits == door_state["entries"] + door_state["exits"],
+               what="room has every door event")
+    # Same events in the same order, both clamped at 0 the same way: the same count.
+    assert (room.count.occupancy, room.count.entries, room.count.exits) == (
+        door_state["occupancy"], door_state["entries"], door_state["exits"])
+    watcher.wait_payload("thermalcount/door/front/availability", "offline")  # clean stop said so
+    wait_until(lambda: room.count.status["front"].online is False, what="room saw the door go offline")
