@@ -1,0 +1,202 @@
+"""``thermalcount count`` and the offline counting workflow, end to end on real recordings.
+
+The model is a hand-made contract graph (blob_model) that finds the warm blob and its
+position along the travel axis with plain arithmetic, so these tests check the pipeline
+(store -> batch inference -> counter -> scoring -> output) on simulated doorway recordings
+whatever state the trained default model is in; the default model gets its own test.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from onnx import helper, TensorProto
+
+from tests.test_runtime_model import _c, contract_model, metadata, save
+from thermalcount.cli import cli
+from thermalcount.counting import count_recording
+from thermalcount.runtime.counter import Counter
+from thermalcount.runtime.model import Model, default_model_path
+from thermalcount.sensors.simulator import write_simulation
+from thermalcount.store import open_recording, write_recording
+
+BLOB_MEANINGS = [
+    {"cluster": 0, "name": "empty", "position": None, "people": 0},
+    {"cluster": 1, "name": "low", "position": 0.1, "people": 1},
+    {"cluster": 2, "name": "middle", "position": 0.5, "people": 1},
+    {"cluster": 3, "name": "high", "position": 0.9, "people": 1},
+]
+
+
+def blob_model(threshold=1.0, cap=6.0, axis="rows"):
+    """embedding = [warm mass (capped, 0..1), mass-weighted position along the axis (0..1)]
+    of the pixels more than ``threshold`` °C above the frame mean; nearest of 4 centroids."""
+    index = (np.arange(64) // 8) if axis == "rows" else (np.arange(64) % 8)
+    projection = np.stack([np.full(64, 1.0 / cap), index / 7.0], axis=1)
+    n = helper.make_node
+    nodes = [n("Reshape", ["frames", "s"], ["flat"]),
+             n("ReduceMean", ["flat"], ["bg"], axes=[1], keepdims=1),
+             n("Sub", ["flat", "bg"], ["res"]), n("Sub", ["res", "thr"], ["sh"]),
+             n("Relu", ["sh"], ["warm"]), n("MatMul", ["warm", "proj"], ["mp"]),
+             n("Split", ["mp", "sizes"], ["m", "p"], axis=1),
+             n("Mul", ["m", "capc"], ["mass"]), n("Add", ["mass", "eps"], ["mass_e"]),
+             n("Div", ["p", "mass_e"], ["pos"]), n("Clip", ["m", "zero", "one"], ["mc"]),
+             n("Mul", ["pos", "mc"], ["posw"]), n("Concat", ["mc", "posw"], ["embedding"], axis=1),
+             n("Unsqueeze", ["embedding", "ax1"], ["e3"]), n("Sub", ["e3", "cent"], ["d"]),
+             n("ReduceSumSquare", ["d"], ["distances"], axes=[2], keepdims=0),
+             n("ArgMin", ["distances"], ["state"], axis=1, keepdims=0)]
+    inits = [_c("s", [-1, 64], np.int64), _c("thr", [threshold]), _c("proj", projection),
+             _c("sizes", [1, 1], np.int64), _c("capc", [cap]), _c("eps", [1e-3]), _c("zero", 0.0),
+             _c("one", 1.0), _c("ax1", [1], np.int64), _c("cent", [[0, 0], [1, .1], [1, .5], [1, .9]])]
+    return contract_model(nodes, inits, latent=2, meanings=BLOB_MEANINGS,
+                          meta=metadata(BLOB_MEANINGS, 2, travel_axis=axis))
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return str(save(blob_model(), tmp_path_factory.mktemp("model") / "blob.onnx"))
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """6 minutes of people crossing one at a time, with ground truth."""
+    path = tmp_path_factory.mktemp("rec") / "single.h5"
+    write_simulation(str(path), 3600, "single", seed=11)
+    return str(path)
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, ["count", *map(str, args)])
+    return result
+
+
+def as_json(*args) -> dict:
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_json_schema_and_score_on_a_simulated_recording(single, model_path):
+    data = as_json(single, "--model", model_path)
+    assert set(data) == {"events", "entries", "exits", "score"}
+    assert data["events"], "the recording has crossings"
+    for event in data["events"]:
+        assert set(event) == {"frame", "time", "direction", "occupancy"}
+        assert isinstance(event["frame"], int) and isinstance(event["time"], float)
+        assert event["direction"] in ("in", "out") and event["occupancy"] >= 0
+    assert data["entries"] == sum(e["direction"] == "in" for e in data["events"])
+    assert data["exits"] == sum(e["direction"] == "out" for e in data["events"])
+    score = data["score"]
+    for key in ("in", "out", "overall"):
+        assert set(score[key]) == {"precision", "recall", "f1", "tp", "fp", "fn"}
+    truth = open_recording(single).events
+    assert score["true_entries"] + score["true_exits"] == len(truth)
+    assert score["overall"]["tp"] + score["overall"]["fn"] == len(truth)
+    # One person at a time and a model that sees the blob: the count must be nearly perfect.
+    assert score["overall"]["f1"] >= 0.95, score["overall"]
+
+
+def test_same_result_whatever_the_chunking_and_backend(single, model_path):
+    reference = as_json(single, "--model", model_path)
+    assert as_json(single, "--model", model_path, "--chunk-frames", 977) == reference
+    assert as_json(single, "--model", model_path, "--backend", "numpy", "--chunk-frames", 5000) == reference
+
+
+def test_offline_count_equals_the_live_path(single, model_path):
+    """Batch inference + process() must give what infer_one + update() give frame by frame."""
+    model = Model.load(model_path)
+    recording = open_recording(single)
+    counter = Counter(model.meanings)
+    live = []
+    for frame, time in zip(recording.read(), recording.timestamps()):
+        live += counter.update(time, model.infer_one(frame))
+    live += counter.finish()
+    offline = count_recording(single, model=model_path)
+    assert offline.events == live and len(live) > 10
+
+
+def test_flip_swaps_every_direction(single, model_path):
+    plain = as_json(single, "--model", model_path)["events"]
+    flipped = as_json(single, "--model", model_path, "--flip")["events"]
+    assert [e["frame"] for e in flipped] == [e["frame"] for e in plain]
+    assert all(a["direction"] != b["direction"] for a, b in zip(plain, flipped))
+
+
+def test_plain_output_lists_events_totals_and_score(single, model_path):
+    result = run(single, "--model", model_path)
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert any(line.startswith(("in  frame", "out frame")) for line in lines)
+    assert any(line.startswith("entries ") for line in lines)
+    assert any(line.startswith("score overall") for line in lines)
+    assert any(line.startswith("net count error") for line in lines)
+
+
+def _recording_with_one_crossing(path, nan_frames=(), ground_truth=False):
+    rng = np.random.default_rng(0)
+    frames = (21 + rng.normal(0, 0.3, (300, 8, 8))).astype(np.float32)
+    for i, row in enumerate(range(0, 8)):  # a warm blob walking down the rows, 3 frames a row
+        frames[100 + 3 * i:103 + 3 * i, row, 3:5] += 5.0
+    for index in nan_frames:
+        frames[index] = np.nan
+    events = [(112, "in")] if ground_truth else None
+    write_recording(path, frames, 1000 + np.arange(300) * 0.1, fps=10, events=events)
+    return str(path)
+
+
+def test_no_ground_truth_means_score_null(tmp_path, model_path):
+    data = as_json(_recording_with_one_crossing(tmp_path / "r.h5"), "--model", model_path)
+    assert data["score"] is None
+    assert [e["direction"] for e in data["events"]] == ["in"]
+
+
+def test_nan_frames_are_skipped_with_a_warning(tmp_path, model_path):
+    clean = as_json(_recording_with_one_crossing(tmp_path / "a.h5", ground_truth=True),
+                    "--model", model_path)
+    path = _recording_with_one_crossing(tmp_path / "b.h5", nan_frames=(5, 6, 250), ground_truth=True)
+    result = CliRunner().invoke(cli, ["count", path, "--model", model_path, "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == clean
+    assert "3 frame(s) held NaN" in result.stderr and "first: frame 5" in result.stderr
+    # A NaN in the middle of the crossing holds the state before it: still one entry.
+    path = _recording_with_one_crossing(tmp_path / "c.h5", nan_frames=(110,), ground_truth=True)
+    assert [e["direction"] for e in as_json(path, "--model", model_path)["events"]] == ["in"]
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p / "missing.h5", "missing.h5"),
+    (lambda p: (p / "text.h5").write_text("not hdf5") and p / "text.h5", "text.h5"),
+])
+def test_bad_recording_is_one_line_error(tmp_path, model_path, make, words):
+    result = run(make(tmp_path), "--model", model_path)
+    assert result.exit_code != 0
+    assert result.output.startswith("Error: ") and words in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_model_is_one_line_error(tmp_path, single):
+    (tmp_path / "m.onnx").write_text("nope")
+    result = run(single, "--model", tmp_path / "m.onnx")
+    assert result.exit_code != 0 and "not an ONNX model" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = run(single, "--model", tmp_path / "absent.onnx")
+    assert result.exit_code != 0 and "does not exist" in result.output
+
+
+def test_wrong_input_shape_model_is_refused(tmp_path, single):
+    nodes = [helper.make_node("Identity", ["frames"], ["state"])]
+    path = save(contract_model(nodes, [], input_shape=("N", 64)), tmp_path / "flat.onnx")
+    result = run(single, "--model", path)
+    assert result.exit_code != 0 and "expected Nx8x8" in result.output
+
+
+def test_default_model_counts_a_recording(single):
+    if not default_model_path().is_file():
+        pytest.skip("the embedded default model has not been exported yet")
+    data = as_json(single)
+    assert set(data) == {"events", "entries", "exits", "score"}
+    assert data["score"] is not None
+    assert data["entries"] + data["exits"] == len(data["events"])

@@ -1,0 +1,314 @@
+"""The counter, fed with state sequences written from the model's meanings (no trained model).
+
+Sequences are written as ``"E*5 L*4 M*4 H*4 E*5"``: a state name letter and a frame count.
+The clusters are numbered in a scrambled order so no test depends on which index a state has.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from thermalcount.errors import ModelError
+from thermalcount.runtime.counter import Counter, CounterTuning, CountEvent
+from thermalcount.runtime.model import StateMeaning
+
+# Scrambled cluster order, with an extra one-person state near the low edge.
+MEANINGS = [
+    StateMeaning(0, "high", 0.85, 1),
+    StateMeaning(1, "two", 0.5, 2),
+    StateMeaning(2, "empty", None, 0),
+    StateMeaning(3, "middle", 0.5, 1),
+    StateMeaning(4, "low", 0.15, 1),
+    StateMeaning(5, "low-2", 0.3, 1),
+]
+LETTERS = {"E": "empty", "L": "low", "l": "low-2", "M": "middle", "H": "high", "T": "two"}
+INDEX = {letter: next(m.cluster for m in MEANINGS if m.name == name) for letter, name in LETTERS.items()}
+
+
+def states_of(spec: str) -> list:
+    out = []
+    for token in spec.split():
+        letter, _, count = token.partition("*")
+        out += [INDEX[letter]] * int(count or 1)
+    return out
+
+
+def count(spec: str, fps: float = 10.0, occupancy: int = 0, **options):
+    """Run a sequence through update() frame by frame and through process() in one call;
+    both must agree. Returns (events as (direction, frame) pairs, counter)."""
+    states = states_of(spec)
+    times = np.arange(len(states)) / fps + 1000.0
+    flip = options.pop("flip", False)
+    stepwise = Counter(MEANINGS, flip=flip, **options)
+    stepwise.set_occupancy(occupancy)
+    events = []
+    for time, state in zip(times, states):
+        events += stepwise.update(time, state)
+    batch = Counter(MEANINGS, flip=flip, **options)
+    batch.set_occupancy(occupancy)
+    assert batch.process(times, states) == events
+    return [(e.direction, e.frame) for e in events], stepwise
+
+
+def first_frame(spec: str, letter: str, after: int = 0) -> int:
+    states = states_of(spec)
+    return next(i for i in range(after, len(states)) if states[i] == INDEX[letter])
+
+
+# ------------------------------------------------------------------------- one person
+
+
+def test_walking_in_counts_one_entry_at_the_far_side():
+    spec = "E*10 L*5 M*5 H*5 E*10"
+    events, counter = count(spec)
+    assert events == [("in", first_frame(spec, "H"))]
+    assert (counter.entries, counter.exits, counter.occupancy) == (1, 0, 1)
+
+
+def test_walking_out_counts_one_exit():
+    spec = "E*10 H*5 M*5 L*5 E*10"
+    events, counter = count(spec, occupancy=1)
+    assert events == [("out", first_frame(spec, "L"))]
+    assert (counter.entries, counter.exits, counter.occupancy) == (0, 1, 0)
+
+
+def test_flip_swaps_directions():
+    assert count("E*10 L*5 M*5 H*5 E*10", flip=True)[0][0][0] == "out"
+    assert count("E*10 H*5 M*5 L*5 E*10", flip=True)[0][0][0] == "in"
+
+
+def test_event_carries_time_of_its_frame_and_occupancy_after_it():
+    counter = Counter(MEANINGS)
+    states = states_of("E*10 L*5 M*5 H*5 E*10 L*5 M*5 H*5 E*10")
+    times = 50.0 + np.arange(len(states)) * 0.1
+    events = counter.process(times, states, start_frame=700)
+    assert [e.occupancy for e in events] == [1, 2]
+    for event in events:
+        assert isinstance(event, CountEvent)
+        assert event.time == pytest.approx(times[event.frame - 700])
+        assert states[event.frame - 700] == INDEX["H"]
+
+
+def test_extra_low_state_counts_as_the_low_side():
+    assert count("E*10 l*5 M*5 H*5 E*10")[0][0][0] == "in"
+
+
+def test_lingering_at_the_door_line_is_not_counted():
+    # Comes in from the low side, stands on the line for 10 s swaying into the far side
+    # (even for several frames), then leaves the way they came.
+    spec = "E*10 L*5 " + "M*20 H*3 M*10 H " * 8 + "M*5 L*5 E*10"
+    events, counter = count(spec)
+    assert events == [] and counter.occupancy == 0
+
+
+def test_turning_back_halfway_is_not_counted():
+    assert count("E*10 L*6 M*4 L*6 E*10")[0] == []
+    assert count("E*10 H*6 M*4 H*6 E*10")[0] == []
+
+
+def test_single_frame_flicker_in_an_empty_room_is_ignored():
+    spec = "E*30 L E*20 H E*20 M E*10 L M E*40 T E*30"
+    assert count(spec)[0] == []
+
+
+def test_flicker_between_states_during_a_crossing_counts_once():
+    spec = "E*10 L*3 M L*2 M*3 L M*2 H M H*4 E*10"
+    assert count(spec)[0] == [("in", first_frame(spec, "H", after=first_frame(spec, "H") + 2))]
+
+
+def test_missed_frames_inside_a_crossing_do_not_split_it():
+    # One or two frames misread as empty (low contrast) do not end the passage.
+    spec = "E*10 L*4 E*2 M*4 E H*4 E*10"
+    events, counter = count(spec)
+    assert [d for d, _ in events] == ["in"]
+    # ...but an empty stretch longer than empty_seconds does, and then nobody crossed.
+    assert count("E*10 L*4 E*6 H*4 E*10")[0] == []
+
+
+def test_debounce_is_in_seconds_not_frames():
+    # Each state for one frame: flicker at 10 FPS, a brisk crossing at 1 FPS.
+    spec = "E*3 L M H E*3"
+    assert count(spec, fps=10)[0] == []
+    assert count(spec, fps=1)[0] == [("in", 5)]
+    assert count("E*3 H L E*3", fps=1, occupancy=1)[0] == [("out", 4)]
+
+
+def test_one_fps_middle_first_crossing_is_inferred_from_where_they_left():
+    spec = "E*3 M H E*3"
+    assert count(spec, fps=1)[0] == [("in", 4)]
+    assert count(spec, fps=1, infer_middle_entry=False)[0] == []
+    # Appearing in the middle and going back to the middle only tells nothing.
+    assert count("E*3 M*3 E*3", fps=1)[0] == []
+
+
+def test_two_people_back_to_back_without_an_empty_frame_count_twice():
+    # The first reaches the far side and leaves as the next appears at the near side.
+    spec = "E*10 L*5 M*5 H*5 L*5 M*5 H*5 E*10"
+    events, counter = count(spec)
+    assert [d for d, _ in events] == ["in", "in"] and counter.occupancy == 2
+    assert count(spec, split_on_jump_back=False)[0] == [("in", first_frame(spec, "H", 30))]
+
+
+def test_two_people_following_closely_count_twice():
+    spec = "E*10 L*3 T*14 H*3 E*10"
+    events, counter = count(spec)
+    assert [d for d, _ in events] == ["in", "in"]
+    assert counter.occupancy == 2
+    frames = [f for _, f in events]
+    assert frames == sorted(frames) and frames[0] >= 13 - 1 and frames[1] <= 27 + 1
+
+
+def test_two_people_passing_count_one_each_way():
+    events, counter = count("E*10 L*3 T*12 L*3 E*10", occupancy=1)
+    assert [d for d, _ in events] == ["in", "out"]
+    assert counter.occupancy == 1
+    events, _ = count("E*10 H*3 T*12 H*3 E*10", occupancy=1)
+    assert [d for d, _ in events] == ["out", "in"]
+
+
+def test_two_people_leaving_together_follow_the_known_side():
+    assert [d for d, _ in count("E*10 L*4 T*10 E*10")[0]] == ["in", "in"]
+    assert [d for d, _ in count("E*10 T*10 L*4 E*10", occupancy=2)[0]] == ["out", "out"]
+
+
+def test_two_people_with_no_position_at_all_are_reported_not_guessed():
+    meanings = [StateMeaning(0, "empty", None, 0), StateMeaning(1, "low", 0.1, 1),
+                StateMeaning(2, "high", 0.9, 1), StateMeaning(3, "two", None, 2)]
+    counter = Counter(meanings)
+    states = [0] * 10 + [3] * 10 + [0] * 10
+    assert counter.process(np.arange(30) * 0.1, states) == []
+    warnings = counter.drain_warnings()
+    assert len(warnings) == 1 and "two people" in warnings[0]
+
+
+def test_separate_people_make_separate_passages():
+    spec = "E*10 L*5 M*5 H*5 E*10 H*5 M*5 L*5 E*10 L*5 M*5 H*5 E*10"
+    assert [d for d, _ in count(spec)[0]] == ["in", "out", "in"]
+
+
+# ---------------------------------------------------------------------- occupancy
+
+
+def test_occupancy_never_goes_negative_and_says_so():
+    events, counter = count("E*10 H*5 M*5 L*5 E*10 H*5 M*5 L*5 E*10")
+    assert [e for e, _ in events] == ["out", "out"]
+    assert counter.occupancy == 0 and counter.exits == 2 and counter.clamped == 2
+    warnings = counter.drain_warnings()
+    assert len(warnings) == 2 and "occupancy already 0" in warnings[0]
+    assert counter.drain_warnings() == []
+
+
+def test_set_occupancy_and_reset():
+    counter = Counter(MEANINGS)
+    counter.set_occupancy(3)
+    states = states_of("E*10 H*5 M*5 L*5 E*10")
+    events = counter.process(np.arange(len(states)) * 0.1, states)
+    assert events[0].occupancy == 2 and counter.occupancy == 2
+    with pytest.raises(ValueError):
+        counter.set_occupancy(-1)
+    counter.reset()
+    assert (counter.occupancy, counter.entries, counter.exits, counter.in_passage) == (0, 0, 0, False)
+
+
+def test_finish_closes_a_passage_at_the_end_of_a_recording():
+    counter = Counter(MEANINGS)
+    states = states_of("E*10 L*5 M*5 H*5")
+    assert counter.process(np.arange(len(states)) * 0.1, states) == []
+    assert counter.in_passage
+    assert [e.direction for e in counter.finish()] == ["in"]
+    assert not counter.in_passage
+
+
+# ------------------------------------------------------------------ inputs and setup
+
+
+def test_update_takes_the_frame_index_and_process_continues_it():
+    counter = Counter(MEANINGS)
+    states = states_of("E*10 L*5 M*5 H*5 E*10")
+    events = []
+    for i, state in enumerate(states[:12]):
+        events += counter.update(i * 0.1, state, frame=500 + i)
+    events += counter.process(np.arange(12, len(states)) * 0.1, states[12:])
+    assert [e.frame for e in events] == [500 + first_frame("E*10 L*5 M*5 H*5 E*10", "H")]
+
+
+def test_bad_states_and_lengths_are_refused():
+    counter = Counter(MEANINGS)
+    with pytest.raises(ValueError, match="not one of the model's 6 states"):
+        counter.update(0.0, 6)
+    with pytest.raises(ValueError, match="not one of"):
+        counter.process([0.0, 0.1], [0, -1])
+    with pytest.raises(ValueError, match="2 times for 3 states"):
+        counter.process([0.0, 0.1], [0, 1, 2])
+    assert counter.process([], []) == []
+
+
+def test_models_without_positions_on_both_sides_are_refused():
+    meanings = [StateMeaning(0, "empty", None, 0), StateMeaning(1, "middle", 0.5, 1),
+                StateMeaning(2, "high", 0.9, 1)]
+    with pytest.raises(ModelError, match="both sides"):
+        Counter(meanings)
+
+
+def test_tuning_is_validated_and_named():
+    with pytest.raises(ValueError):
+        Counter(MEANINGS, low_side_max=0.7, high_side_min=0.6)
+    with pytest.raises(TypeError):
+        Counter(MEANINGS, no_such_knob=1)
+    counter = Counter(MEANINGS, min_state_seconds=0.5)
+    assert counter.tuning == CounterTuning(min_state_seconds=0.5)
+    # A longer debounce now rejects a 3-frame stay on the far side at 10 FPS.
+    assert count("E*10 L*6 M*6 H*3 E*10", min_state_seconds=0.5)[0] == []
+    assert count("E*10 L*6 M*6 H*3 E*10")[0] == [("in", 22)]
+
+
+def test_meanings_may_be_plain_dicts():
+    meanings = [{"cluster": m.cluster, "name": m.name, "position": m.position, "people": m.people}
+                for m in MEANINGS]
+    states = states_of("E*10 L*5 M*5 H*5 E*10")
+    assert Counter(meanings).process(np.arange(len(states)) * 0.1, states) \
+        == Counter(MEANINGS).process(np.arange(len(states)) * 0.1, states)
+
+
+def test_a_long_quiet_stretch_is_processed_whole():
+    # 2M frames, almost all empty: must not be a Python loop per frame (not timed here).
+    states = np.full(2_000_000, INDEX["E"], np.int64)
+    crossing = states_of("L*5 M*5 H*5")
+    states[1_000_000:1_000_015] = crossing
+    events = Counter(MEANINGS).process(np.arange(len(states)) * 0.1, states)
+    assert [(e.direction, e.frame) for e in events] == [("in", 1_000_010)]
+
+
+# ---------------------------------------------------------- process() == update()
+
+_runs = st.lists(st.tuples(st.sampled_from(sorted(INDEX.values())), st.integers(1, 12)),
+                 min_size=1, max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=_runs, steps=st.lists(st.floats(0.0, 1.2), min_size=1, max_size=30),
+       cuts=st.lists(st.integers(0, 400), max_size=6), flip=st.booleans(),
+       backwards=st.booleans(), occupancy=st.integers(0, 3))
+def test_process_in_chunks_equals_update_per_frame(runs, steps, cuts, flip, backwards, occupancy):
+    states = np.array([s for s, n in runs for _ in range(n)], np.int64)
+    n = len(states)
+    deltas = np.resize(np.array(steps), n)
+    times = 100.0 + np.cumsum(deltas)
+    if backwards and n > 3:
+        times[n // 2] -= 5.0  # a clock stepping back must be handled the same way
+    stepwise, batch = Counter(MEANINGS, flip=flip), Counter(MEANINGS, flip=flip)
+    stepwise.set_occupancy(occupancy)
+    batch.set_occupancy(occupancy)
+    expected = []
+    for i in range(n):
+        expected += stepwise.update(times[i], states[i])
+    got = []
+    bounds = sorted({0, n, *[c for c in cuts if c < n]})
+    for start, stop in zip(bounds, bounds[1:]):
+        got += batch.process(times[start:stop], states[start:stop], start_frame=start)
+    assert got == expected
+    assert (batch.entries, batch.exits, batch.occupancy, batch.clamped) == \
+        (stepwise.entries, stepwise.exits, stepwise.occupancy, stepwise.clamped)
+    assert batch.finish() == stepwise.finish()

@@ -1,0 +1,136 @@
+"""Offline counting: a recording in, events and totals (and a score against ground truth) out.
+
+The recording is streamed in chunks (bounded memory for any length), each chunk is run
+through the model as one batch and handed to the counter as whole arrays, so nothing loops
+in Python per frame. This is what ``thermalcount count`` calls.
+
+Frames holding NaN or infinity (a broken read stored as NaN, a damaged file) are skipped:
+the counter sees the state of the last good frame held through them (as if the sensor had
+paused), and the result carries a warning naming the first such frame. They are not an
+error because one bad frame in a day-long recording should not stop the count.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from thermalcount.runtime.counter import Counter, CountEvent
+from thermalcount.runtime.model import Model
+from thermalcount.runtime.scoring import DEFAULT_TOLERANCE_S, score_events
+
+DEFAULT_CHUNK_FRAMES = 65536
+
+
+@dataclass
+class CountResult:
+    """What :func:`count_recording` found."""
+
+    path: str
+    frames: int
+    fps: float
+    events: list  # CountEvent
+    entries: int
+    exits: int
+    occupancy: int
+    score: Optional[dict]
+    truth_events: int
+    skipped_frames: int = 0
+    warnings: list = field(default_factory=list)
+    backend: str = ""
+    model: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        """The JSON object ``thermalcount count --json`` prints (schema in docs/counting.md)."""
+        return {
+            "events": [{"frame": int(e.frame), "time": float(e.time), "direction": e.direction,
+                        "occupancy": int(e.occupancy)} for e in self.events],
+            "entries": int(self.entries),
+            "exits": int(self.exits),
+            "score": self.score,
+        }
+
+
+def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, None] = None,
+                    backend: str = "auto", flip: bool = False,
+                    chunk_frames: int = DEFAULT_CHUNK_FRAMES, tuning: Optional[dict] = None,
+                    tolerance: float = DEFAULT_TOLERANCE_S,
+                    progress: Optional[Callable[[int, int], None]] = None) -> CountResult:
+    """Count the people crossing in a recording.
+
+    ``model`` is a loaded :class:`Model`, a path, or None/"default" for the embedded model.
+    ``tuning`` holds :class:`~thermalcount.runtime.counter.CounterTuning` fields.
+    ``progress(frames_done, n_frames)`` is called after each chunk. Raises RecordingError
+    for a bad recording and ModelError for a bad model.
+    """
+    from thermalcount.store import open_recording
+
+    if chunk_frames < 1:
+        raise ValueError("chunk_frames must be at least 1")
+    began = _time.perf_counter()
+    if not isinstance(model, Model):
+        model = Model.load(model, backend=backend)
+    counter = Counter(model.meanings, flip=flip, **(tuning or {}))
+    # The state held through unreadable frames when nothing good came before: "nobody".
+    empty_states = [m.cluster for m in model.meanings if m.people == 0]
+    held_state = empty_states[0] if empty_states else 0
+    events: list = []
+    skipped, first_skipped = 0, None
+    with open_recording(path) as recording:
+        n_frames, fps = recording.n_frames, recording.fps
+        truth = recording.events
+        has_truth = bool(truth) or recording.attrs.get("ground_truth") is not None
+        for chunk in recording.iter_chunks(chunk_frames):
+            states = model.infer_states(chunk.frames)
+            bad = _unreadable_rows(chunk.frames)
+            if bad is not None:
+                skipped += len(bad)
+                if first_skipped is None:
+                    first_skipped = chunk.start + int(bad[0])
+                states = _hold_previous(states, bad, held_state)
+            held_state = int(states[-1])
+            events.extend(counter.process(chunk.timestamps, states, start_frame=chunk.start))
+            if progress is not None:
+                progress(chunk.start + len(states), n_frames)
+    events.extend(counter.finish())
+    warnings = list(counter.drain_warnings())
+    if skipped:
+        warnings.insert(0, f"{skipped} frame(s) held NaN or infinite values (first: frame "
+                           f"{first_skipped}); they were skipped")
+    score = score_events(events, truth, tolerance) if has_truth else None
+    return CountResult(
+        path=str(path), frames=n_frames, fps=fps, events=events, entries=counter.entries,
+        exits=counter.exits, occupancy=counter.occupancy, score=score,
+        truth_events=len(truth), skipped_frames=skipped, warnings=warnings,
+        backend=model.backend, model=str(model.path), seconds=_time.perf_counter() - began)
+
+
+def _unreadable_rows(frames: np.ndarray) -> Optional[np.ndarray]:
+    """Indices of frames holding NaN or inf, or None. One pass: a row's sum is finite only
+    if every value in it is (an overflow to inf in the sum is checked pixel by pixel)."""
+    sums = frames.reshape(len(frames), -1).sum(axis=1)
+    suspicious = np.flatnonzero(~np.isfinite(sums))
+    if not len(suspicious):
+        return None
+    rows = frames[suspicious].reshape(len(suspicious), -1)
+    bad = suspicious[~np.isfinite(rows).all(axis=1)]
+    return bad if len(bad) else None
+
+
+def _hold_previous(states: np.ndarray, bad: np.ndarray, held_state: int) -> np.ndarray:
+    """Replace the states of bad frames by the last good state before them (vectorised)."""
+    states = states.copy()
+    good = np.ones(len(states), bool)
+    good[bad] = False
+    # Index of the last good frame at or before each position (-1: none in this chunk).
+    last_good = np.maximum.accumulate(np.where(good, np.arange(len(states)), -1))
+    filled = np.where(last_good >= 0, states[np.maximum(last_good, 0)], held_state)
+    return filled.astype(states.dtype, copy=False)
+
+
+__all__ = ["count_recording", "CountResult", "CountEvent", "DEFAULT_CHUNK_FRAMES"]

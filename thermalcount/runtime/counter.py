@@ -1,0 +1,382 @@
+"""The counting state machine: model states over time -> "in"/"out" events and occupancy.
+
+Pure: no clock, no thread, no I/O. Time comes in with every frame, so the same code counts a
+live 10 FPS stream, a 1 FPS sensor and a million-frame recording. docs/counting.md draws the
+state sequences; the short version:
+
+1. **Debounce (per state, by time).** A state counts as *seen* once it has lasted
+   ``min_state_seconds`` (empty: ``empty_seconds``), measured from its first frame to the
+   frame that follows. Shorter flickers are ignored. Measuring time, not frames, keeps one
+   rule right at 10 FPS (a 1-frame flicker lasts 0.1 s) and at 1 FPS (every frame lasts 1 s).
+2. **Passages.** Seen non-empty states between two seen empties form a *passage*: somebody
+   walked into the view and everybody left it again. Each seen state of one person has a
+   side from its position: ``A`` (position <= ``low_side_max``, the low-index edge), ``B``
+   (position >= ``high_side_min``) or ``M`` (between, or unknown).
+3. **Counting at the end of a passage.** One person: first side A, last side B -> one event
+   A->B; same first and last side (lingering at the door line, turning back) -> nothing.
+   Two people (a state with ``people >= 2`` was seen): first side != last side -> two events
+   in that direction (one following another); same side -> one each way (passing).
+4. **Split on a jump back.** When one person's side jumps straight from the far side back to
+   the side the passage entered from (no middle in between), the first person has left and a
+   new one has come in: the passage is closed and a new one starts.
+
+"in" is A->B (toward increasing index along the travel axis), "out" B->A; ``flip`` swaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from thermalcount.errors import ModelError
+
+
+class CountEvent(NamedTuple):
+    """One counted crossing: the frame and time it happened, direction, occupancy after it."""
+
+    frame: int
+    time: float
+    direction: str  # "in" | "out"
+    occupancy: int
+
+
+@dataclass(frozen=True)
+class CounterTuning:
+    """Every knob of the counter, with the reason for its default."""
+
+    #: A person state must last this long to be believed: rejects single-frame flicker at
+    #: 10 FPS (0.1 s) while a 1 FPS frame (1 s) always passes. Crossings take 1.5-2 s.
+    min_state_seconds: float = 0.15
+    #: The view must be empty this long to end a passage: bridges a person missed for one or
+    #: two frames (low contrast) without merging two people a second apart.
+    empty_seconds: float = 0.3
+    #: Positions at or below this are side A (the low-index edge).
+    low_side_max: float = 0.4
+    #: Positions at or above this are side B (the high-index edge).
+    high_side_min: float = 0.6
+    #: A lone person first seen in the middle who then leaves on one side only (1 FPS, or an
+    #: edge the model misses) is counted as coming from the other side.
+    infer_middle_entry: bool = True
+    #: Close a passage when one person jumps from the far side straight back to the entry
+    #: side: the first left as the next came in, with no empty frame between them.
+    split_on_jump_back: bool = True
+
+    def __post_init__(self):
+        if self.min_state_seconds < 0 or self.empty_seconds < 0:
+            raise ValueError("min_state_seconds and empty_seconds must be >= 0")
+        if not 0.0 <= self.low_side_max < self.high_side_min <= 1.0:
+            raise ValueError("need 0 <= low_side_max < high_side_min <= 1")
+
+
+TUNING_NAMES = tuple(f.name for f in fields(CounterTuning))
+_SIDE_M, _SIDE_A, _SIDE_B = 0, 1, 2
+
+
+class _Passage:
+    __slots__ = ("runs", "has_two", "first_two", "two_end", "last_was_two")
+
+    def __init__(self):
+        self.runs: list = []  # (people, side, frame, time) of each seen non-empty state
+        self.has_two = False
+        self.first_two: Optional[tuple] = None  # (frame, time) the first two-person state began
+        self.two_end: Optional[tuple] = None  # (frame, time) the last two-person state ended
+        self.last_was_two = False
+
+
+class Counter:
+    """Count crossings from a stream of model states. See the module docstring."""
+
+    def __init__(self, meanings, *, flip: bool = False, **tuning):
+        self.tuning = CounterTuning(**tuning)
+        self.flip = bool(flip)
+        self.meanings = list(meanings)
+        if not self.meanings:
+            raise ModelError("the model has no states; re-export it")
+        people, sides = [], []
+        for index, meaning in enumerate(self.meanings):
+            get = meaning.get if isinstance(meaning, dict) else (lambda k, m=meaning: getattr(m, k))
+            count = int(get("people"))
+            position = get("position")
+            if count == 0:
+                side = _SIDE_M
+            elif position is None:
+                side = _SIDE_M
+            elif position <= self.tuning.low_side_max:
+                side = _SIDE_A
+            elif position >= self.tuning.high_side_min:
+                side = _SIDE_B
+            else:
+                side = _SIDE_M
+            people.append(min(count, 2))
+            sides.append(side)
+        if not ({_SIDE_A, _SIDE_B} <= {s for s, p in zip(sides, people) if p == 1}):
+            raise ModelError("the model's states have no one-person positions on both sides of "
+                             "the door line, so no direction can be told; retrain or re-export it")
+        self._people = np.array(people, np.int64)
+        self._sides = np.array(sides, np.int64)
+        self._people_list, self._sides_list = people, sides
+        self._n_states = len(people)
+        self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.min_state_seconds
+                            for p in people]
+        self._threshold_array = np.array(self._thresholds, np.float64)
+        self.warnings: list = []
+        self._undrained = 0
+        self.reset()
+
+    # ----------------------------------------------------------------------- public state
+    def reset(self) -> None:
+        """Forget everything: counts, occupancy, the open passage, the current state."""
+        self.entries = 0
+        self.exits = 0
+        self._occupancy = 0
+        #: How many exits were counted while occupancy was already 0.
+        self.clamped = 0
+        self._next_frame = 0
+        self._last_time = -np.inf
+        self._run_state: Optional[int] = None
+        self._run_frame = 0
+        self._run_time = 0.0
+        self._run_deadline = 0.0
+        self._run_confirmed = False
+        self._seen_state: Optional[int] = None
+        self._passage: Optional[_Passage] = None
+
+    @property
+    def occupancy(self) -> int:
+        """People in the room: entries minus exits, never below 0."""
+        return self._occupancy
+
+    def set_occupancy(self, n: int) -> None:
+        """Set the occupancy by hand (e.g. 0 at night). Counts and state are kept."""
+        n = int(n)
+        if n < 0:
+            raise ValueError("occupancy cannot be negative")
+        self._occupancy = n
+
+    def drain_warnings(self) -> list:
+        """Warnings not yet handed out (each once), e.g. occupancy clamped at 0."""
+        fresh = self.warnings[self._undrained:]
+        self._undrained = len(self.warnings)
+        return fresh
+
+    @property
+    def in_passage(self) -> bool:
+        """True while somebody is being tracked in the view."""
+        return self._passage is not None
+
+    # ---------------------------------------------------------------------- frame input
+    def update(self, time: float, state: int, frame: Optional[int] = None) -> list:
+        """Feed one frame (its time in seconds, the model's state). Returns new events.
+
+        ``frame`` is the frame's index in the stream (default: one more than the last).
+        """
+        state = int(state)
+        if not 0 <= state < self._n_states:
+            raise ValueError(f"state {state} is not one of the model's {self._n_states} states")
+        if frame is None:
+            frame = self._next_frame
+        self._next_frame = frame + 1
+        time = float(time)
+        # A clock that steps back must not un-confirm anything: time never decreases here.
+        if time < self._last_time:
+            time = self._last_time
+        self._last_time = time
+        events: list = []
+        if self._run_state is not None and not self._run_confirmed and time >= self._run_deadline:
+            self._run_confirmed = True
+            self._seen(self._run_state, self._run_frame, self._run_time, events)
+        if state != self._run_state:
+            self._run_state = state
+            self._run_frame = frame
+            self._run_time = time
+            self._run_deadline = time + self._thresholds[state]
+            self._run_confirmed = False
+        return events
+
+    def process(self, times, states, start_frame: Optional[int] = None) -> list:
+        """Feed many frames at once; same result as calling :meth:`update` for each.
+
+        Long stretches of one state cost nothing: the states are run-length encoded and the
+        debounce is solved with ``searchsorted``; Python only sees the few seen-state
+        changes. ``start_frame`` is the index of ``states[0]`` (default: continue).
+        """
+        states = np.asarray(states).astype(np.int64, copy=False).reshape(-1)
+        times = np.asarray(times, dtype=np.float64).reshape(-1)
+        n = len(states)
+        if len(times) != n:
+            raise ValueError(f"{len(times)} times for {n} states")
+        if n == 0:
+            return []
+        if states.min() < 0 or states.max() >= self._n_states:
+            bad = int(states[(states < 0) | (states >= self._n_states)][0])
+            raise ValueError(f"state {bad} is not one of the model's {self._n_states} states")
+        base = self._next_frame if start_frame is None else int(start_frame)
+        self._next_frame = base + n
+        # Same clamping as update(): a running maximum seeded with the last time seen.
+        times = np.maximum.accumulate(np.concatenate(([self._last_time], times)))[1:]
+        self._last_time = float(times[-1])
+
+        starts = np.concatenate(([0], np.flatnonzero(states[1:] != states[:-1]) + 1))
+        ends = np.concatenate((starts[1:], [n]))
+        run_states = states[starts]
+        deadlines = times[starts] + self._threshold_array[run_states]
+        earliest = starts + 1  # a run is confirmed by a frame after its first
+        confirmed_before = np.zeros(len(starts), bool)
+        run_frames = base + starts
+        run_times = times[starts]
+        events: list = []
+
+        merged = self._run_state is not None and run_states[0] == self._run_state
+        if merged:
+            # The chunk continues the open run: its start, deadline and status carry over.
+            deadlines[0] = self._run_deadline
+            earliest[0] = 0
+            confirmed_before[0] = self._run_confirmed
+            run_frames[0] = self._run_frame
+            run_times[0] = self._run_time
+        elif self._run_state is not None and not self._run_confirmed and times[0] >= self._run_deadline:
+            self._run_confirmed = True
+            self._seen(self._run_state, self._run_frame, self._run_time, events)
+
+        hit = np.maximum(np.searchsorted(times, deadlines, side="left"), earliest)
+        # Confirmed inside this chunk: by a frame of the run or the first frame after it.
+        limit = np.minimum(ends, n - 1)
+        newly = (~confirmed_before) & (hit <= limit)
+        seen = np.flatnonzero(newly)
+        if len(seen):
+            seen_states = run_states[seen]
+            previous = np.concatenate(([-1 if self._seen_state is None else self._seen_state],
+                                       seen_states[:-1]))
+            changed = seen[seen_states != previous]
+            seen_frames, seen_times = run_frames[changed].tolist(), run_times[changed].tolist()
+            for state, frame, time in zip(run_states[changed].tolist(), seen_frames, seen_times):
+                self._seen(state, frame, time, events)
+
+        last = len(starts) - 1
+        self._run_state = int(run_states[last])
+        self._run_frame = int(run_frames[last])
+        self._run_time = float(run_times[last])
+        self._run_deadline = float(deadlines[last])
+        self._run_confirmed = bool(confirmed_before[last] or newly[last])
+        return events
+
+    def finish(self) -> list:
+        """End of a finite stream: close the passage in progress as if the view emptied at
+        the last frame. Returns its events. Not called by the live loop."""
+        events: list = []
+        if self._passage is not None:
+            self._close(self._passage, self._next_frame - 1, self._last_time, events)
+            self._passage = None
+        return events
+
+    # ---------------------------------------------------------------- passage logic
+    def _seen(self, state: int, frame: int, time: float, events: list) -> None:
+        """A state has lasted long enough to be believed (called once per change)."""
+        if state == self._seen_state:
+            return
+        self._seen_state = state
+        people = self._people_list[state]
+        passage = self._passage
+        if people == 0:
+            if passage is not None:
+                self._close(passage, frame, time, events)
+                self._passage = None
+            return
+        side = self._sides_list[state]
+        if passage is None:
+            passage = self._passage = _Passage()
+        elif (self.tuning.split_on_jump_back and people == 1 and side != _SIDE_M
+              and not passage.has_two and passage.runs):
+            previous_people, previous_side = passage.runs[-1][0], passage.runs[-1][1]
+            entry = _first_side(passage.runs)
+            if previous_people == 1 and previous_side == _other(side) and side == entry:
+                self._close(passage, frame, time, events)
+                passage = self._passage = _Passage()
+        if people >= 2:
+            passage.has_two = True
+            if passage.first_two is None:
+                passage.first_two = (frame, time)
+            passage.last_was_two = True
+        elif passage.last_was_two:
+            passage.two_end = (frame, time)
+            passage.last_was_two = False
+        passage.runs.append((people, side, frame, time))
+
+    def _close(self, passage: _Passage, frame: int, time: float, events: list) -> None:
+        """Turn a finished passage into events. (frame, time): when it ended."""
+        if not passage.has_two:
+            known = [(side, f, t) for _, side, f, t in passage.runs if side != _SIDE_M]
+            if not known:
+                return
+            entry, exit_ = known[0][0], known[-1][0]
+            # The crossing moment: the first frame of the final stay on the exit side.
+            index = len(known) - 1
+            while index > 0 and known[index - 1][0] == exit_:
+                index -= 1
+            if entry != exit_:
+                self._emit(entry, exit_, known[index][1], known[index][2], events)
+            elif (self.tuning.infer_middle_entry and passage.runs[0][1] == _SIDE_M
+                  and all(side == exit_ for side, _, _ in known)):
+                self._emit(_other(exit_), exit_, known[0][1], known[0][2], events)
+            return
+        if passage.last_was_two:
+            passage.two_end = (frame, time)
+        first_two, two_end = passage.first_two, passage.two_end
+        runs = passage.runs
+        two_at = [i for i, run in enumerate(runs) if run[0] >= 2]
+        # Where the first person came from (alone, before the second appeared) and where the
+        # last one left (alone, after the pair split up); two-person states with a position
+        # stand in when nobody was seen alone on that end.
+        entry = _first_side(runs[:two_at[0]]) or _first_side(runs[two_at[0]:two_at[-1] + 1])
+        exit_ = _last_side(runs[two_at[-1] + 1:]) or _last_side(runs[two_at[0]:two_at[-1] + 1])
+        if entry is not None and exit_ is not None and entry == exit_:
+            # Passing each other: one went across and the other came back.
+            self._emit(entry, _other(entry), *first_two, events)
+            self._emit(_other(entry), entry, *two_end, events)
+            return
+        if entry is None and exit_ is None:
+            self.warnings.append(
+                f"two people in view at frame {first_two[0]} but no state tells where; not counted")
+            return
+        # Following each other (or leaving together): both went the same way.
+        start = entry if entry is not None else _other(exit_)
+        end = _other(start)
+        self._emit(start, end, *first_two, events)
+        self._emit(start, end, *two_end, events)
+
+    def _emit(self, from_side: int, to_side: int, frame: int, time: float, events: list) -> None:
+        inward = (from_side == _SIDE_A) != self.flip
+        if inward:
+            self.entries += 1
+            self._occupancy += 1
+            direction = "in"
+        else:
+            self.exits += 1
+            direction = "out"
+            if self._occupancy > 0:
+                self._occupancy -= 1
+            else:
+                self.clamped += 1
+                self.warnings.append(f"exit at frame {frame} with occupancy already 0; "
+                                     "occupancy stays 0 (set it by hand if the room was not empty)")
+        events.append(CountEvent(int(frame), float(time), direction, self._occupancy))
+
+
+def _other(side: int) -> int:
+    return _SIDE_B if side == _SIDE_A else _SIDE_A
+
+
+def _first_side(runs: list) -> Optional[int]:
+    for _, side, _, _ in runs:
+        if side != _SIDE_M:
+            return side
+    return None
+
+
+def _last_side(runs: list) -> Optional[int]:
+    return _first_side(runs[::-1])
+
+
+__all__ = ["Counter", "CountEvent", "CounterTuning", "TUNING_NAMES"]
