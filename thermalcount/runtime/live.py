@@ -84,6 +84,8 @@ class LiveLoop:
         reporter: Optional[Callable[[str], None]] = None,
         speed: Optional[float] = 1.0,
         status_interval: Optional[float] = None,
+        health_interval: float = 10.0,
+        model_label: str = "",
         wall_clock: Callable[[], float] = time.monotonic,
     ):
         self.sensor = sensor
@@ -96,6 +98,8 @@ class LiveLoop:
         self.reporter = reporter or (lambda message: None)
         self.speed = speed
         self.status_interval = status_interval
+        self.health_interval = health_interval
+        self.model_label = model_label
         self._wall = wall_clock
         self._stop = threading.Event()
         self._commands: "queue.SimpleQueue[tuple[str, Optional[int]]]" = queue.SimpleQueue()
@@ -124,8 +128,12 @@ class LiveLoop:
         update = self.counter.update
         perf = time.perf_counter
         next_status = started + self.status_interval if self.status_interval else None
+        next_health = started
 
         while not self._stop.is_set():
+            if self.publisher is not None and self._wall() >= next_health:
+                next_health = self._wall() + self.health_interval
+                self._publish_health()
             if next_status is not None and self._wall() >= next_status:
                 next_status += self.status_interval
                 self.reporter(self.status_line())
@@ -144,6 +152,7 @@ class LiveLoop:
                 if outage_since is None:
                     outage_since = self._wall()
                     snapshot.sensor_problem = str(error)
+                    next_health = 0.0  # tell Home Assistant now, not at the next interval
                     self._notice(f"sensor problem: {error} (counting pauses; retrying)")
                 # Keep the off-delay running while the sensor is away: advance the light
                 # policy on the sensor's time base extrapolated from the wall clock.
@@ -161,6 +170,7 @@ class LiveLoop:
                 )
                 outage_since = None
                 snapshot.sensor_problem = None
+                next_health = 0.0
                 just_recovered = True
             else:
                 just_recovered = False
@@ -205,6 +215,17 @@ class LiveLoop:
             stopped_by=stopped_by,
             wall_seconds=self._wall() - started,
             max_frame_gap=snapshot.max_frame_gap,
+        )
+
+    def _publish_health(self) -> None:
+        snap = self.snapshot
+        latency = snap.latency_percentiles()
+        elapsed = self._wall() - snap.started
+        self.publisher.publish_health(
+            sensor_ok=snap.sensor_problem is None, sensor_error=snap.sensor_problem,
+            model=self.model_label, backend=getattr(self.model, "backend", ""),
+            fps=snap.frames / elapsed if elapsed > 0 and snap.frames else None,
+            latency_us=latency[0] if latency else None,
         )
 
     def status_line(self) -> str:

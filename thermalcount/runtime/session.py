@@ -100,6 +100,7 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
         stack.callback(sensor.close)
 
         loop = LiveLoop(sensor, model, counter, lights=lights, light_policy=policy, publisher=publisher,
+                        model_label=f"{options.model_path or 'default'} ({model.backend})",
                         events_out=events_out, reporter=report, speed=options.speed,
                         status_interval=60.0 if plain else None)
         if publisher is not None:
@@ -165,12 +166,10 @@ def _open_mqtt(options: RunOptions, stack: ExitStack):
         if options.door or options.room or options.mqtt_ca:
             raise UsageError("--door, --room and --mqtt-ca need --mqtt mqtt://HOST[:PORT]")
         return None
-    import socket
-
     from thermalcount.mqtt.door import DoorPublisher
 
-    publisher = DoorPublisher(options.mqtt_url, door=options.door or socket.gethostname(),
-                              room=options.room, tls_ca=options.mqtt_ca)
+    # door=None: the publisher uses the host name without its domain (ids cannot hold dots).
+    publisher = DoorPublisher(options.mqtt_url, door=options.door, room=options.room, tls_ca=options.mqtt_ca)
     publisher.start()
     stack.callback(publisher.close)
     return publisher
