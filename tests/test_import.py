@@ -73,6 +73,7 @@ def test_csv_plain_with_header_with_timestamps_and_events(tmp_path, frames):
         np.testing.assert_array_equal(rec.read(), frames)
         np.testing.assert_array_equal(rec.timestamps(), stamps.round(1))
         assert [(e.frame, e.direction) for e in rec.events] == [(3, "in"), (40, "out")]
+        assert rec.attrs["ground_truth"] == "imported from ev.csv"
         assert rec.events[0].time == rec.timestamps()[3]
 
 

@@ -108,6 +108,7 @@ def test_record_command_writes_a_simulated_recording(tmp_path):
     with open_recording(out) as rec:
         assert rec.n_frames == 500 and rec.attrs["sensor"] == "sim"
         assert rec.attrs["closed_cleanly"] is True and rec.travel_axis in ("rows", "columns")
+        assert rec.attrs["ground_truth"] == "simulated"
         np.testing.assert_array_equal(rec.read(), simulate(500, "mixed", seed=2).frames)
 
 

@@ -60,6 +60,8 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
     attrs = {"sensor": "imported", "orientation": "as in the source file",
              "imported_from": source.name, "import_format": kind,
              "timestamps_source": "file" if has_times else "synthetic: file modification time + index / fps"}
+    if events_path is not None:
+        attrs["ground_truth"] = f"imported from {Path(events_path).name}"
     temporary = out.with_name(f".{out.name}.importing-{os.getpid()}")
     n_frames = n_events = 0
     try:

@@ -345,7 +345,7 @@ class RecordingWriter:
     #: Stop with DiskFullError when less than this much space would be left after a batch.
     min_free_bytes = 1 << 20
     #: Write a batch early when this many frames are waiting (bounds memory at --speed max).
-    max_buffered_frames = 2048
+    max_buffered_frames = 8192
 
     def __init__(self, path, *, sensor_info=None, fps: Optional[float] = None,
                  append: bool = False, overwrite: bool = False, flush_interval: float = 1.0,
@@ -498,7 +498,14 @@ class RecordingWriter:
         if n_new == 0 and not self._pending_events:
             self._last_flush = _time.monotonic()
             return
-        self._ensure_space(n_new)
+        fit, free = self._frames_that_fit(n_new)
+        if fit < n_new:
+            # Keep the reserve: write what fits, then stop while the file is still intact.
+            for pending in (self._pending_frames, self._pending_times, self._pending_thermistor):
+                del pending[fit:]
+            limit = self.frames_on_disk + fit
+            self._pending_events = [event for event in self._pending_events if event[0] < limit]
+            n_new = fit
         h5file = self._file
         try:
             if n_new:
@@ -538,6 +545,12 @@ class RecordingWriter:
         self._pending_thermistor.clear()
         self._pending_events.clear()
         self._last_flush = _time.monotonic()
+        if free is not None:
+            self._broken = True
+            raise DiskFullError(
+                f"disk nearly full ({free // 1024} KiB free) while writing {self.path}; stopped "
+                f"with {self.frames_on_disk} frames saved, free some space"
+            )
 
     def close(self) -> None:
         """Flush and close. Idempotent. After a disk-full error, closes without writing."""
@@ -607,20 +620,18 @@ class RecordingWriter:
         events.resize(start + len(rows), axis=0)
         events[start:] = rows
 
-    def _ensure_space(self, n_new: int) -> None:
+    def _frames_that_fit(self, n_new: int) -> tuple:
+        """(frames of the batch that fit above the reserve, free bytes or None if all fit)."""
         try:
             stats = os.statvfs(self.path)
         except OSError:
-            return
+            return n_new, None
         free = stats.f_bavail * stats.f_frsize
-        # Raw size is an upper bound for the compressed batch (+10 % for chunk rewrites).
-        needed = self.min_free_bytes + int(n_new * 64 * 4 * 1.1)
-        if free < needed:
-            self._broken = True
-            raise DiskFullError(
-                f"disk nearly full ({free // 1024} KiB free) while writing {self.path}; stopped "
-                f"with {self.frames_on_disk} frames saved, free some space"
-            )
+        # Raw size bounds the compressed batch (+10 % for rewriting the open chunk).
+        per_frame = 64 * 4 * 1.1
+        if free >= self.min_free_bytes + n_new * per_frame:
+            return n_new, None
+        return max(0, int((free - self.min_free_bytes) // per_frame)), free
 
     def _sync(self) -> None:
         self._file.flush()

@@ -77,8 +77,10 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
     view = _make_view(no_preview, stats, max_frames, duration, out_path, sensor_spec)
     try:
         with sensor:
+            # The simulator knows who crossed: say so even if nobody does in this recording.
+            truth = {"ground_truth": "simulated"} if hasattr(sensor, "ground_truth") else None
             writer = RecordingWriter(out_path, sensor_info=sensor.info, fps=float(fps),
-                                     append=append, overwrite=overwrite)
+                                     append=append, overwrite=overwrite, attrs=truth)
             try:
                 with view:
                     record_frames(sensor, writer, max_frames=max_frames, duration=duration,
