@@ -1,0 +1,86 @@
+"""The ``Lights`` interface the live loop talks to, and the ``none`` back-end.
+
+``set_on()`` only records what the lights SHOULD be and returns at once: it is called from
+the frame loop, which must never wait on a network. Back-ends that talk to hardware apply
+the desired state from their own thread (see :mod:`thermalcount.lights.worker`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class LightStatus:
+    """A snapshot of a back-end, cheap enough to read every frame.
+
+    ``desired`` is the last value given to ``set_on`` (None before the first call);
+    ``applied`` is what the lights were last successfully set to (None when unknown, e.g.
+    before the first command, while an outage lasts, or while several lights disagree);
+    ``error`` is the current problem in one line (None when all is well); ``outage_since``
+    is the unix time that problem started; ``commands_sent`` counts commands that reached
+    the lights (or lines printed, for ``console``).
+    """
+
+    backend: str
+    desired: Optional[bool] = None
+    applied: Optional[bool] = None
+    error: Optional[str] = None
+    outage_since: Optional[float] = None
+    commands_sent: int = 0
+    target: str = ""
+
+    @property
+    def in_sync(self) -> bool:
+        return self.desired is None or self.desired == self.applied
+
+
+class Lights:
+    """Base class. Subclasses override ``_apply`` (synchronous back-ends) or everything."""
+
+    backend = "none"
+    target = ""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._desired: Optional[bool] = None
+        self._applied: Optional[bool] = None
+        self._sent = 0
+
+    def set_on(self, on: bool) -> None:
+        """Record the desired state. Returns at once; repeated values cost nothing."""
+        on = bool(on)
+        with self._lock:
+            changed = on != self._desired
+            self._desired = on
+        if changed:
+            self._apply(on)
+
+    def _apply(self, on: bool) -> None:
+        with self._lock:
+            self._applied = on
+            self._sent += 1
+
+    def status(self) -> LightStatus:
+        with self._lock:
+            return LightStatus(
+                backend=self.backend, desired=self._desired, applied=self._applied,
+                commands_sent=self._sent, target=self.target,
+            )
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop; waits at most ``timeout`` seconds. The lights are left as they are."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class NoLights(Lights):
+    """``--lights none``: counts desired changes and switches nothing."""
+
+    backend = "none"
