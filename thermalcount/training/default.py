@@ -18,7 +18,7 @@ from thermalcount.preprocessing import Preprocessing
 SEED = 2024
 CLUSTERS = 5
 LATENT = 4
-EPOCHS = 8
+EPOCHS = 50
 #: (scenario, frames, simulator keywords): rooms differ by seed (fixed pattern, ambient jitter)
 RECIPE = (
     ("single", 4000, {}),

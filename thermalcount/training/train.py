@@ -8,7 +8,6 @@ first, saves the model file, writes the plots).
 from __future__ import annotations
 
 import math
-import platform
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -159,7 +158,7 @@ def train_model(sources, options: Optional[TrainOptions] = None,
         "cluster_sizes": sizes.tolist(),
         "silhouette": None if math.isnan(silhouette) else round(silhouette, 4),
         "travel_axis_evidence": evidence,
-        "torch": torch.__version__.split("+")[0], "python": platform.python_version(),
+        "torch": torch.__version__.split("+")[0],
     }
     model = TrainedModel(weights=weights, preprocessing=spec, states=states, travel_axis=travel_axis,
                          training=training, created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

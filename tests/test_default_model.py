@@ -1,0 +1,76 @@
+"""The default model shipped in the package: present, sensible, and reproducible by its recipe."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import onnxruntime as ort
+from thermalcount.onnx_graph import REQUIRED_METADATA, default_model_path, load_graph
+
+
+def _session(model):
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_graph(default_model_path())
+
+
+def _state_names(model):
+    states = json.loads({p.key: p.value for p in model.metadata_props}["states"])
+    return {s["cluster"]: s["name"] for s in states}
+
+
+def _scene(room=21.0, blob_row=None, seed=0, peak=4.5):
+    rng = np.random.default_rng(seed)
+    frame = room + rng.normal(0, 0.37, (8, 8)) + rng.uniform(-0.8, 0.8, (8, 8))
+    if blob_row is not None:
+        rows, cols = np.mgrid[0:8, 0:8]
+        frame += peak * np.exp(-((rows - blob_row) ** 2 + (cols - 3.5) ** 2) / 2.0)
+    return np.round(frame[None] * 4) / 4
+
+
+def test_shipped_model_is_small_and_complete(shipped):
+    path = default_model_path()
+    assert path.name == "default_model.onnx" and path.stat().st_size < 32_000
+    meta = {p.key: p.value for p in shipped.metadata_props}
+    assert set(REQUIRED_METADATA) <= set(meta)
+    assert meta["travel_axis"] == "rows" and meta["input_units"] == "celsius"
+    names = set(_state_names(shipped).values())
+    assert {"empty", "low", "high"} <= names
+
+
+@pytest.mark.parametrize("room", [18.0, 21.0, 26.0])
+def test_default_model_states_make_sense(shipped, room):
+    session, names = _session(shipped), _state_names(shipped)
+    for seed in range(5):
+        assert names[int(session.run(["state"], {"frames": _scene(room, seed=seed).astype(np.float32)})[0][0])] == "empty"
+        low = session.run(["state"], {"frames": _scene(room, 0.3, seed=seed, peak=4.0).astype(np.float32)})[0][0]
+        high = session.run(["state"], {"frames": _scene(room, 6.7, seed=seed, peak=4.0).astype(np.float32)})[0][0]
+        assert names[int(low)].startswith("low"), (room, seed, names[int(low)])
+        assert names[int(high)].startswith("high"), (room, seed, names[int(high)])
+
+
+def test_shipped_file_matches_what_the_recipe_produces_now(shipped):
+    pytest.importorskip("torch")
+    from thermalcount.onnx_graph import build_graph
+    from thermalcount.training.default import fixed_check_frames, train_default_model
+
+    model = train_default_model().model
+    fresh = build_graph(model.weights, model.preprocessing, model.onnx_metadata())
+    frames = fixed_check_frames()
+    ours = _session(fresh).run(["state", "distances"], {"frames": frames})
+    theirs = _session(shipped).run(["state", "distances"], {"frames": frames})
+    assert len(np.unique(theirs[0])) >= 4  # the check frames exercise most states
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_allclose(ours[1], theirs[1], atol=1e-4, rtol=0)
+    shipped_meta = {p.key: p.value for p in shipped.metadata_props}
+    fresh_meta = {p.key: p.value for p in fresh.metadata_props}
+    for meta in (shipped_meta, fresh_meta):  # the environment may differ; the recipe may not
+        meta.pop("created")
+        meta["training"] = {k: v for k, v in json.loads(meta["training"]).items() if k != "torch"}
+    assert shipped_meta == fresh_meta
