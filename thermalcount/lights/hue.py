@@ -56,7 +56,17 @@ class HueApiError(BridgeRefusal):
 _SECRETS: set = set()
 
 
+# Keys also show up before we know them (the pairing answer) and in every request path.
+_KEY_PATTERNS = (
+    (re.compile(r"""(['"]username['"]\s*:\s*['"])[^'"]+"""), r"\1***"),
+    (re.compile(r"/api/[^/\s'\"]+"), "/api/***"),
+    (re.compile(r"(Using username: ).+"), r"\1***"),
+)
+
+
 def _redact(text: str) -> str:
+    for pattern, replacement in _KEY_PATTERNS:
+        text = pattern.sub(replacement, text)
     for secret in _SECRETS:
         if secret:
             text = text.replace(secret, "***")

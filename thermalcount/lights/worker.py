@@ -262,15 +262,17 @@ class WorkerLights(Lights):
                 continue  # the desired state may have changed meanwhile: re-read it
             with self._lock:
                 on = self._desired
-            self._last_sent[target.kind] = time.monotonic()
             try:
                 self._driver.send(target, on)
             except Exception as error:
+                self._last_sent[target.kind] = time.monotonic()
                 self._problem(error)
                 failures += 1
                 if not self._sleep(self._backoff(failures)):
                     return
                 continue
+            # Spacing counts from the answer, so the bridge sees the gap whatever the latency.
+            self._last_sent[target.kind] = time.monotonic()
             failures = 0
             with self._changed:
                 self._applied_by_target[target] = on

@@ -5,6 +5,13 @@
   (``python -m thermalcount.testing.fake_hue`` runs one standalone).
 """
 
-from thermalcount.testing.fake_hue import Change, FakeHueBridge
-
 __all__ = ["FakeHueBridge", "Change"]
+
+
+def __getattr__(name):
+    # Lazy, so ``python -m thermalcount.testing.fake_hue`` does not import the module twice.
+    if name in __all__:
+        from thermalcount.testing import fake_hue
+
+        return getattr(fake_hue, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
