@@ -50,6 +50,14 @@ TARGET_COUNT_FPS = 1_000_000
 TARGET_STARTUP_S = 1.0
 
 
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be found, without importing it (a blocked import counts as absent)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 # ------------------------------------------------------------------------------ statistics
 
 
@@ -422,7 +430,7 @@ def comparison_variants(proto, metadata: dict, use_torch: bool) -> tuple:
         weights = model_weights(proto, metadata)
     except ModelError as error:
         return variants, {"floor": str(error), "torch_original": str(error)}, references
-    if importlib.util.find_spec("onnxruntime") is not None:
+    if _installed("onnxruntime"):
         exported = single_frame_session(proto.SerializeToString())
         variants["ort_plain.exported"] = plain_runner(exported)
         variants["ort_bound.exported"] = bound_runner(exported, "frames", (1, 8, 8))
@@ -438,7 +446,7 @@ def comparison_variants(proto, metadata: dict, use_torch: bool) -> tuple:
     variants["numpy.floor"] = numpy_floor_runner(weights)
     if not use_torch:
         skipped["torch_original"] = "skipped (--no-torch)"
-    elif importlib.util.find_spec("torch") is None:
+    elif not _installed("torch"):
         skipped["torch_original"] = "torch is not installed (pip install 'thermalcount[train]' to compare)"
     else:
         try:
@@ -540,7 +548,7 @@ def resolve_backends(choice: str) -> list:
     """The backends to measure for ``--backend`` (``auto``: what the runtime would pick)."""
     if choice not in BACKEND_CHOICES:
         raise UsageError(f"unknown backend {choice!r}; use one of {', '.join(BACKEND_CHOICES)}")
-    has_ort = importlib.util.find_spec("onnxruntime") is not None
+    has_ort = _installed("onnxruntime")
     if choice == "all":
         return (["onnxruntime"] if has_ort else []) + ["numpy"]
     if choice == "auto":
@@ -662,7 +670,7 @@ def evaluate_targets(report: dict) -> list:
         targets.append({"target": name, "goal": target, "measured": measured, "unit": unit,
                         "met": None if measured is None else bool(met)})
 
-    stages, comparison = report["stages"], report["comparison"]
+    stages = report["stages"]
     backends = report["settings"]["backends"]
     main = backends[0]
     ratio = report["ratios"].get(f"inference.{main} / ort_bound.floor (p50)")

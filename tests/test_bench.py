@@ -1,0 +1,146 @@
+"""``thermalcount bench``: the report's shape and contents with each backend, with and without
+torch, on the emulated sensor. Timings are never asserted (rule 4), only that they exist,
+are ordered percentiles and that the rows agree on states."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from thermalcount.cli import cli
+
+STAT_KEYS = {"p50_us", "p90_us", "p99_us", "max_us", "mean_us", "samples"}
+SMALL = ["--frames", "200", "--count-frames", "3000"]
+
+
+def _bench_json(*args) -> dict:
+    result = CliRunner().invoke(cli, ["bench", "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _check_stats(stats: dict, frames: int) -> None:
+    assert set(stats) == STAT_KEYS
+    assert stats["samples"] == frames
+    assert 0 < stats["p50_us"] <= stats["p90_us"] <= stats["p99_us"] <= stats["max_us"]
+
+
+def test_all_backends_with_torch_json_schema():
+    pytest.importorskip("torch")
+    report = _bench_json(*SMALL, "--backend", "all", "--no-startup")
+    assert report["schema"] == "thermalcount-bench/1"
+    machine = report["machine"]
+    assert machine["cores"] >= 1 and machine["python"] and machine["numpy"] == np.__version__
+    assert machine["torch"]  # read from package metadata
+    assert report["settings"]["backends"] == ["onnxruntime", "numpy"]
+    stages = report["stages"]
+    expected = {"sensor_read", "decode", "counter", "light_decision"}
+    for backend in ("onnxruntime", "numpy"):
+        expected |= {f"inference.{backend}", f"whole_frame.{backend}", f"whole_frame_with_read.{backend}"}
+    assert set(stages) == expected
+    for stats in stages.values():
+        _check_stats(stats, 200)
+    comparison = report["comparison"]
+    for row in ("torch_original", "ort_plain.exported", "ort_bound.exported", "ort_bound.state_path",
+                "ort_bound.floor", "numpy.floor", "timer_overhead"):
+        _check_stats(comparison[row], 200)
+    assert report["skipped"] == {}
+    # Every row that computes the model's states agrees with the runtime on the bench frames.
+    for row in ("onnxruntime", "numpy", "torch_original", "ort_bound.state_path"):
+        assert report["agreement"][row]["fraction"] == 1.0, row
+    assert "torch_original / inference.onnxruntime (p50)" in report["ratios"]
+    assert set(report["throughput"]) == {"onnxruntime", "numpy"}
+    assert report["throughput"]["numpy"]["frames"] == 3000
+    # Same frames, same counter: both backends count the same events.
+    assert report["throughput"]["numpy"]["events"] == report["throughput"]["onnxruntime"]["events"]
+    assert "startup" not in report
+    names = [t["target"] for t in report["targets"]]
+    assert any("floor" in name for name in names) and any("PyTorch" in name for name in names)
+    for target in report["targets"]:
+        assert target["met"] in (True, False)
+    # A throughput on fewer than 1M frames never meets the 1M-frame target.
+    assert all(not t["met"] for t in report["targets"] if t["target"].startswith("offline count"))
+
+
+def test_no_torch_flag_skips_the_row_and_prints_tables():
+    result = CliRunner().invoke(cli, ["bench", *SMALL, "--backend", "onnxruntime", "--no-torch",
+                                      "--no-startup"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Live path, one frame" in out and "runtime inference (onnxruntime)" in out
+    assert "skipped original PyTorch module" in " ".join(out.split())
+    assert "Targets (issue 5)" in out
+
+
+def test_without_torch_installed_in_a_fresh_process(tmp_path):
+    """torch made unimportable by a meta-path blocker: the row is skipped, torch never loads."""
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(textwrap.dedent("""
+        import sys
+
+        class _NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ModuleNotFoundError(f"No module named {name!r} (blocked for the test)")
+                return None
+
+        sys.meta_path.insert(0, _NoTorch())
+    """))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = ("import json, sys; from thermalcount.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    print(json.dumps({'torch_loaded': 'torch' in sys.modules}), file=sys.stderr); raise\n")
+    result = subprocess.run([sys.executable, "-c", code, "bench", "--json", *SMALL, "--backend", "numpy"],
+                            capture_output=True, text=True, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert "not installed" in report["skipped"]["torch_original"]
+    assert "torch_original" not in report["comparison"]
+    assert report["settings"]["backends"] == ["numpy"]
+    assert set(report["startup"]) == {"numpy"}
+    startup = report["startup"]["numpy"]
+    assert startup["backend"] == "numpy" and startup["torch_imported"] is False
+    assert startup["process_ms"] > startup["import_and_load_ms"] > 0
+    assert json.loads(result.stderr.strip().splitlines()[-1]) == {"torch_loaded": False}
+
+
+def test_bad_model_is_one_line_error(tmp_path):
+    not_a_model = tmp_path / "model.onnx"
+    not_a_model.write_bytes(b"this is not protobuf")
+    result = CliRunner().invoke(cli, ["bench", "--model", str(not_a_model), *SMALL, "--no-startup"])
+    assert result.exit_code != 0
+    assert result.output.startswith("Error:") and len(result.output.strip().splitlines()) == 1
+    assert "not an ONNX model" in result.output
+
+
+def test_too_few_frames_is_rejected():
+    result = CliRunner().invoke(cli, ["bench", "--frames", "10"])
+    assert result.exit_code == 2 and "--frames" in result.output
+
+
+def test_state_graph_drops_the_shared_norm_and_keeps_states():
+    """The runtime's state graph (rewritten for bench's floor target) gives the full graph's states."""
+    import onnx
+    import onnxruntime as ort
+
+    from thermalcount.runtime.model import default_model_path, state_only_graph
+    from thermalcount.sensors.simulator import simulate
+
+    proto = onnx.load(str(default_model_path()))
+    reduced = state_only_graph(proto)
+    onnx.checker.check_model(reduced, full_check=True)
+    ops = [node.op_type for node in reduced.graph.node]
+    assert "ReduceSumSquare" not in ops and "Split" not in ops and ops[-1] == "ArgMin"
+    frames = simulate(20000, "mixed", seed=5).frames
+    full = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    small = ort.InferenceSession(reduced.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = full.run(["state"], {"frames": frames})[0]
+    assert len(np.unique(expected)) >= 3  # the frames exercise several states
+    np.testing.assert_array_equal(small.run(["state"], {"frames": frames})[0], expected)
