@@ -147,6 +147,11 @@ def test_meanings_of_known_decoded_centroids():
     # Two clusters near the same edge get suffixes instead of being dropped.
     crowded = assign_meanings(np.stack([empty, _blob(0.5, 2), _blob(1.0, 5), _blob(6.5, 3.5)]), "rows")
     assert sorted(s["name"] for s in crowded) == ["empty", "high", "low", "low-2"]
+    # A second, nearly empty cluster (e.g. another room's noise) is empty too, never a person.
+    split_empty = assign_meanings(np.stack([_blob(0.5, 3.5), _blob(2.0, 2.0, peak=0.8), _blob(6.5, 3.5), empty,
+                                            _blob(3.5, 3.5)]), "rows")
+    assert [s["name"] for s in split_empty] == ["low", "empty-2", "high", "empty", "middle"]
+    assert [s["people"] for s in split_empty] == [1, 0, 1, 0, 1]
 
 
 # --- bounded memory -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ TRAVEL_AXES = ("rows", "columns")
 HEAT_MARGIN_C = 0.5  # °C above a decoded frame's median before a pixel counts as warm
 BLOB_MARGIN_C = 1.5  # °C above a real frame's median for the travel-axis estimate
 TWO_PEOPLE_RATIO = 1.5
+EMPTY_HEAT_FRACTION = 0.2
 
 
 def _warmth(frames_c: np.ndarray, margin: float) -> np.ndarray:
@@ -65,7 +66,13 @@ def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
     heat = _warmth(frames, HEAT_MARGIN_C).sum(axis=(1, 2))
     along = rows if travel_axis == "rows" else cols
     empty = int(np.argmin(heat))
-    others = [c for c in range(k) if c != empty]
+    # More clusters than the scene has: k-means may split the empty scenes (rooms, noise).
+    # A cluster with a small fraction of the warmest cluster's heat is empty too, so that it
+    # never counts as a person - as long as two person clusters (low, high) remain.
+    extra_empty = [c for c in np.argsort(heat) if c != empty and heat[c] < EMPTY_HEAT_FRACTION * heat.max()]
+    extra_empty = [int(c) for c in extra_empty][: max(0, k - 3)]
+    empties = [empty] + extra_empty
+    others = [c for c in range(k) if c not in empties]
     position = {c: (float(np.clip(along[c] / 7.0, 0.0, 1.0)) if np.isfinite(along[c]) else 0.5) for c in others}
 
     two = set()
@@ -78,7 +85,7 @@ def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
                 two.add(c)
     singles = sorted((c for c in others if c not in two), key=lambda c: position[c])
 
-    names = {empty: "empty"}
+    names = {c: "empty" for c in empties}
     for rank, c in enumerate(singles):
         if rank == 0:
             names[c] = "low"
@@ -91,13 +98,14 @@ def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
     # Repeated names get suffixes in order of position: low, low-2, ...
     used: dict = {}
     states = []
-    for c in sorted(range(k), key=lambda c: (c != empty, position.get(c, -1.0))):
+    for c in sorted(range(k), key=lambda c: (c not in empties, empties.index(c) if c in empties else 0,
+                                             position.get(c, -1.0))):
         base = names[c]
         used[base] = used.get(base, 0) + 1
         name = base if used[base] == 1 else f"{base}-{used[base]}"
         states.append({"cluster": c, "name": name,
-                       "position": None if c == empty else round(position[c], 4),
-                       "people": 0 if c == empty else 2 if c in two else 1})
+                       "position": None if c in empties else round(position[c], 4),
+                       "people": 0 if c in empties else 2 if c in two else 1})
     return sorted(states, key=lambda s: s["cluster"])
 
 
@@ -105,5 +113,6 @@ def canonical_order(states: list) -> list:
     """Cluster indices in a human order: empty, then by position, then two-people clusters."""
     def key(state):
         people = state["people"]
-        return (people == 2, people != 0, state["position"] if state["position"] is not None else -1.0)
+        return (people == 2, people != 0, state["position"] if state["position"] is not None else -1.0,
+                state["name"])
     return [s["cluster"] for s in sorted(states, key=key)]
