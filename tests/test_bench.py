@@ -49,7 +49,7 @@ def test_all_backends_with_torch_json_schema():
         _check_stats(stats, 200)
     comparison = report["comparison"]
     for row in ("torch_original", "ort_plain.exported", "ort_bound.exported", "ort_bound.state_path",
-                "ort_bound.floor", "numpy.floor", "timer_overhead"):
+                "ort_bound.floor", "ort_bound.one_node", "numpy.floor", "timer_overhead"):
         _check_stats(comparison[row], 200)
     assert report["skipped"] == {}
     # Every row that computes the model's states agrees with the runtime on the bench frames.

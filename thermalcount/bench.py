@@ -228,6 +228,20 @@ def floor_graph(weights: dict, with_preprocessing_of=None):
     return model
 
 
+def one_node_graph():
+    """ArgMin over a [1, 64] input: what onnxruntime costs per run before any real work."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("ArgMin", ["x"], ["state"], axis=1, keepdims=0)], "one_node",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("state", TensorProto.INT64, ["N"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def single_frame_session(model_bytes: bytes):
     """An onnxruntime session set up like the runtime's single-frame one (1 thread, no spin)."""
     import onnxruntime as ort
@@ -440,8 +454,11 @@ def comparison_variants(proto, metadata: dict, use_torch: bool) -> tuple:
         references["ort_bound.state_path"] = lambda frames: simplified_session.run(["state"], {"frames": frames})[0]
         floor = single_frame_session(floor_graph(weights).SerializeToString())
         variants["ort_bound.floor"] = bound_runner(floor, "x", (1, 64))
+        one_node = single_frame_session(one_node_graph().SerializeToString())
+        variants["ort_bound.one_node"] = bound_runner(one_node, "x", (1, 64))
     else:
-        for row in ("ort_plain.exported", "ort_bound.exported", "ort_bound.state_path", "ort_bound.floor"):
+        for row in ("ort_plain.exported", "ort_bound.exported", "ort_bound.state_path", "ort_bound.floor",
+                    "ort_bound.one_node"):
             skipped[row] = "onnxruntime is not installed"
     variants["numpy.floor"] = numpy_floor_runner(weights)
     if not use_torch:
@@ -642,6 +659,8 @@ def _ratios(stats: dict, backends: list) -> dict:
         ratios[f"{row} / numpy.floor (p50)"] = _ratio(stats, row, "numpy.floor")
         ratios[f"{row} / ort_bound.exported (p50)"] = _ratio(stats, row, "ort_bound.exported")
         ratios[f"torch_original / {row} (p50)"] = _ratio(stats, "torch_original", row)
+    ratios["torch_original / ort_bound.floor (p50)"] = _ratio(stats, "torch_original", "ort_bound.floor")
+    ratios["torch_original / numpy.floor (p50)"] = _ratio(stats, "torch_original", "numpy.floor")
     ratios["ort_bound.exported / ort_bound.floor (p50)"] = _ratio(stats, "ort_bound.exported", "ort_bound.floor")
     ratios["ort_bound.state_path / ort_bound.floor (p50)"] = _ratio(stats, "ort_bound.state_path", "ort_bound.floor")
     ratios["ort_plain.exported / ort_bound.exported (p50)"] = _ratio(stats, "ort_plain.exported", "ort_bound.exported")

@@ -19,6 +19,7 @@ COMPARISON_LABELS = {
     "ort_bound.exported": "bare onnxruntime, exported graph, io_binding",
     "ort_bound.state_path": "bare onnxruntime, exported preprocessing + folded tail",
     "ort_bound.floor": "bare onnxruntime, folded floor (Gemm, PRelu, Gemm, ArgMin)",
+    "ort_bound.one_node": "bare onnxruntime, one ArgMin node (fixed cost of a run)",
     "numpy.floor": "numpy, folded floor, preallocated",
     "timer_overhead": "timer overhead (empty call)",
 }
