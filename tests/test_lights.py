@@ -82,3 +82,17 @@ def test_console_backend_prints_one_line_per_change():
 def test_unknown_backend():
     with pytest.raises(LightsError, match="hue, console, none"):
         open_lights("disco")
+
+
+def test_light_backends_import_no_network_or_training_stack():
+    from tests.conftest import run_python
+
+    code = (
+        "import sys, json\n"
+        "from thermalcount.lights import open_lights\n"
+        "open_lights('console').set_on(True); open_lights('none')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('phue', 'torch', 'sklearn'))))\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -61,6 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
         bridge: FakeHueBridge = self.server.bridge
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        bridge._record(method, self.path)
         mode = bridge._fault()
         if mode == "hang":
             bridge._hold()
@@ -143,7 +144,9 @@ class FakeHueBridge:
         }
         self.keys: set = set()
         self.history: List[Change] = []
-        self.requests: List[tuple] = []  # (time, method, path with the key replaced by <key>)
+        # Every request that reached the bridge, faults included: (time, method, path), the
+        # key in the path shown as <key>.
+        self.requests: List[tuple] = []
         self.on_change = on_change
         self._host, self._port = host, port
         self._button_until = float("inf") if link_button else 0.0
@@ -263,6 +266,12 @@ class FakeHueBridge:
             self._up_timer.cancel()
         self.come_up()
 
+    def _record(self, method: str, raw_path: str) -> None:
+        parts = [p for p in raw_path.split("?")[0].split("/") if p]
+        with self._lock:
+            shown = "/".join("<key>" if i == 1 and p in self.keys else p for i, p in enumerate(parts))
+            self.requests.append((time.monotonic(), method, "/" + shown))
+
     def _fault(self) -> Optional[str]:
         with self._lock:
             if self._fault_mode is not None and time.monotonic() >= self._fault_until:
@@ -306,9 +315,6 @@ class FakeHueBridge:
     def _dispatch(self, method: str, raw_path: str, body: bytes):
         parts = [p for p in raw_path.split("?")[0].split("/") if p]
         now = time.monotonic()
-        with self._lock:
-            shown = "/".join("<key>" if i == 1 and p in self.keys else p for i, p in enumerate(parts))
-            self.requests.append((now, method, "/" + shown))
         if not parts or parts[0] != "api":
             return _error(4, raw_path, f"method, {method}, not available for resource, {raw_path}")
         if len(parts) == 1:
