@@ -343,7 +343,7 @@ def _validate(h5file: h5py.File, path: Path) -> tuple:
 def _readable_length(h5file: h5py.File, n_frames: int, path: Path) -> int:
     """Frames whose chunks all read back, for a file whose writer was killed.
 
-    Measured: one kill in ~80 that land inside an HDF5 flush leaves the newest chunk of a
+    Measured: about one kill in 70 that land inside an HDF5 flush leaves the newest chunk of a
     compressed dataset unreadable ("filter returned failure"). Such damage is confined to
     the tail, so drop whole chunks from the end until everything that is left reads.
     """
