@@ -263,7 +263,7 @@ def test_interrupted_write_is_cut_to_common_length_and_append_repairs_it(tmp_pat
 
 
 def test_unreadable_newest_chunk_of_a_killed_file_is_cut_off(tmp_path):
-    # What a kill inside an HDF5 flush can rarely leave (seen about once in 80 kills that
+    # What a kill inside an HDF5 flush can rarely leave (seen about once in 70 kills that
     # all landed mid-flush): the newest compressed chunk does not decompress.
     path = write_recording(tmp_path / "r.h5", frames_like(600), np.arange(600.0))
     with h5py.File(path, "r+") as f:

@@ -11,7 +11,9 @@ Crash safety comes from how the writer talks to HDF5, measured with h5py 3.16 / 
   flags, so a killed recording opens with plain h5py.
 * Frames are buffered in memory and written in one batch per ``flush_interval`` (1 s):
   resize, write, ``H5Fflush``, ``fsync``. Between batches HDF5 holds no dirty state, so a
-  kill at any moment leaves the file exactly as of the last batch (at most ~1 s lost).
+  kill at any moment leaves the file as of the last batch (at most ~1 s lost). A kill
+  inside a batch can, rarely, leave the newest chunk unreadable; readers cut such a tail
+  off (:func:`_readable_length`).
 * A full disk in the middle of an HDF5 flush leaves half-written metadata (measured: zeroed
   frames, a crash on close). So before each batch the writer checks the free space and
   stops with :class:`DiskFullError` while the file is still intact.
