@@ -174,6 +174,8 @@ def test_sigterm_and_ctrl_c_finish_the_file_cleanly(tmp_path, signum):
     out = tmp_path / "r.h5"
     child = _start(["--sensor", "sim", "--speed", "20", "--out", str(out)], tmp_path)
     _wait_for_frames(out, child)
+    with open_recording(out) as live:  # readable while the recorder holds the file lock
+        assert live.n_frames >= 200 and live.recovered
     child.send_signal(signum)
     stdout, stderr = child.communicate(timeout=30)
     assert child.returncode == 0, stderr
