@@ -57,11 +57,32 @@ def test_record_counts_dropped_frames_glitches_and_reports_outages_once(tmp_path
     assert stats.stopped_by == "end of stream"
     assert (stats.frames, stats.dropped, stats.sensor_errors, stats.outages) == (6, 2, 4, 1)
     assert seen == [0, 1, 2, 5, 6, 7]
+    assert stats.suspect_frames == 0
     assert [kind for kind, _ in notices] == ["fault", "recovered"]  # the lone glitch is silent
     assert "I2C input/output error" in notices[0][1] and "3 failed reads" in notices[1][1]
     with open_recording(tmp_path / "r.h5") as rec:
         np.testing.assert_array_equal(rec.read()[:, 0, 0], [0, 1, 2, 5, 6, 7])
         np.testing.assert_array_equal(rec.thermistor(), np.full(6, 25.0, np.float32))
+
+
+def test_record_counts_impossible_values_but_keeps_them(tmp_path):
+    # The AMG8833 driver drops impossible frames itself; a replay of an old file does not.
+    class OddValues(ScriptedSensor):
+        def read(self):
+            frame = super().read()
+            if frame.index == 2:
+                frame.pixels[3, 3] = 480.0  # the classic two's-complement bug
+            if frame.index == 4:
+                frame.pixels[0, 0] = np.nan
+            return frame
+
+    with RecordingWriter(tmp_path / "r.h5", fps=10) as writer:
+        stats = record(OddValues(range(6)), writer)
+    assert stats.suspect_frames == 2
+    with open_recording(tmp_path / "r.h5") as rec:
+        report = rec.check_values()
+        assert rec.read()[2, 3, 3] == 480.0  # stored as read: the recording is the evidence
+    assert (report.out_of_range_frames, report.nan_frames, report.first_bad_frame) == (1, 1, 2)
 
 
 def test_record_stops_at_frame_limit_duration_and_stop_event(tmp_path):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from thermalcount.errors import EndOfStream, OutputPathError, SensorError, UsageError
+from thermalcount.store import PIXEL_RANGE_C
 
 
 @dataclass
@@ -25,6 +26,7 @@ class RecordStats:
     sensor_errors: int = 0  # failed reads, each retried
     outages: int = 0  # runs of two or more consecutive failed reads
     events: int = 0  # ground-truth events stored (simulator only)
+    suspect_frames: int = 0  # frames stored with NaN or a pixel outside -55..125 °C
     first_time: Optional[float] = None  # timestamp of the first frame written
     last_time: Optional[float] = None  # timestamp of the latest frame written
     started: float = field(default_factory=time.monotonic)
@@ -135,6 +137,9 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
 
             writer.append(frame.pixels, frame.time, frame.thermistor)
             stats.frames += 1
+            # Stored as read (the recording is the evidence); counted so the user sees it.
+            if not _plausible(frame.pixels):
+                stats.suspect_frames += 1
             if stats.first_time is None:
                 stats.first_time = frame.time
             stats.last_time = frame.time
@@ -164,3 +169,9 @@ def _span(stats: RecordStats, period: float, outage_started, last_frame_wall, cl
     if outage_started is not None or stats.first_time is None:
         span += clock() - last_frame_wall
     return span
+
+
+def _plausible(pixels) -> bool:
+    low, high = PIXEL_RANGE_C
+    lowest, highest = float(pixels.min()), float(pixels.max())
+    return low <= lowest and highest <= high  # False for NaN too

@@ -116,6 +116,8 @@ def _summary(stats, out_path, total) -> str:
     text = (f"{reason}: wrote {stats.frames} frames to {out_path} ({total} in the file) in "
             f"{stats.elapsed:.1f} s, {stats.rate:,.1f} frames/s, {stats.dropped} dropped, "
             f"{stats.sensor_errors} failed sensor reads")
+    if stats.suspect_frames:
+        text += f", {stats.suspect_frames} frames with NaN or impossible values (stored as read)"
     if stats.events:
         text += f", {stats.events} ground-truth events"
     return text
@@ -196,6 +198,8 @@ class _LiveView:
         facts.add_row("rate", f"{stats.rate:,.1f} frames/s")
         facts.add_row("dropped", Text(str(stats.dropped), style="yellow" if stats.dropped else ""))
         facts.add_row("sensor errors", Text(str(stats.sensor_errors), style="red" if stats.sensor_errors else ""))
+        if stats.suspect_frames:
+            facts.add_row("suspect frames", Text(str(stats.suspect_frames), style="yellow"))
         if stats.sensor_problem:
             facts.add_row("status", Text(stats.sensor_problem, style="red"))
         elif stats.frames:
