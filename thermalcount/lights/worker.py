@@ -138,7 +138,8 @@ class WorkerLights(Lights):
             return self._setup_error
 
     def wait_in_sync(self, timeout: float) -> bool:
-        """Wait until every target is known to be in the desired state. For tests and exits."""
+        """Wait until every target is known to be in the desired state and no problem is
+        pending (an outage's recovery is logged by then). For tests and exits."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while not self._in_sync_locked():
@@ -165,7 +166,7 @@ class WorkerLights(Lights):
     def _in_sync_locked(self) -> bool:
         if self._desired is None:
             return True
-        if self._targets is None:
+        if self._targets is None or self._error is not None:
             return False
         return all(value == self._desired for value in self._applied_by_target.values())
 
@@ -266,7 +267,7 @@ class WorkerLights(Lights):
                 self._driver.send(target, on)
             except Exception as error:
                 self._last_sent[target.kind] = time.monotonic()
-                self._problem(error)
+                self._problem(error, target)
                 failures += 1
                 if not self._sleep(self._backoff(failures)):
                     return
@@ -283,7 +284,7 @@ class WorkerLights(Lights):
                 self._recovered()
             self._notify()
 
-    def _problem(self, error: BaseException) -> None:
+    def _problem(self, error: BaseException, target: Optional[Target] = None) -> None:
         text = self._driver.describe(error)
         category = _category(error)
         with self._changed:
@@ -294,9 +295,14 @@ class WorkerLights(Lights):
                 self._outage_since = time.time()
             if isinstance(error, LightsError):
                 self._setup_error = error
-            # What the lights are is now unknown: re-send everything once it works again.
-            for target in self._applied_by_target:
+            # Unreachable: what every light is now is unknown (a command may have landed, the
+            # bridge may reboot), so all are re-sent once it answers. A refusal concerns only
+            # the target that was refused (e.g. a deleted light): leave the others alone.
+            if category == "refused" and target is not None:
                 self._applied_by_target[target] = None
+            else:
+                for each in self._applied_by_target:
+                    self._applied_by_target[each] = None
             self._changed.notify_all()
         if started or changed:
             log.warning("%s: %s (retrying in the background; the lights catch up when it answers)",
@@ -304,14 +310,16 @@ class WorkerLights(Lights):
             self._notify()
 
     def _recovered(self) -> None:
-        with self._changed:
+        with self._lock:
             if self._error is None:
                 return
             since = self._outage_since
-            self._error = self._error_category = self._outage_since = None
-            self._changed.notify_all()
         lasted = f" after {time.time() - since:.0f} s" if since else ""
         log.warning("%s answers again%s; lights re-applied", self._driver.description, lasted)
+        # Cleared only after the line is logged: whoever waits for "in sync" sees both.
+        with self._changed:
+            self._error = self._error_category = self._outage_since = None
+            self._changed.notify_all()
         self._notify()
 
     def _notify(self) -> None:
