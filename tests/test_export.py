@@ -28,8 +28,9 @@ ALLOWED_OPS = set("Reshape Flatten Identity Cast Add Sub Mul Div Max Min Relu PR
                   "Unsqueeze Slice Gather Transpose".split())
 SPECS = {
     "default": Preprocessing(),
-    "linear": Preprocessing(clip_low=None, clip_high=None, scale=2.0),
+    "linear": Preprocessing(background="mean", clip_low=None, clip_high=None, scale=2.0),
     "lowest": Preprocessing(background="lowest", lowest_pixels=24, clip_low=0.3, clip_high=None),
+    "lowest48": Preprocessing(background="lowest", lowest_pixels=48, clip_low=0.75, clip_high=2.0),
 }
 
 
@@ -87,7 +88,7 @@ def test_graph_is_fused_checked_and_uses_only_allowed_ops(trained):
     assert set(ops) <= ALLOWED_OPS
     assert max(op.version for op in graph.opset_import if op.domain in ("", "ai.onnx")) >= 17
     assert ops.count("Gemm") == 2  # second Linear and the distances share one Gemm
-    expected = {"linear": 8, "default": 11, "lowest": 12}[name]
+    expected = {"linear": 8, "default": 11, "lowest": 12, "lowest48": 12}[name]
     assert len(ops) == expected, ops
 
 

@@ -25,7 +25,8 @@ from thermalcount.training.train import TrainOptions, train_model  # noqa: E402
 
 SPECS = [
     Preprocessing(),
-    Preprocessing(clip_low=None, clip_high=None, scale=2.0),
+    Preprocessing(background="mean", clip_low=None, clip_high=None, scale=2.0),
+    Preprocessing(background="lowest", lowest_pixels=48, clip_low=0.75, clip_high=2.0),
     Preprocessing(background="lowest", lowest_pixels=32),
     Preprocessing(background="none", clip_low=None, clip_high=30.0, scale=10.0),
 ]

@@ -13,7 +13,8 @@ The graph computes, for a batch of °C frames ``[N, 8, 8]``::
 "Fused in fact": the linear parts of the preprocessing (mean subtraction, scaling, the shift
 after clipping) are folded into the first Gemm's weights, and the second Linear is folded into
 the distance computation, because ``||z - c||^2 = ||z||^2 + ||c||^2 - 2 z.c`` is linear in
-``h`` apart from ``||z||^2``. A linear preprocessing (``--no-clip``) gives 8 nodes; the default (mean + clip) 11.
+``h`` apart from ``||z||^2``. A linear preprocessing (``--no-clip``) gives 8 nodes; the default (mean + clip) 11,
+``--background lowest`` (TopK) 12.
 
 The runtime (``thermalcount.runtime.model``) imports this module for
 :func:`default_model_path`; it must stay free of torch and scikit-learn.

@@ -35,10 +35,13 @@ BACKGROUNDS = ("mean", "lowest", "none")
 class Preprocessing:
     """Parameters of the in-model preprocessing. All temperatures in °C."""
 
+    # Defaults measured on simulated rooms (docs/model.md "What the choices bought"): clipping
+    # at 0.5 °C above the frame mean removes most of each room's fixed pattern (the empty frames
+    # of many rooms form ONE cluster); capping at 2.5 °C makes a warm room's faint people look
+    # more like a cool room's. background="lowest" scores better on one room but lets each
+    # room's fixed pattern through (empty frames of many rooms split into several clusters).
     background: str = "mean"
-    lowest_pixels: int = 32  # used by background="lowest"
-    # Defaults measured on simulated rooms (docs/model.md): clipping at 0.5 °C above the mean
-    # removes most of each room's fixed pattern, so empty frames of all rooms form ONE cluster.
+    lowest_pixels: int = 48  # used by background="lowest"
     clip_low: Optional[float] = 0.5
     clip_high: Optional[float] = 2.5
     scale: float = 1.0

@@ -18,7 +18,9 @@ import click
 @click.option("--travel-axis", default="auto", show_default=True, type=click.Choice(["auto", "rows", "columns"]),
               help="Array axis people walk along; auto finds it from the data.")
 @click.option("--background", default="mean", show_default=True, type=click.Choice(["mean", "lowest", "none"]),
-              help="Per-frame background removal inside the model.")
+              help="Per-frame background removal inside the model: mean of the coolest pixels, mean of all, none.")
+@click.option("--lowest-pixels", default=48, show_default=True, type=click.IntRange(1, 64),
+              help="How many of the coolest pixels --background lowest averages.")
 @click.option("--clip-low", default=0.5, show_default=True, type=float,
               help="°C above background below which a pixel counts as background.")
 @click.option("--clip-high", default=2.5, show_default=True, type=float,
@@ -27,7 +29,7 @@ import click
 @click.option("--plots", default=None, type=click.Path(file_okay=False), help="Directory for training PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 def train(recordings, out, latent, clusters, epochs, batch_size, seed, val_split, travel_axis, background,
-          clip_low, clip_high, no_clip, plots, overwrite):
+          lowest_pixels, clip_low, clip_high, no_clip, plots, overwrite):
     """Train a model on one or more recordings (no labels needed).
 
     Frames are streamed from the files in chunks, so recordings larger than memory work.
@@ -48,7 +50,7 @@ def train(recordings, out, latent, clusters, epochs, batch_size, seed, val_split
     from thermalcount.training.train import TrainOptions, train as run_training
 
     try:
-        spec = Preprocessing(background=background, clip_low=None if no_clip else clip_low,
+        spec = Preprocessing(background=background, lowest_pixels=lowest_pixels, clip_low=None if no_clip else clip_low,
                              clip_high=None if no_clip else clip_high)
     except ValueError as error:
         raise TrainingError(f"bad preprocessing option: {error}") from None
