@@ -396,10 +396,10 @@ def _drop_shared_distance_term(graph) -> None:
 
 class NumpyBackend:
     name = "numpy"
-    #: Batches run in blocks of this many frames. Measured: from ~512 rows OpenBLAS starts
-    #: its threads for the first Gemm, and on a busy 2-core machine that costs 100x more
-    #: than the work; 256 rows stay single-threaded and in cache.
-    block_frames = 256
+    #: Batches run in blocks of this many frames: big enough to spread numpy's per-call cost,
+    #: small enough for the intermediates to stay in cache. (Matrix products are further
+    #: cut into 256-row calls, see numpy_backend.BLAS_ROWS.)
+    block_frames = 1024
 
     def __init__(self, proto, clusters: int, latent: int):
         from thermalcount.runtime.numpy_backend import compile_graph

@@ -145,6 +145,20 @@ def _make_clip(a, opset):
     return clip
 
 
+#: Matrix products run on at most this many rows per call. From ~512 rows OpenBLAS starts
+#: its own threads, which on a busy 2-core machine was measured 100x slower than the work.
+BLAS_ROWS = 256
+
+
+def _matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    if x.ndim != 2 or w.ndim != 2 or len(x) <= BLAS_ROWS:
+        return np.matmul(x, w)
+    out = np.empty((len(x), w.shape[1]), np.result_type(x, w))
+    for row in range(0, len(x), BLAS_ROWS):
+        np.matmul(x[row:row + BLAS_ROWS], w, out=out[row:row + BLAS_ROWS])
+    return out
+
+
 def _make_gemm(a, opset):
     alpha, beta = a.get("alpha", 1.0), a.get("beta", 1.0)
     trans_a, trans_b = a.get("transA", 0), a.get("transB", 0)
@@ -152,7 +166,7 @@ def _make_gemm(a, opset):
     def gemm(x, w, c=None):
         x = x.T if trans_a else x
         w = w.T if trans_b else w
-        out = np.matmul(x, w)
+        out = _matmul(x, w)
         if alpha != 1.0:
             out *= x.dtype.type(alpha)
         if c is not None:
@@ -196,13 +210,22 @@ def _make_reduce(kind):
     return make
 
 
-def _make_topk(a, opset):
+def _make_topk(a, opset, indices_used: bool = True):
     axis, largest, k_attr = a.get("axis", -1), a.get("largest", 1), a.get("k")
     want_sorted = a.get("sorted", 1)
 
     def topk(x, k=None):
         count = int(np.asarray(k).reshape(-1)[0]) if k is not None else int(k_attr)
         ax = axis % x.ndim
+        if not indices_used:
+            # Nobody reads the indices: a full sort gives the same values in an allowed order
+            # (the spec's order when sorted=1). numpy's SIMD sort of 64 values is measured
+            # ~10x faster than argpartition + take, and 20x faster than onnxruntime's TopK.
+            ordered = np.sort(x, axis=ax)
+            if largest:
+                ordered = np.flip(ordered, axis=ax)
+            values = np.take(ordered, np.arange(count), axis=ax)
+            return values, np.zeros(values.shape, np.int64)
         keys = -x if largest else x
         if not want_sorted and 0 < count < x.shape[ax]:
             # Order is unspecified when sorted=0: a partition selects the same values for
@@ -324,7 +347,7 @@ _MAKERS: dict = {
     "Mul": _binary(np.multiply), "Div": _make_div, "Max": _variadic(np.maximum),
     "Min": _variadic(np.minimum), "Relu": lambda a, o: (lambda x: np.maximum(x, x.dtype.type(0))),
     "PRelu": _make_prelu, "Clip": _make_clip, "Abs": lambda a, o: np.abs,
-    "Sqrt": lambda a, o: np.sqrt, "Gemm": _make_gemm, "MatMul": lambda a, o: np.matmul,
+    "Sqrt": lambda a, o: np.sqrt, "Gemm": _make_gemm, "MatMul": lambda a, o: _matmul,
     "ReduceMean": _make_reduce("mean"), "ReduceMin": _make_reduce("min"),
     "ReduceMax": _make_reduce("max"), "ReduceSum": _make_reduce("sum"),
     "ReduceSumSquare": _make_reduce("sumsquare"), "TopK": _make_topk, "ArgMin": _make_argmin,
@@ -358,6 +381,8 @@ class GraphProgram:
         for init in graph.initializer:
             self._constants[self._slot(init.name)] = numpy_helper.to_array(init)
         self._input_slot = self._slot(input_name)
+        # Names some node or the graph reads: outputs nobody reads need not be computed well.
+        self._consumed = {name for node in graph.node for name in node.input} | set(self.output_names)
         self.steps: list = []
         for node in graph.node:
             self.steps.append(self._compile(node))
@@ -380,6 +405,9 @@ class GraphProgram:
         maker = _MAKERS.get(node.op_type)
         if node.op_type == "Split":
             fn = _make_split(_attrs(node), self.opset, len(node.output))
+        elif node.op_type == "TopK":
+            indices_used = len(node.output) > 1 and node.output[1] in self._consumed
+            fn = _make_topk(_attrs(node), self.opset, indices_used)
         elif maker is None:
             raise ModelError(f"operator {node.op_type} (node {node.name or '?'}) is not supported by the "
                              "numpy backend; use --backend onnxruntime or re-export the model")
