@@ -29,6 +29,9 @@ class RecordStats:
     suspect_frames: int = 0  # frames stored with NaN or a pixel outside -55..125 °C
     first_time: Optional[float] = None  # timestamp of the first frame written
     last_time: Optional[float] = None  # timestamp of the latest frame written
+    fps: float = 10.0  # the sensor's frame rate
+    first_index: Optional[int] = None  # sensor stream index of the first frame written
+    last_index: Optional[int] = None  # ... and of the latest
     started: float = field(default_factory=time.monotonic)
     finished: Optional[float] = None
     stopped_by: str = ""  # "frames", "duration", "end of stream", "stop", "error"
@@ -47,10 +50,15 @@ class RecordStats:
 
     @property
     def recorded_seconds(self) -> float:
-        """Span of the written frames' timestamps (sensor time, not wall time)."""
-        if self.first_time is None or self.last_time is None:
+        """Recording covered so far, in sensor frame periods (dropped frames included).
+
+        Counted in frames rather than timestamps because sources stamp differently: the
+        simulator uses a virtual clock, the emulated sensor the wall clock even at
+        ``--speed max``. Frame periods mean the same for every source.
+        """
+        if self.first_index is None or self.last_index is None:
             return 0.0
-        return self.last_time - self.first_time
+        return (self.last_index - self.first_index + 1) / self.fps
 
 
 Notice = Callable[[str, str], None]  # (kind, one-line message); kinds: "fault", "recovered"
@@ -62,9 +70,9 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
            retry_delay: float = 0.1, clock=time.monotonic) -> RecordStats:
     """Copy frames from ``sensor`` into ``writer`` until a limit, the end of a replay or a stop.
 
-    ``max_frames`` counts frames written; ``duration`` is seconds of recording measured on
-    the frames' own timestamps (so ``--speed max`` records the same span faster), plus wall
-    time while the sensor is in an outage. ``on_frame(frame, stats)`` runs after each write;
+    ``max_frames`` counts frames written; ``duration`` is seconds of recording counted in
+    sensor frame periods (so ``--speed max`` records the same span faster), plus wall time
+    while the sensor is in an outage. ``on_frame(frame, stats)`` runs after each write;
     ``on_notice(kind, message)`` once per outage start ("fault") and end ("recovered"); an
     outage is two or more failed reads in a row, a lone failed read is only counted.
     ``stop_event`` ends the recording cleanly when set (signal handlers set it). Writer
@@ -85,7 +93,7 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
     last_frame_wall = clock()
     info = getattr(sensor, "info", None)
     fps = getattr(info, "fps", None) or 10.0
-    period = 1.0 / fps
+    stats.fps = float(fps)
 
     try:
         while True:
@@ -95,7 +103,7 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
             if max_frames is not None and stats.frames >= max_frames:
                 stats.stopped_by = "frames"
                 break
-            if duration is not None and _span(stats, period, outage_started, last_frame_wall, clock) >= duration:
+            if duration is not None and _span(stats, outage_started, last_frame_wall, clock) >= duration:
                 stats.stopped_by = "duration"
                 break
             try:
@@ -143,6 +151,9 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
             if stats.first_time is None:
                 stats.first_time = frame.time
             stats.last_time = frame.time
+            if stats.first_index is None:
+                stats.first_index = frame.index
+            stats.last_index = frame.index
             stats.last_pixels = frame.pixels
 
             if truth is not None and len(truth) > truth_seen:
@@ -162,11 +173,10 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
     return stats
 
 
-def _span(stats: RecordStats, period: float, outage_started, last_frame_wall, clock) -> float:
+def _span(stats: RecordStats, outage_started, last_frame_wall, clock) -> float:
     span = stats.recorded_seconds
-    if stats.first_time is not None:
-        span += period  # n frames cover n periods: 100 frames at 10 FPS are 10 s
-    if outage_started is not None or stats.first_time is None:
+    if outage_started is not None or stats.first_index is None:
+        # No frames are coming: let the wall clock count so an outage cannot stall forever.
         span += clock() - last_frame_wall
     return span
 
