@@ -73,7 +73,8 @@ def test_list_bridge(paired):
 
 def test_switching_sends_only_changes(paired):
     bridge, _ = paired
-    with open_hue(bridge, lights=["Hall", "2"]) as lights:
+    reported = []
+    with open_hue(bridge, lights=["Hall", "2"], on_status=reported.append) as lights:
         for _ in range(20):
             lights.set_on(True)
         settle(lights)
@@ -86,6 +87,8 @@ def test_switching_sends_only_changes(paired):
         ("1", {"on": True}), ("2", {"on": True}), ("1", {"on": False}), ("2", {"on": False})]
     assert status.commands_sent == 4 and status.applied is False and status.error is None
     assert "Hall" in status.target and "Desk" in status.target
+    assert [r.commands_sent for r in reported] == [1, 2, 3, 4]  # the worker reports each command
+    assert reported[1].applied is True and reported[3].applied is False
 
 
 def test_coalescing_skips_intermediate_states(paired):
