@@ -252,7 +252,7 @@ def test_other_layouts_fall_back_to_the_store_reader(tmp_path, model_path):
 
     from thermalcount.counting import _parallel_decoded_chunks
 
-    path = _recording_with_one_crossing(tmp_path / "r.h5")
+    path = _recording_with_one_crossing(tmp_path / "r.h5", nan_frames=(7,))
     with h5py.File(path, "r+") as f:
         frames = f["frames"][:]
         del f["frames"]
@@ -260,7 +260,9 @@ def test_other_layouts_fall_back_to_the_store_reader(tmp_path, model_path):
                          maxshape=(None, 8, 8))
     with open_recording(path) as recording:
         assert _parallel_decoded_chunks(recording, 1000) is None
-    assert [e["direction"] for e in as_json(path, "--model", model_path)["events"]] == ["in"]
+    result = CliRunner().invoke(cli, ["count", path, "--model", model_path, "--json"])
+    assert [e["direction"] for e in json.loads(result.stdout)["events"]] == ["in"]
+    assert "1 frame(s) held NaN or infinite values (first: frame 7)" in result.stderr
 
 
 def test_auto_backend_timing_returns_a_working_model(single, model_path):

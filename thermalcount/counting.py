@@ -17,7 +17,7 @@ import threading
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Union
+from typing import Callable, Iterator, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -28,6 +28,15 @@ from thermalcount.runtime.scoring import DEFAULT_TOLERANCE_S, score_events
 DEFAULT_CHUNK_FRAMES = 65536
 #: Frames timed on each backend by ``--backend auto`` before a long count.
 CALIBRATION_FRAMES = 8192
+
+
+class DecodedChunk(NamedTuple):
+    """A chunk from the parallel reader, with its unreadable (NaN/inf) rows already found."""
+
+    start: int
+    frames: np.ndarray
+    timestamps: np.ndarray
+    bad_rows: Optional[np.ndarray]
 
 
 @dataclass
@@ -97,7 +106,8 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
             chunks = recording.iter_chunks(chunk_frames)
         for chunk in _prefetched(chunks):
             states = model.infer_states(chunk.frames)
-            bad = _unreadable_rows(chunk.frames)
+            # The parallel reader checked its frames in its threads; the store's were not.
+            bad = chunk.bad_rows if isinstance(chunk, DecodedChunk) else _unreadable_rows(chunk.frames)
             if bad is not None:
                 skipped += len(bad)
                 if first_skipped is None:
@@ -126,7 +136,9 @@ def _faster_for_batches(model: Model, sample: np.ndarray) -> Model:
     Both backends run the same graph and are tested to agree, but their speed depends on
     the graph: onnxruntime's TopK (used by the "lowest" background) was measured 20x slower
     than numpy's sort, which makes numpy ~3x faster on such models and onnxruntime ~2x
-    faster on the others. Timing both on the first frames costs ~50 ms.
+    faster on the others. Timing both on the first frames costs ~50 ms. What is timed is
+    CPU time of this process (all threads): during a count the other core is busy inflating
+    chunks, so the backend that needs less CPU wins, and other programs' load does not skew it.
     """
     import time
 
@@ -136,9 +148,9 @@ def _faster_for_batches(model: Model, sample: np.ndarray) -> Model:
         candidate.infer_states(sample[:256])  # warm-up: sessions and buffers are made lazily
         best = float("inf")
         for _ in range(2):
-            began = time.perf_counter()
+            began = time.process_time()
             candidate.infer_states(sample)
-            best = min(best, time.perf_counter() - began)
+            best = min(best, time.process_time() - began)
         timings[candidate] = best
     return min(timings, key=timings.get)
 
@@ -226,13 +238,16 @@ def _decode_in_threads(recording, h5file, dataset, per_chunk: int, chunk_frames:
     import zlib
     from concurrent.futures import ThreadPoolExecutor
 
-    from thermalcount.store import Chunk
-
     n_frames = recording.n_frames
     step = max(per_chunk, chunk_frames // per_chunk * per_chunk)
     stored_values = per_chunk * 64
 
-    def decode(raw, out):
+    def decode(raw, out, first_row):
+        _inflate(raw, out)
+        bad = _unreadable_rows(out.view(np.float32).reshape(-1, 8, 8))
+        return None if bad is None else bad + first_row
+
+    def _inflate(raw, out):
         mask, data = raw
         if not mask & 0b10:  # bit 1 set: deflate was skipped for this chunk (it did not shrink)
             data = zlib.decompress(data)
@@ -261,10 +276,10 @@ def _decode_in_threads(recording, h5file, dataset, per_chunk: int, chunk_frames:
                     raw = dataset.id.read_direct_chunk((first, 0, 0))
                     count = min(per_chunk, stop - first) * 64
                     offset = (first - start) * 64
-                    jobs.append(pool.submit(decode, raw, words[offset:offset + count]))
-                for job in jobs:
-                    job.result()
-                yield Chunk(start, frames, recording.timestamps(start, stop))
+                    jobs.append(pool.submit(decode, raw, words[offset:offset + count], first - start))
+                bad = [b for b in (job.result() for job in jobs) if b is not None]
+                yield DecodedChunk(start, frames, recording.timestamps(start, stop),
+                                   np.concatenate(bad) if bad else None)
     finally:
         h5file.close()
 
