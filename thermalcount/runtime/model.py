@@ -398,7 +398,7 @@ class NumpyBackend:
     name = "numpy"
     #: Batches run in blocks of this many frames: big enough to spread numpy's per-call cost,
     #: small enough for the intermediates to stay in cache. (Matrix products are further
-    #: cut into 256-row calls, see numpy_backend.BLAS_ROWS.)
+    #: cut into 256-row calls, see numpy_ops.BLAS_ROWS.)
     block_frames = 1024
 
     def __init__(self, proto, clusters: int, latent: int):
