@@ -18,7 +18,7 @@ import click
 @click.option("--travel-axis", default="auto", show_default=True, type=click.Choice(["auto", "rows", "columns"]),
               help="Array axis people walk along; auto finds it from the data.")
 @click.option("--background", default="mean", show_default=True, type=click.Choice(["mean", "lowest", "none"]),
-              help="Per-frame background removal inside the model: mean of the coolest pixels, mean of all, none.")
+              help="Per-frame background removal inside the model: mean of all pixels, mean of the coolest --lowest-pixels, or none.")
 @click.option("--lowest-pixels", default=48, show_default=True, type=click.IntRange(1, 64),
               help="How many of the coolest pixels --background lowest averages.")
 @click.option("--clip-low", default=0.5, show_default=True, type=float,

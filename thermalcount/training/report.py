@@ -42,5 +42,5 @@ def print_report(result, console, out=None) -> None:
     console.print(f"Separation (silhouette on a sample): {score:.3f} ({quality})")
     if out is not None:
         console.print(f"Model written to [bold]{out}[/bold]; next: thermalcount export {out} --out model.onnx")
-    for path in getattr(result, "plot_files", []) or []:
+    for path in result.plot_files:
         console.print(f"Plot: {path}")

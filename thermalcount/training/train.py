@@ -73,6 +73,7 @@ class TrainingResult:
     seconds: float
     frames_seen: int
     peak_frames_in_memory: int
+    plot_files: list = field(default_factory=list)
 
 
 def _progress(callback, kind, **info):
