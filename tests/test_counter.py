@@ -197,6 +197,7 @@ def test_occupancy_never_goes_negative_and_says_so():
     assert counter.occupancy == 0 and counter.exits == 2 and counter.clamped == 2
     warnings = counter.drain_warnings()
     assert len(warnings) == 2 and "occupancy already 0" in warnings[0]
+    assert counter.first_clamped_frame == first_frame("E*10 H*5 M*5 L*5 E*10", "L")
     assert counter.drain_warnings() == []
 
 
@@ -312,3 +313,16 @@ def test_process_in_chunks_equals_update_per_frame(runs, steps, cuts, flip, back
     assert (batch.entries, batch.exits, batch.occupancy, batch.clamped) == \
         (stepwise.entries, stepwise.exits, stepwise.occupancy, stepwise.clamped)
     assert batch.finish() == stepwise.finish()
+
+
+def test_pending_warnings_are_bounded():
+    from thermalcount.runtime.counter import MAX_PENDING_WARNINGS
+
+    counter = Counter(MEANINGS)
+    walk_out = states_of("E*5 H*3 M*3 L*3 E*5")
+    states = np.tile(walk_out, MAX_PENDING_WARNINGS + 7)
+    counter.process(np.arange(len(states)) * 0.1, states)
+    assert counter.clamped == MAX_PENDING_WARNINGS + 7
+    warnings = counter.drain_warnings()
+    assert len(warnings) == MAX_PENDING_WARNINGS + 1 and warnings[-1] == "7 more warning(s) not shown"
+    assert counter.drain_warnings() == []

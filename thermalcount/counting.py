@@ -118,7 +118,13 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
             if progress is not None:
                 progress(chunk.start + len(states), n_frames)
     events.extend(counter.finish())
-    warnings = list(counter.drain_warnings())
+    # One line for all clamped exits (a recording that starts with people inside has many).
+    warnings = [w for w in counter.drain_warnings()
+                if not w.startswith("exit at frame") and "more warning(s)" not in w]
+    if counter.clamped:
+        warnings.insert(0, f"{counter.clamped} exit(s) were counted while the occupancy was 0 "
+                           f"(first at frame {counter.first_clamped_frame}); occupancy was kept at "
+                           "0, so it may read low if people were inside when the recording began")
     if skipped:
         warnings.insert(0, f"{skipped} frame(s) held NaN or infinite values (first: frame "
                            f"{first_skipped}); they were skipped")

@@ -7,6 +7,9 @@ import sys
 
 import click
 
+#: Events shown in the terminal table; a day-long recording has thousands.
+TABLE_EVENTS = 100
+
 
 @click.command()
 @click.argument("recording", type=click.Path(dir_okay=False))
@@ -14,7 +17,8 @@ import click
               help="ONNX model from 'thermalcount export', or 'default' for the embedded one.")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "numpy"]), default="auto",
               show_default=True,
-              help="Inference backend; auto = onnxruntime if installed, else numpy.")
+              help="Inference backend; auto = whichever of onnxruntime and numpy needs less "
+                   "CPU on the recording's first frames (numpy without onnxruntime).")
 @click.option("--flip", is_flag=True, help="Swap in and out (sensor mounted the other way round).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: events, entries, exits, score.")
@@ -65,10 +69,14 @@ def _print_rich(result) -> None:
 
     console = Console()
     if result.events:
-        table = Table(title=f"Events in {result.path}")
+        shown = result.events[-TABLE_EVENTS:]
+        title = f"Events in {result.path}"
+        if len(shown) < len(result.events):
+            title += f" (last {len(shown)} of {len(result.events)}; --json or a pipe lists all)"
+        table = Table(title=title)
         for column in ("frame", "time s", "direction", "occupancy"):
             table.add_column(column, justify="right")
-        for event in result.events:
+        for event in shown:
             table.add_row(str(event.frame), f"{event.time:.2f}", event.direction, str(event.occupancy))
         console.print(table)
     console.print(f"[bold]entries {result.entries}  exits {result.exits}  occupancy "

@@ -71,6 +71,7 @@ class CounterTuning:
 
 
 TUNING_NAMES = tuple(f.name for f in fields(CounterTuning))
+MAX_PENDING_WARNINGS = 100
 _SIDE_M, _SIDE_A, _SIDE_B = 0, 1, 2
 
 
@@ -121,8 +122,8 @@ class Counter:
         self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.min_state_seconds
                             for p in people]
         self._threshold_array = np.array(self._thresholds, np.float64)
-        self.warnings: list = []
-        self._undrained = 0
+        self._warnings: list = []
+        self._dropped_warnings = 0
         self.reset()
 
     # ----------------------------------------------------------------------- public state
@@ -133,6 +134,8 @@ class Counter:
         self._occupancy = 0
         #: How many exits were counted while occupancy was already 0.
         self.clamped = 0
+        #: Frame of the first exit counted at occupancy 0, or None.
+        self.first_clamped_frame: Optional[int] = None
         self._next_frame = 0
         self._last_time = -np.inf
         self._run_state: Optional[int] = None
@@ -156,10 +159,20 @@ class Counter:
         self._occupancy = n
 
     def drain_warnings(self) -> list:
-        """Warnings not yet handed out (each once), e.g. occupancy clamped at 0."""
-        fresh = self.warnings[self._undrained:]
-        self._undrained = len(self.warnings)
+        """Warnings not yet handed out, each once (e.g. occupancy clamped at 0). At most
+        MAX_PENDING_WARNINGS are kept between calls; a last line says how many were dropped."""
+        fresh, self._warnings = self._warnings, []
+        if self._dropped_warnings:
+            fresh.append(f"{self._dropped_warnings} more warning(s) not shown")
+            self._dropped_warnings = 0
         return fresh
+
+    def _warn(self, message: str) -> None:
+        # Bounded: a counter that runs for months without anyone draining must not grow.
+        if len(self._warnings) < MAX_PENDING_WARNINGS:
+            self._warnings.append(message)
+        else:
+            self._dropped_warnings += 1
 
     @property
     def in_passage(self) -> bool:
@@ -337,7 +350,7 @@ class Counter:
             self._emit(_other(entry), entry, *two_end, events)
             return
         if entry is None and exit_ is None:
-            self.warnings.append(
+            self._warn(
                 f"two people in view at frame {first_two[0]} but no state tells where; not counted")
             return
         # Following each other (or leaving together): both went the same way.
@@ -359,7 +372,9 @@ class Counter:
                 self._occupancy -= 1
             else:
                 self.clamped += 1
-                self.warnings.append(f"exit at frame {frame} with occupancy already 0; "
+                if self.first_clamped_frame is None:
+                    self.first_clamped_frame = int(frame)
+                self._warn(f"exit at frame {frame} with occupancy already 0; "
                                      "occupancy stays 0 (set it by hand if the room was not empty)")
         events.append(CountEvent(int(frame), float(time), direction, self._occupancy))
 
