@@ -28,6 +28,8 @@ from thermalcount.runtime.scoring import DEFAULT_TOLERANCE_S, score_events
 DEFAULT_CHUNK_FRAMES = 65536
 #: Frames timed on each backend by ``--backend auto`` before a long count.
 CALIBRATION_FRAMES = 8192
+#: Threads inflating compressed chunks in the parallel reader.
+INFLATE_THREADS = 2
 
 
 class DecodedChunk(NamedTuple):
@@ -272,7 +274,7 @@ def _decode_in_threads(recording, h5file, dataset, per_chunk: int, chunk_frames:
             out[:] = target[:len(out)]
 
     try:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="thermalcount-inflate") as pool:
+        with ThreadPoolExecutor(max_workers=INFLATE_THREADS, thread_name_prefix="thermalcount-inflate") as pool:
             for start in range(0, n_frames, step):
                 stop = min(start + step, n_frames)
                 frames = np.empty((stop - start, 8, 8), np.float32)
