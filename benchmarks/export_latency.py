@@ -97,6 +97,12 @@ def main() -> None:
     if weights is not None:
         variants["exported, --no-clip"] = build_graph(weights, Preprocessing(clip_low=None, clip_high=None), meta)
 
+    try:  # what the runtime runs for one frame when only the state is needed
+        from thermalcount.runtime.model import state_only_graph
+        variants["exported, state output only"] = state_only_graph(exported)
+    except ImportError:
+        pass
+
     frame = (21.0 + np.random.default_rng(1).normal(0, 0.5, (8, 8))).astype(np.float32)
     sessions = {name: bound_session(model, frame) for name, model in variants.items()}
     medians = {name: [] for name in sessions}
@@ -133,22 +139,19 @@ def main() -> None:
 
 
 def _weights_from_graph(model, numpy_helper):
-    """Undo nothing: only graphs exported with the default preprocessing are re-foldable here."""
+    """Torch-layout weights back from a graph exported with mean background + clipping."""
     arrays = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     meta = {p.key: p.value for p in model.metadata_props}
     pre = json.loads(meta.get("preprocessing", "{}"))
-    if pre.get("background") != "mean" or pre.get("clip_low") is None:
+    if pre.get("background") != "mean" or "centring" not in arrays:
         return None
-    # The first Gemm of a clipped graph is W1^T / scale (bias adjusted): recover torch layout.
-    scale, latent = float(pre["scale"]), int(meta["latent"])
-    w1 = arrays["W1_folded"].T * scale
-    b1 = arrays["b1_folded"] + (float(pre["clip_low"]) / scale) * w1.sum(axis=1)
-    second, bias2 = arrays["W2_distance"], arrays["b2_distance"]
-    w2, b2 = second[:, :latent].T, bias2[:latent]
-    # partial = h(-2 W2^T C^T) + ||c||^2 - 2 C b2: recover C from the weight block by least squares.
-    centroids = np.linalg.lstsq(w2.T.astype(np.float64), second[:, latent:] / -2.0, rcond=None)[0].T
-    return {"enc1.weight": w1, "enc1.bias": b1, "prelu.weight": arrays["prelu_slope"], "enc2.weight": w2,
-            "enc2.bias": b2, "centroids": centroids}
+    # There the first Gemm is W1^T / scale with the trained bias (the shift rides on the centring).
+    w1 = arrays["W1_folded"].T * float(pre["scale"])
+    w2, b2 = arrays["W2"].T, arrays["b2"]
+    # W2_distance = -2 W2^T C^T: recover the centroids by least squares.
+    centroids = np.linalg.lstsq(w2.T.astype(np.float64), arrays["W2_distance"] / -2.0, rcond=None)[0].T
+    return {"enc1.weight": w1, "enc1.bias": arrays["b1_folded"], "prelu.weight": arrays["prelu_slope"],
+            "enc2.weight": w2, "enc2.bias": b2, "centroids": centroids}
 
 
 if __name__ == "__main__":

@@ -87,8 +87,15 @@ def test_graph_is_fused_checked_and_uses_only_allowed_ops(trained):
     ops = [node.op_type for node in graph.graph.node]
     assert set(ops) <= ALLOWED_OPS
     assert max(op.version for op in graph.opset_import if op.domain in ("", "ai.onnx")) >= 17
-    assert ops.count("Gemm") == 2  # second Linear and the distances share one Gemm
-    expected = {"linear": 8, "default": 11, "lowest": 12, "lowest48": 12}[name]
+    producer = {out: node for node in graph.graph.node for out in node.output}
+    # Fused: the distances come from the hidden layer in one Gemm (second Linear folded in)...
+    partial = producer["partial_distances"]
+    assert partial.op_type == "Gemm" and partial.input[0] == "hidden"
+    assert producer["state"].op_type == "ArgMin" and producer["state"].input[0] == "partial_distances"
+    # ...and linear preprocessing is folded into the first Gemm, which reads the input directly.
+    first = producer["hidden_linear"]
+    assert (first.input[0] == "pixels") == (name == "linear")
+    expected = {"linear": 8, "default": 10, "lowest": 12, "lowest48": 12}[name]
     assert len(ops) == expected, ops
 
 
@@ -132,12 +139,12 @@ def test_export_and_inspect_cli(tmp_path, small):
     runner = CliRunner()
     out = runner.invoke(cli, ["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")])
     assert out.exit_code == 0, out.output
-    assert "11 nodes" in out.output
+    assert "10 nodes" in out.output
     again = runner.invoke(cli, ["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")])
     assert again.exit_code != 0 and "--overwrite" in again.output
     shown = runner.invoke(cli, ["inspect", str(tmp_path / "m.onnx")])
     assert shown.exit_code == 0, shown.output
-    for text in ("travel_axis: rows", "empty", "frames: float ['N', 8, 8]", "state: int64 ['N']", "11 nodes"):
+    for text in ("travel_axis: rows", "empty", "frames: float ['N', 8, 8]", "state: int64 ['N']", "10 nodes"):
         assert text in shown.output
     as_json = json.loads(runner.invoke(cli, ["inspect", str(tmp_path / "m.npz"), "--json"]).output)
     assert as_json["metadata"]["states"] == result.model.states

@@ -5,16 +5,18 @@ The graph computes, for a batch of °C frames ``[N, 8, 8]``::
     x  = frames as [N, 64]
     r  = preprocessing(x)                       (see thermalcount.preprocessing)
     h  = PRelu(r W1' + b1')                     first Linear, preprocessing folded in
-    y  = h B + C                                ONE Gemm 32 -> latent + K
-    embedding, partial = Split(y)               z = W2 h + b2 and ||c_k||^2 - 2 z.c_k
-    distances = partial + ||z||^2               squared Euclidean distance to each centroid
-    state     = ArgMin(distances)
+    embedding = h W2 + b2                       z
+    partial   = h B + C                         ||c_k||^2 - 2 z.c_k: the second Linear folded in
+    state     = ArgMin(partial)                 nearest centroid (||z||^2 is the same for all k)
+    distances = (z * z) @ ones + partial        squared Euclidean distance to each centroid
 
 "Fused in fact": the linear parts of the preprocessing (mean subtraction, scaling, the shift
 after clipping) are folded into the first Gemm's weights, and the second Linear is folded into
 the distance computation, because ``||z - c||^2 = ||z||^2 + ||c||^2 - 2 z.c`` is linear in
-``h`` apart from ``||z||^2``. A linear preprocessing (``--no-clip``) gives 8 nodes; the default (mean + clip) 11,
-``--background lowest`` (TopK) 12.
+``h`` apart from ``||z||^2``. With the default preprocessing (mean + clip) the graph has 10
+nodes, 8 with a linear one (``--no-clip``), 12 with ``--background lowest`` (TopK). Per-node
+costs were measured in onnxruntime (Gemm beats ReduceMean + Sub and Split; Mul + Gemm beats
+ReduceSumSquare + Add); see docs/model.md.
 
 The runtime (``thermalcount.runtime.model``) imports this module for
 :func:`default_model_path`; it must stay free of torch and scikit-learn.
@@ -69,22 +71,30 @@ def folded_weights(weights: dict, preprocessing: Preprocessing) -> dict:
             or centroids.ndim != 2 or centroids.shape[1] != latent):
         raise ModelError("the model's weight shapes do not fit together; re-train it with 'thermalcount train'")
 
-    # First layer: the input to W1 is (residual - offset) / scale [with residual = x @ A when linear].
+    # First layer. Where the graph clips, the Gemm sees (clipped residual - offset) / scale,
+    # with the offset either already subtracted in the graph (mean background: it rides on the
+    # centring Gemm's bias) or folded into this bias.
     first = w1.T / preprocessing.scale  # (64, hidden)
-    bias1 = b1 - (preprocessing.offset / preprocessing.scale) * w1.sum(axis=1)
+    offset_here = 0.0 if _centring_gemm(preprocessing) else preprocessing.offset
+    bias1 = b1 - (offset_here / preprocessing.scale) * w1.sum(axis=1)
     if preprocessing.is_linear:
         projection, _ = preprocessing.linear_parts()
-        first = projection @ w1.T
-        bias1 = b1
-    # Second layer and distances share one Gemm: [z | ||c||^2 - 2 z.c] = h B + C.
-    second = np.concatenate([w2.T, -2.0 * w2.T @ centroids.T], axis=1)  # (hidden, latent + K)
-    bias2 = np.concatenate([b2, (centroids ** 2).sum(axis=1) - 2.0 * centroids @ b2])
+        first, bias1 = projection @ w1.T, b1
+    # Distances: ||z - c||^2 = ||z||^2 + (||c||^2 - 2 z.c) and z = W2 h + b2, so the bracket is
+    # ONE Gemm on the hidden layer h (the second Linear folded in) and ArgMin can use it alone.
     return {
         "first": first.astype(np.float32), "bias1": bias1.astype(np.float32),
         "slope": np.broadcast_to(slope, (hidden,)).astype(np.float32),
-        "second": second.astype(np.float32), "bias2": bias2.astype(np.float32),
+        "to_latent": w2.T.astype(np.float32), "latent_bias": b2.astype(np.float32),
+        "to_partial": (-2.0 * w2.T @ centroids.T).astype(np.float32),
+        "partial_bias": ((centroids ** 2).sum(axis=1) - 2.0 * centroids @ b2).astype(np.float32),
         "latent": latent, "clusters": centroids.shape[0],
     }
+
+
+def _centring_gemm(preprocessing: Preprocessing) -> bool:
+    """Mean background + clipping: x - mean(x) - offset as one Gemm (cheaper than ReduceMean + Sub)."""
+    return preprocessing.background == "mean" and preprocessing.clips
 
 
 def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
@@ -94,57 +104,57 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
 
     folded = folded_weights(weights, preprocessing)
     latent, clusters = folded["latent"], folded["clusters"]
-    inits = [
-        numpy_helper.from_array(np.array([-1, PIXELS], np.int64), "flat_shape"),
-        numpy_helper.from_array(folded["first"], "W1_folded"),
-        numpy_helper.from_array(folded["bias1"], "b1_folded"),
-        numpy_helper.from_array(folded["slope"], "prelu_slope"),
-        numpy_helper.from_array(folded["second"], "W2_distance"),
-        numpy_helper.from_array(folded["bias2"], "b2_distance"),
-        numpy_helper.from_array(np.array([latent, clusters], np.int64), "split_sizes"),
-    ]
-    nodes = [helper.make_node("Reshape", ["frames", "flat_shape"], ["pixels"], name="flatten")]
+
+    def constant(name, array):
+        inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    inits = []
+    nodes = [helper.make_node("Reshape", ["frames", constant("flat_shape", np.array([-1, PIXELS], np.int64))],
+                              ["pixels"], name="flatten")]
     source = "pixels"
     if not preprocessing.is_linear:
-        if preprocessing.background == "lowest":
-            inits.append(numpy_helper.from_array(np.array([preprocessing.lowest_pixels], np.int64), "k_lowest"))
+        low, high = preprocessing.clip_low, preprocessing.clip_high
+        if _centring_gemm(preprocessing):
+            shift = preprocessing.offset
+            centring = np.eye(PIXELS, dtype=np.float32) - np.float32(1.0 / PIXELS)
+            nodes.append(helper.make_node(
+                "Gemm", [source, constant("centring", centring),
+                         constant("centring_shift", np.full(PIXELS, -shift, np.float32))],
+                ["residual"], name="remove_background"))
+            low = None if low is None else low - shift
+            high = None if high is None else high - shift
+            source = "residual"
+        elif preprocessing.background == "lowest":
             nodes += [
-                helper.make_node("TopK", [source, "k_lowest"], ["coolest", "coolest_index"],
-                                 axis=1, largest=0, sorted=0, name="coolest_pixels"),
+                helper.make_node("TopK", [source, constant("k_lowest", np.array([preprocessing.lowest_pixels], np.int64))],
+                                 ["coolest", "coolest_index"], axis=1, largest=0, sorted=0, name="coolest_pixels"),
                 helper.make_node("ReduceMean", ["coolest"], ["background"], axes=[1], keepdims=1,
                                  name="background_level"),
                 helper.make_node("Sub", [source, "background"], ["residual"], name="remove_background"),
             ]
             source = "residual"
-        elif preprocessing.background == "mean":
-            # ReduceMean + Sub rather than a 64x64 centring MatMul: as fast, and 16 KB smaller.
-            nodes += [
-                helper.make_node("ReduceMean", [source], ["background"], axes=[1], keepdims=1,
-                                 name="background_level"),
-                helper.make_node("Sub", [source, "background"], ["residual"], name="remove_background"),
-            ]
-            source = "residual"
         if preprocessing.clips:
-            bounds = []
-            for name, value in (("clip_low", preprocessing.clip_low), ("clip_high", preprocessing.clip_high)):
-                if value is None:
-                    bounds.append("")
-                else:
-                    inits.append(numpy_helper.from_array(np.array(value, np.float32), name))
-                    bounds.append(name)
+            bounds = ["" if value is None else constant(name, np.array(value, np.float32))
+                      for name, value in (("clip_low", low), ("clip_high", high))]
             nodes.append(helper.make_node("Clip", [source] + bounds, ["clipped"], name="clip_residual"))
             source = "clipped"
     nodes += [
-        helper.make_node("Gemm", [source, "W1_folded", "b1_folded"], ["hidden_linear"], name="encoder_linear1"),
-        helper.make_node("PRelu", ["hidden_linear", "prelu_slope"], ["hidden"], name="encoder_prelu"),
-        helper.make_node("Gemm", ["hidden", "W2_distance", "b2_distance"], ["latent_and_partial"],
-                         name="encoder_linear2_and_distances"),
-        helper.make_node("Split", ["latent_and_partial", "split_sizes"], ["embedding", "partial_distances"],
-                         axis=1, name="split_embedding"),
-        helper.make_node("ReduceSumSquare", ["embedding"], ["embedding_norm2"], axes=[1], keepdims=1,
-                         name="embedding_norm"),
-        helper.make_node("Add", ["partial_distances", "embedding_norm2"], ["distances"], name="distances"),
-        helper.make_node("ArgMin", ["distances"], ["state"], axis=1, keepdims=0, name="nearest_centroid"),
+        helper.make_node("Gemm", [source, constant("W1_folded", folded["first"]),
+                                  constant("b1_folded", folded["bias1"])], ["hidden_linear"], name="encoder_linear1"),
+        helper.make_node("PRelu", ["hidden_linear", constant("prelu_slope", folded["slope"])], ["hidden"],
+                         name="encoder_prelu"),
+        helper.make_node("Gemm", ["hidden", constant("W2", folded["to_latent"]), constant("b2", folded["latent_bias"])],
+                         ["embedding"], name="encoder_linear2"),
+        helper.make_node("Gemm", ["hidden", constant("W2_distance", folded["to_partial"]),
+                                  constant("b2_distance", folded["partial_bias"])],
+                         ["partial_distances"], name="linear2_folded_into_distances"),
+        # ||z||^2 is the same for every centroid: the nearest one is the ArgMin of the partial
+        # distances, so the state does not wait for (or, pruned, need) the two nodes below.
+        helper.make_node("ArgMin", ["partial_distances"], ["state"], axis=1, keepdims=0, name="nearest_centroid"),
+        helper.make_node("Mul", ["embedding", "embedding"], ["embedding_squared"], name="embedding_squared"),
+        helper.make_node("Gemm", ["embedding_squared", constant("sum_to_each_centroid", np.ones((latent, clusters), np.float32)),
+                                  "partial_distances"], ["distances"], name="distances"),
     ]
     graph = helper.make_graph(
         nodes, "thermalcount",
