@@ -26,7 +26,7 @@ from thermalcount.training.train import TrainOptions, train_model
 VARIANTS = {
     "mean, no clip (8 nodes)": Preprocessing(background="mean", clip_low=None, clip_high=None, scale=2.0),
     "mean, clip 0.5..none": Preprocessing(background="mean", clip_high=None),
-    "mean, clip 0.5..2.5 (default, 11 nodes)": Preprocessing(background="mean"),
+    "mean, clip 0.5..2.5 (default, 10 nodes)": Preprocessing(background="mean"),
     "lowest-48, clip 0.75..2.0 (12 nodes)": Preprocessing(background="lowest", lowest_pixels=48,
                                                           clip_low=0.75, clip_high=2.0),
 }
