@@ -16,7 +16,7 @@ from thermalcount.cli import cli  # noqa: E402
 from thermalcount.errors import RecordingError, TrainingError  # noqa: E402
 from thermalcount.preprocessing import Preprocessing  # noqa: E402
 from thermalcount.sensors.simulator import simulate  # noqa: E402
-from thermalcount.store import write_recording  # noqa: E402
+from thermalcount.store import open_recording, write_recording  # noqa: E402
 from thermalcount.training.autoencoder import TorchPreprocessing  # noqa: E402
 from thermalcount.training.data import ArraySource, TrainingData  # noqa: E402
 from thermalcount.training.meanings import assign_meanings, find_travel_axis  # noqa: E402
@@ -229,6 +229,8 @@ def test_train_cli_end_to_end(tmp_path):
         assert text in result.output
     model = load_model(tmp_path / "m.npz")
     assert model.clusters == 4 and [f["name"] for f in model.training["files"]] == ["a.h5", "b.h5"]
+    with open_recording(tmp_path / "a.h5") as recording:
+        assert model.training["files"][0]["sha256"] == recording.content_hash()
     for png in ("embedding.png", "clusters.png", "centroids.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     refused = CliRunner().invoke(cli, args)
