@@ -263,9 +263,7 @@ class OnnxRuntimeBackend:
             self._state_graph = state_only_graph(proto).SerializeToString()
             self._single = ort.InferenceSession(self._state_graph, single_options,
                                                 providers=["CPUExecutionProvider"])
-            batch_options = ort.SessionOptions()
-            batch_options.log_severity_level = 3
-            self._batch = ort.InferenceSession(data, batch_options,
+            self._batch = ort.InferenceSession(data, _batch_options(ort),
                                                providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
             message = " ".join(str(error).split())[:200]
@@ -295,11 +293,19 @@ class OnnxRuntimeBackend:
 
     def infer_states(self, frames: np.ndarray) -> np.ndarray:
         if self._batch_states is None:
-            options = self._ort.SessionOptions()
-            options.log_severity_level = 3
             self._batch_states = self._ort.InferenceSession(
-                self._state_graph, options, providers=["CPUExecutionProvider"])
+                self._state_graph, _batch_options(self._ort), providers=["CPUExecutionProvider"])
         return self._batch_states.run(["state"], {INPUT_NAME: frames})[0]
+
+
+def _batch_options(ort):
+    """Batches use onnxruntime's default thread pool, without spin-waiting: during a count
+    the other threads inflate chunks, and spinning workers took their CPU (measured: a
+    count at 0.43-0.49 M frames/s with spinning, 0.61-0.63 without, same machine and load)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 def state_only_graph(proto):
