@@ -326,3 +326,16 @@ def test_pending_warnings_are_bounded():
     warnings = counter.drain_warnings()
     assert len(warnings) == MAX_PENDING_WARNINGS + 1 and warnings[-1] == "7 more warning(s) not shown"
     assert counter.drain_warnings() == []
+
+
+def test_something_that_never_leaves_the_view_does_not_grow_without_bound():
+    from thermalcount.runtime.counter import MAX_PASSAGE_STATES
+
+    counter = Counter(MEANINGS)
+    flicker = states_of("M*3 l*3")
+    states = np.concatenate([states_of("E*10"), np.tile(flicker, MAX_PASSAGE_STATES), states_of("H*5 E*10")])
+    counter.process(np.arange(len(states)) * 0.1, states)
+    warnings = counter.drain_warnings()
+    assert len(warnings) == 1 and "stayed in view with 10000 state changes" in warnings[0]
+    # The stretch before the reset was not counted as a crossing (it never left the view).
+    assert counter.entries + counter.exits <= 1

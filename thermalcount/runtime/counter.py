@@ -72,6 +72,8 @@ class CounterTuning:
 
 TUNING_NAMES = tuple(f.name for f in fields(CounterTuning))
 MAX_PENDING_WARNINGS = 100
+#: Seen state changes one passage may hold (>= 1000 s of flicker at 10 FPS) before it is dropped.
+MAX_PASSAGE_STATES = 10_000
 _SIDE_M, _SIDE_A, _SIDE_B = 0, 1, 2
 
 
@@ -115,8 +117,6 @@ class Counter:
         if not ({_SIDE_A, _SIDE_B} <= {s for s, p in zip(sides, people) if p == 1}):
             raise ModelError("the model's states have no one-person positions on both sides of "
                              "the door line, so no direction can be told; retrain or re-export it")
-        self._people = np.array(people, np.int64)
-        self._sides = np.array(sides, np.int64)
         self._people_list, self._sides_list = people, sides
         self._n_states = len(people)
         self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.min_state_seconds
@@ -307,6 +307,12 @@ class Counter:
             if previous_people == 1 and previous_side == _other(side) and side == entry:
                 self._close(passage, frame, time, events)
                 passage = self._passage = _Passage()
+        if len(passage.runs) >= MAX_PASSAGE_STATES:
+            # Not a person walking through: something warm stays in view and flickers (a
+            # heater, a sleeping pet). Forget it rather than grow without bound.
+            self._warn(f"something stayed in view with {len(passage.runs)} state changes up to "
+                       f"frame {frame}; not counted (a warm object in view?)")
+            passage = self._passage = _Passage()
         if people >= 2:
             passage.has_two = True
             if passage.first_two is None:
