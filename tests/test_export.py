@@ -16,7 +16,7 @@ import onnxruntime as ort  # noqa: E402
 from tests.conftest import run_python  # noqa: E402
 from thermalcount.cli import cli  # noqa: E402
 from thermalcount.errors import ModelError, OutputPathError  # noqa: E402
-from thermalcount.onnx_graph import REQUIRED_METADATA, build_graph, graph_summary, load_graph  # noqa: E402
+from thermalcount.onnx_graph import REQUIRED_METADATA, build_graph, load_graph  # noqa: E402
 from thermalcount.preprocessing import Preprocessing  # noqa: E402
 from thermalcount.sensors.simulator import simulate  # noqa: E402
 from thermalcount.training.data import ArraySource  # noqa: E402

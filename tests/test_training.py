@@ -16,7 +16,7 @@ from thermalcount.cli import cli  # noqa: E402
 from thermalcount.errors import RecordingError, TrainingError  # noqa: E402
 from thermalcount.preprocessing import Preprocessing  # noqa: E402
 from thermalcount.sensors.simulator import simulate  # noqa: E402
-from thermalcount.store import open_recording, write_recording  # noqa: E402
+from thermalcount.store import RecordingWriter, open_recording, write_recording  # noqa: E402
 from thermalcount.training.autoencoder import TorchPreprocessing  # noqa: E402
 from thermalcount.training.data import ArraySource, TrainingData  # noqa: E402
 from thermalcount.training.meanings import assign_meanings, find_travel_axis  # noqa: E402
@@ -198,6 +198,10 @@ def test_tiny_nan_and_misshapen_data_are_one_line_errors(tmp_path):
         train_model([ArraySource(np.zeros((500, 4, 16), np.float32))], TrainOptions(epochs=1))
     with pytest.raises(TrainingError, match="--clusters"):
         train_model(_sources(n=300), TrainOptions(clusters=1))
+    with RecordingWriter(tmp_path / "empty.h5", fps=10.0):
+        pass
+    with pytest.raises(RecordingError, match="holds no frames"):
+        train_model([tmp_path / "empty.h5"], TrainOptions(epochs=1))
     not_h5 = tmp_path / "notes.h5"
     not_h5.write_text("not a recording")
     with pytest.raises(RecordingError):

@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from thermalcount.errors import RecordingError, TrainingError
+from thermalcount.errors import TrainingError
 
 FRAME_SHAPE = (8, 8)
 PIXELS = 64
