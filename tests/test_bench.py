@@ -53,11 +53,13 @@ def test_all_backends_with_torch_json_schema():
         _check_stats(comparison[row], 200)
     assert report["skipped"] == {}
     # Every row that computes the model's states agrees with the runtime on the bench frames.
-    for row in ("onnxruntime", "numpy", "torch_original", "ort_bound.state_path"):
+    for row in ("onnxruntime", "numpy", "onnxruntime (single frame)", "numpy (single frame)",
+                "torch_original", "ort_bound.state_path"):
         assert report["agreement"][row]["fraction"] == 1.0, row
     assert "torch_original / inference.onnxruntime (p50)" in report["ratios"]
     assert set(report["throughput"]) == {"onnxruntime", "numpy"}
     assert report["throughput"]["numpy"]["frames"] == 3000
+    assert report["throughput"]["numpy"]["repeats"] == 3
     # Same frames, same counter: both backends count the same events.
     assert report["throughput"]["numpy"]["events"] == report["throughput"]["onnxruntime"]["events"]
     assert "startup" not in report

@@ -36,6 +36,8 @@ class OriginalModule(torch.nn.Module):
         self.encoder = torch.nn.Sequential(linear1, prelu, linear2)
         self.centroids = [torch.from_numpy(c.astype(np.float32)) for c in weights["centroids"]]
         self.preprocessing = preprocessing
+        # What the exported graph subtracts before its first Gemm (else folded into its bias).
+        self.input_shift = float(weights.get("input_shift", 0.0))
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """What the graph does before its first Gemm (offset and scale are folded into it)."""
@@ -48,7 +50,7 @@ class OriginalModule(torch.nn.Module):
         elif p.background == "lowest":
             x = x - torch.topk(x, p.lowest_pixels, dim=1, largest=False).values.mean(dim=1, keepdim=True)
         if p.clips:
-            x = torch.clamp(x, min=p.clip_low, max=p.clip_high)
+            x = torch.clamp(x, min=p.clip_low, max=p.clip_high) - self.input_shift
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
