@@ -291,15 +291,18 @@ _runs = st.lists(st.tuples(st.sampled_from(sorted(INDEX.values())), st.integers(
 @settings(max_examples=300, deadline=None)
 @given(runs=_runs, steps=st.lists(st.floats(0.0, 1.2), min_size=1, max_size=30),
        cuts=st.lists(st.integers(0, 400), max_size=6), flip=st.booleans(),
-       backwards=st.booleans(), occupancy=st.integers(0, 3))
-def test_process_in_chunks_equals_update_per_frame(runs, steps, cuts, flip, backwards, occupancy):
+       backwards=st.booleans(), occupancy=st.integers(0, 3),
+       min_state=st.sampled_from([0.0, 0.15, 0.5]), empty=st.sampled_from([0.0, 0.3, 1.0]))
+def test_process_in_chunks_equals_update_per_frame(runs, steps, cuts, flip, backwards, occupancy,
+                                                   min_state, empty):
     states = np.array([s for s, n in runs for _ in range(n)], np.int64)
     n = len(states)
     deltas = np.resize(np.array(steps), n)
     times = 100.0 + np.cumsum(deltas)
     if backwards and n > 3:
         times[n // 2] -= 5.0  # a clock stepping back must be handled the same way
-    stepwise, batch = Counter(MEANINGS, flip=flip), Counter(MEANINGS, flip=flip)
+    tuning = {"min_state_seconds": min_state, "empty_seconds": empty}
+    stepwise, batch = Counter(MEANINGS, flip=flip, **tuning), Counter(MEANINGS, flip=flip, **tuning)
     stepwise.set_occupancy(occupancy)
     batch.set_occupancy(occupancy)
     expected = []
