@@ -260,8 +260,13 @@ class OnnxRuntimeBackend:
             # onnxruntime runs every node of a session's graph whatever outputs are bound, so
             # the live path gets the graph cut down to what 'state' needs (measured: ~15 %
             # faster per frame than binding all three outputs of the full graph).
-            self._state_graph = state_only_graph(proto).SerializeToString()
-            self._single = ort.InferenceSession(self._state_graph, single_options,
+            state_proto = state_only_graph(proto)
+            self._state_graph = state_proto.SerializeToString()
+            # Single frames skip the graph's leading Reshape: the same buffer is bound as
+            # [1, 64] (bench: ~0.35 us of ~6.5 us per frame, 1.25x -> 1.18x the folded floor).
+            flat_proto = without_leading_reshape(state_proto)
+            single_graph = self._state_graph if flat_proto is None else flat_proto.SerializeToString()
+            self._single = ort.InferenceSession(single_graph, single_options,
                                                 providers=["CPUExecutionProvider"])
             self._batch = ort.InferenceSession(data, _batch_options(ort),
                                                providers=["CPUExecutionProvider"])
@@ -273,7 +278,8 @@ class OnnxRuntimeBackend:
         self._state = np.zeros(1, np.int64)
         binding = self._single.io_binding()
         # OrtValues made from numpy arrays share their memory: bound once, reused forever.
-        binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self._frame))
+        bound_input = self._frame if flat_proto is None else self._frame.reshape(1, 64)
+        binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(bound_input))
         binding.bind_ortvalue_output("state", ort.OrtValue.ortvalue_from_numpy(self._state))
         self._binding = binding
         # The C method directly: the Python wrapper's checks cost ~1 µs per call.
@@ -335,6 +341,43 @@ def state_only_graph(proto):
     del pruned.graph.value_info[:]
     _drop_shared_distance_term(pruned.graph)
     return pruned
+
+
+def without_leading_reshape(proto):
+    """A copy of ``proto`` whose input ``frames`` is [N, 64] in place of its first node
+    ``Reshape(frames, [-1, 64])``, or None when the graph does not start that way."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    first = graph.node[0] if graph.node else None
+    inits = {init.name: init for init in graph.initializer}
+    if (first is None or first.op_type != "Reshape" or first.input[0] != INPUT_NAME
+            or len(first.input) < 2 or first.input[1] not in inits
+            or numpy_helper.to_array(inits[first.input[1]]).reshape(-1).tolist() not in ([-1, 64], [0, 64])
+            or any(INPUT_NAME in node.input for node in graph.node[1:])
+            or INPUT_NAME in [output.name for output in graph.output]):
+        return None
+    flat = onnx.ModelProto()
+    flat.CopyFrom(proto)
+    graph = flat.graph
+    reshaped = graph.node[0].output[0]
+    shape_name = graph.node[0].input[1]
+    del graph.node[0]
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            if name == reshaped:
+                node.input[position] = INPUT_NAME
+    for output in graph.output:
+        if output.name == reshaped:
+            return None
+    if not any(shape_name in node.input for node in graph.node):
+        kept = [init for init in graph.initializer if init.name != shape_name]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+    del graph.input[:]
+    graph.input.extend([helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 64])])
+    return flat
 
 
 def _drop_shared_distance_term(graph) -> None:
