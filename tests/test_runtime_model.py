@@ -423,3 +423,32 @@ def test_runtime_never_imports_torch_or_sklearn(tmp_path):
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("opset", [9, 11])
+def test_older_opsets_with_attribute_forms(opset, tmp_path):
+    """Before opset 13 axes, splits and (before 10/11) slice and clip bounds were attributes."""
+    n = helper.make_node
+    rng = np.random.default_rng(opset)
+    nodes = [n("Reshape", ["frames", "s"], ["raw"]), n("Sub", ["raw", "room"], ["flat"]),
+             n("Unsqueeze", ["flat"], ["u"], axes=[1]), n("Squeeze", ["u"], ["f"], axes=[1]),
+             n("Split", ["f"], ["a", "b"], axis=1, split=[32, 32]),
+             n("Add", ["a", "b"], ["ab"]),
+             n("ReduceSum", ["ab"], ["total"], axes=[1], keepdims=1),
+             n("Mul", ["ab", "total"], ["abt"])]
+    inits = [_c("s", [-1, 64], np.int64), _c("room", [21.0]), _w(rng, "w", (16, 4)),
+             _c("centroids", rng.normal(0, 1, (4, 4))), _c("ax", [1], np.int64)]
+    if opset < 10:
+        nodes += [n("Slice", ["abt"], ["sl"], starts=[0], ends=[16], axes=[1]),
+                  n("Clip", ["sl"], ["cl"], min=-2.0, max=2.0)]
+    else:
+        inits += [_c("st", [0], np.int64), _c("en", [16], np.int64), _c("lo", -2.0), _c("hi", 2.0)]
+        nodes += [n("Slice", ["abt", "st", "en", "ax"], ["sl"]), n("Clip", ["sl", "lo", "hi"], ["cl"])]
+    nodes += [n("MatMul", ["cl", "w"], ["embedding"]),
+              n("Unsqueeze", ["embedding"], ["e3"], axes=[1]), n("Sub", ["e3", "centroids"], ["d"]),
+              n("ReduceSumSquare", ["d"], ["distances"], axes=[2], keepdims=0),
+              n("ArgMin", ["distances"], ["state"], axis=1, keepdims=0)]
+    model = contract_model(nodes, inits, meanings=MEANINGS[:4], opset=opset)
+    model.ir_version = 4 if opset < 10 else 6
+    onnx.checker.check_model(model)
+    assert_backends_agree(save(model, tmp_path / f"opset{opset}.onnx"), doorway_frames(300))
