@@ -136,6 +136,8 @@ def machine_note() -> dict:
         "python": platform.python_version(), "thermalcount": __version__,
         "numpy": np.__version__, "onnxruntime": version("onnxruntime"), "onnx": version("onnx"),
         "torch": version("torch"),
+        # Other jobs on the machine lengthen the tails (p99, max) first: note how busy it was.
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
     }
 
@@ -647,6 +649,8 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
         for name in backends:
             say(f"start-up (import + load) in a fresh interpreter ({name})")
             report["startup"][name] = startup_time(str(model_path), name)
+    if hasattr(os, "getloadavg"):
+        report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["targets"] = evaluate_targets(report)
     return report
 

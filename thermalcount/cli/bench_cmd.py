@@ -90,6 +90,9 @@ def print_report(report: dict) -> None:
     console.print(f"[bold]thermalcount bench[/bold]  {machine['date']}  {machine['cpu']} x{machine['cores']}  "
                   f"python {machine['python']} numpy {machine['numpy']} onnxruntime {machine['onnxruntime']} "
                   f"torch {machine['torch'] or '-'}")
+    if machine.get("load_average"):
+        console.print(f"load average (1, 5, 15 min) before {machine['load_average']}, after "
+                      f"{machine.get('load_average_after', '-')} on {machine['cores']} cores")
     model = report["model"]
     console.print(f"model {model['path']}: {len(model['nodes'])} nodes, {model['clusters']} clusters, "
                   f"latent {model['latent']}; {report['settings']['frames']:,} timed calls per row")
