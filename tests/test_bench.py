@@ -57,6 +57,9 @@ def test_all_backends_with_torch_json_schema():
                 "torch_original", "ort_bound.state_path"):
         assert report["agreement"][row]["fraction"] == 1.0, row
     assert "torch_original / inference.onnxruntime (p50)" in report["ratios"]
+    assert set(report["head_to_head"]) == {"inference.onnxruntime", "inference.numpy", "ort_bound.floor"}
+    for stats in report["head_to_head"].values():
+        _check_stats(stats, 200)
     assert set(report["throughput"]) == {"onnxruntime", "numpy"}
     assert report["throughput"]["numpy"]["frames"] == 3000
     assert report["throughput"]["numpy"]["repeats"] == 3

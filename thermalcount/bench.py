@@ -628,6 +628,15 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
         variants["timer_overhead"] = lambda: None
         say(f"timing {len(variants)} variants x {frames} calls, interleaved")
         samples = interleaved(variants, frames)
+        head_to_head = {}
+        if "ort_bound.floor" in compared:
+            # The floor target again with only the two contenders in the loop: with twenty
+            # variants in turn (torch among them) each block starts with cold caches, which
+            # costs the bigger graph more than the floor.
+            say("runtime against the folded floor, head to head")
+            pair = {f"inference.{name}": _on_frames(model.infer_one, pool) for name, model in models.items()}
+            pair["ort_bound.floor"] = _on_frames(compared["ort_bound.floor"], pool)
+            head_to_head = {name: summarize(values) for name, values in interleaved(pair, frames).items()}
     finally:
         sensor.close()
     stats = {name: summarize(values) for name, values in samples.items()}
@@ -637,6 +646,11 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
     report["skipped"] = skipped
     report["agreement"] = _agreement(pool, models, references)
     report["ratios"] = _ratios(stats, backends)
+    report["head_to_head"] = head_to_head
+    for name in backends:
+        ratio = _ratio(head_to_head, f"inference.{name}", "ort_bound.floor")
+        if ratio is not None:
+            report["ratios"][f"head to head: inference.{name} / ort_bound.floor (p50)"] = ratio
     report["headroom"] = _headroom(stats, backends)
 
     if count_frames:
@@ -720,9 +734,11 @@ def evaluate_targets(report: dict) -> list:
     stages = report["stages"]
     backends = report["settings"]["backends"]
     main = backends[0]
-    ratio = report["ratios"].get(f"inference.{main} / ort_bound.floor (p50)")
-    add(f"runtime ({main}) single-frame p50 <= {TARGET_FLOOR_RATIO}x bare folded floor",
-        f"<= {TARGET_FLOOR_RATIO}", ratio, ratio is not None and ratio <= TARGET_FLOOR_RATIO, "x")
+    for how, key in (("head to head", f"head to head: inference.{main} / ort_bound.floor (p50)"),
+                     ("among all rows", f"inference.{main} / ort_bound.floor (p50)")):
+        ratio = report["ratios"].get(key)
+        add(f"runtime ({main}) single-frame p50 <= {TARGET_FLOOR_RATIO}x bare folded floor ({how})",
+            f"<= {TARGET_FLOOR_RATIO}", ratio, ratio is not None and ratio <= TARGET_FLOOR_RATIO, "x")
     for backend in backends:
         p99 = stages[f"whole_frame.{backend}"]["p99_us"]
         add(f"whole frame ({backend}: decode + inference + counter + lights) p99 <= "
