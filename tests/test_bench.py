@@ -58,7 +58,8 @@ def test_all_backends_with_torch_json_schema():
         assert report["agreement"][row]["fraction"] == 1.0, row
     assert "torch_original / inference.onnxruntime (p50)" in report["ratios"]
     assert set(report["head_to_head"]) == {"inference.onnxruntime", "inference.numpy", "ort_bound.floor"}
-    for stats in report["head_to_head"].values():
+    assert set(report["whole_frame_alone"]) == {"whole_frame.onnxruntime", "whole_frame.numpy"}
+    for stats in list(report["head_to_head"].values()) + list(report["whole_frame_alone"].values()):
         _check_stats(stats, 200)
     assert set(report["throughput"]) == {"onnxruntime", "numpy"}
     assert report["throughput"]["numpy"]["frames"] == 3000

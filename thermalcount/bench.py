@@ -637,6 +637,11 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
             pair = {f"inference.{name}": _on_frames(model.infer_one, pool) for name, model in models.items()}
             pair["ort_bound.floor"] = _on_frames(compared["ort_bound.floor"], pool)
             head_to_head = {name: summarize(values) for name, values in interleaved(pair, frames).items()}
+        # The whole frame again on its own: in the live loop nothing but the sensor read runs
+        # between two frames, not twenty other variants.
+        say("whole frame on its own")
+        alone = {name: live[name] for name in live if name.startswith("whole_frame.")}
+        whole_alone = {name: summarize(values) for name, values in interleaved(alone, frames).items()}
     finally:
         sensor.close()
     stats = {name: summarize(values) for name, values in samples.items()}
@@ -647,6 +652,7 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
     report["agreement"] = _agreement(pool, models, references)
     report["ratios"] = _ratios(stats, backends)
     report["head_to_head"] = head_to_head
+    report["whole_frame_alone"] = whole_alone
     for name in backends:
         ratio = _ratio(head_to_head, f"inference.{name}", "ort_bound.floor")
         if ratio is not None:
@@ -740,10 +746,13 @@ def evaluate_targets(report: dict) -> list:
         add(f"runtime ({main}) single-frame p50 <= {TARGET_FLOOR_RATIO}x bare folded floor ({how})",
             f"<= {TARGET_FLOOR_RATIO}", ratio, ratio is not None and ratio <= TARGET_FLOOR_RATIO, "x")
     for backend in backends:
-        p99 = stages[f"whole_frame.{backend}"]["p99_us"]
-        add(f"whole frame ({backend}: decode + inference + counter + lights) p99 <= "
-            f"{TARGET_WHOLE_FRAME_P99_US:g} us", f"<= {TARGET_WHOLE_FRAME_P99_US:g}", p99,
-            p99 <= TARGET_WHOLE_FRAME_P99_US, "us")
+        for how, table in (("among all rows", stages), ("on its own", report.get("whole_frame_alone", {}))):
+            if f"whole_frame.{backend}" not in table:
+                continue
+            p99 = table[f"whole_frame.{backend}"]["p99_us"]
+            add(f"whole frame ({backend}: decode + inference + counter + lights) p99 <= "
+                f"{TARGET_WHOLE_FRAME_P99_US:g} us ({how})", f"<= {TARGET_WHOLE_FRAME_P99_US:g}", p99,
+                p99 <= TARGET_WHOLE_FRAME_P99_US, "us")
     speedup = report["ratios"].get(f"torch_original / inference.{main} (p50)")
     add(f"runtime ({main}) >= {TARGET_TORCH_SPEEDUP:g}x faster than the original PyTorch module",
         f">= {TARGET_TORCH_SPEEDUP:g}", speedup, speedup is not None and speedup >= TARGET_TORCH_SPEEDUP, "x")

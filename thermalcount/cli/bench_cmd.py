@@ -108,6 +108,8 @@ def print_report(report: dict) -> None:
 
     latency_table("Live path, one frame", report["stages"])
     latency_table("Inference, one frame, same run", report["comparison"])
+    if report.get("whole_frame_alone"):
+        latency_table("Whole frame on its own", report["whole_frame_alone"])
     if report.get("head_to_head"):
         latency_table("Runtime against the folded floor, head to head", report["head_to_head"])
     for name, reason in report["skipped"].items():
