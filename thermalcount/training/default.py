@@ -16,8 +16,8 @@ import numpy as np
 from thermalcount.preprocessing import Preprocessing
 
 SEED = 2024
-CLUSTERS = 5
-LATENT = 4
+CLUSTERS = 8
+LATENT = 5
 EPOCHS = 50
 #: (scenario, frames, simulator keywords): rooms differ by seed (fixed pattern, ambient jitter)
 RECIPE = (
