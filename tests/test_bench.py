@@ -85,28 +85,37 @@ def test_no_torch_flag_skips_the_row_and_prints_tables():
     assert "Targets (issue 5)" in out
 
 
-def test_without_torch_installed_in_a_fresh_process(tmp_path):
-    """torch made unimportable by a meta-path blocker: the row is skipped, torch never loads."""
+def _run_blocked(tmp_path, blocked: tuple, *args) -> tuple:
+    """Run the CLI in a fresh process where importing any of ``blocked`` fails as if absent."""
     blocker = tmp_path / "sitecustomize.py"
-    blocker.write_text(textwrap.dedent("""
+    blocker.write_text(textwrap.dedent(f"""
         import sys
 
-        class _NoTorch:
+        BLOCKED = {blocked!r}
+
+        class _Absent:
             def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ModuleNotFoundError(f"No module named {name!r} (blocked for the test)")
+                if name.split(".")[0] in BLOCKED:
+                    raise ModuleNotFoundError(f"No module named {{name!r}} (blocked for the test)")
                 return None
 
-        sys.meta_path.insert(0, _NoTorch())
+        sys.meta_path.insert(0, _Absent())
     """))
     env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = ("import json, sys; from thermalcount.cli import main\n"
-            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
-            "    print(json.dumps({'torch_loaded': 'torch' in sys.modules}), file=sys.stderr); raise\n")
-    result = subprocess.run([sys.executable, "-c", code, "bench", "--json", *SMALL, "--backend", "numpy"],
-                            capture_output=True, text=True, env=env, timeout=240)
+            "try:\n    main(sys.argv[1:])\nfinally:\n"
+            "    print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+            + repr(blocked) + ")), file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                            timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout)
+    return json.loads(result.stdout), json.loads(result.stderr.strip().splitlines()[-1])
+
+
+def test_without_torch_installed_in_a_fresh_process(tmp_path):
+    """torch made unimportable: the PyTorch row is skipped with a note, torch never loads."""
+    report, loaded = _run_blocked(tmp_path, ("torch",), "bench", "--json", *SMALL, "--backend", "numpy")
+    assert loaded == []
     assert "not installed" in report["skipped"]["torch_original"]
     assert "torch_original" not in report["comparison"]
     assert report["settings"]["backends"] == ["numpy"]
@@ -114,7 +123,22 @@ def test_without_torch_installed_in_a_fresh_process(tmp_path):
     startup = report["startup"]["numpy"]
     assert startup["backend"] == "numpy" and startup["torch_imported"] is False
     assert startup["process_ms"] > startup["import_and_load_ms"] > 0
-    assert json.loads(result.stderr.strip().splitlines()[-1]) == {"torch_loaded": False}
+
+
+def test_without_onnxruntime_like_a_pi_zero(tmp_path):
+    """No onnxruntime wheel (Pi Zero W): auto measures numpy, onnxruntime rows are skipped."""
+    report, loaded = _run_blocked(tmp_path, ("torch", "onnxruntime"), "bench", "--json", *SMALL,
+                                  "--backend", "auto", "--no-startup")
+    assert loaded == []
+    assert report["settings"]["backends"] == ["numpy"]
+    for row in ("ort_plain.exported", "ort_bound.exported", "ort_bound.floor", "ort_bound.one_node"):
+        assert "onnxruntime is not installed" in report["skipped"][row]
+        assert row not in report["comparison"]
+    _check_stats(report["stages"]["whole_frame.numpy"], 200)
+    _check_stats(report["comparison"]["numpy.floor"], 200)
+    assert report["agreement"]["numpy (single frame)"]["fraction"] == 1.0
+    floor_targets = [t for t in report["targets"] if "floor" in t["target"]]
+    assert floor_targets and all(t["met"] is None for t in floor_targets)
 
 
 def test_bad_model_is_one_line_error(tmp_path):
