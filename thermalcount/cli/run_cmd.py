@@ -22,8 +22,9 @@ from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
 @click.option("--light", "light_names", multiple=True, metavar="NAME_OR_ID",
               help="Hue light to switch; repeat for several.")
 @click.option("--group", "group_name", default=None, metavar="NAME_OR_ID", help="Hue group (room) to switch.")
-@click.option("--off-delay", type=float, default=30.0, show_default=True,
-              help="Seconds the room must stay empty before the lights go off.")
+@click.option("--off-delay", type=click.FloatRange(min=0), default=None,
+              help="Seconds the room must stay empty before the lights go off "
+                   "[default: off_delay in config.toml, else 30].")
 @click.option("--events-out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Append each event as a JSON line to this file (flushed as it happens).")
 @click.option("--duration", type=DURATION, default=None,
@@ -62,6 +63,10 @@ def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names
     """
     from thermalcount.runtime.session import RunOptions, run_session
 
+    if off_delay is None:
+        from thermalcount.config import load_config
+
+        off_delay = load_config().off_delay or 30.0
     options = RunOptions(
         sensor_spec=sensor_spec, model_path=model_path, backend=backend, flip=flip,
         lights_kind=lights_kind, bridge=bridge, light_names=tuple(light_names), group_name=group_name,

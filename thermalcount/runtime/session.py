@@ -107,6 +107,7 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
             publisher.on_command = loop.command
             publisher.publish_state(0, 0, 0)
         handler.loop = loop
+        handler.flush_held()
         if on_loop is not None:
             on_loop(loop)
         report(
@@ -182,15 +183,28 @@ class _ReportHandler(logging.Handler):
         super().__init__(level=logging.INFO)
         self.report = report
         self.loop = None
+        # Until set-up succeeds, hold messages back: a set-up error is ONE line, not a
+        # warning followed by the same problem again as the error.
+        self._held: Optional[list] = []
 
     def emit(self, record):
         try:
             message = record.getMessage()
         except Exception:  # a malformed log call must not break counting
             return
+        if self._held is not None:
+            self._held.append(message)
+            return
         if self.loop is not None:
             self.loop.snapshot.notices.append(message)
         self.report(message)
+
+    def flush_held(self):
+        held, self._held = self._held or [], None
+        for message in held:
+            if self.loop is not None:
+                self.loop.snapshot.notices.append(message)
+            self.report(message)
 
 
 class _stop_on_signals:
