@@ -59,6 +59,10 @@ def test_all_backends_with_torch_json_schema():
     assert "torch_original / inference.onnxruntime (p50)" in report["ratios"]
     assert set(report["head_to_head"]) == {"inference.onnxruntime", "inference.numpy", "ort_bound.floor"}
     assert set(report["whole_frame_alone"]) == {"whole_frame.onnxruntime", "whole_frame.numpy"}
+    # torch runs last, in its own loop with the runtime and the floors.
+    assert set(report["with_torch"]) == {"torch_original", "inference.onnxruntime", "inference.numpy",
+                                         "ort_bound.floor", "numpy.floor"}
+    assert report["comparison"]["torch_original"] == report["with_torch"]["torch_original"]
     for stats in list(report["head_to_head"].values()) + list(report["whole_frame_alone"].values()):
         _check_stats(stats, 200)
     assert set(report["throughput"]) == {"onnxruntime", "numpy"}
@@ -117,7 +121,7 @@ def test_without_torch_installed_in_a_fresh_process(tmp_path):
     report, loaded = _run_blocked(tmp_path, ("torch",), "bench", "--json", *SMALL, "--backend", "numpy")
     assert loaded == []
     assert "not installed" in report["skipped"]["torch_original"]
-    assert "torch_original" not in report["comparison"]
+    assert "torch_original" not in report["comparison"] and report["with_torch"] == {}
     assert report["settings"]["backends"] == ["numpy"]
     assert set(report["startup"]) == {"numpy"}
     startup = report["startup"]["numpy"]

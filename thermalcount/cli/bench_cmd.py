@@ -108,6 +108,9 @@ def print_report(report: dict) -> None:
 
     latency_table("Live path, one frame", report["stages"])
     latency_table("Inference, one frame, same run", report["comparison"])
+    if report.get("with_torch"):
+        latency_table("Original PyTorch module against the runtime (torch loaded last, own loop)",
+                      report["with_torch"])
     if report.get("whole_frame_alone"):
         latency_table("Whole frame on its own", report["whole_frame_alone"])
     if report.get("head_to_head"):

@@ -1,0 +1,151 @@
+"""The live-loop stages ``thermalcount bench`` times, each as a zero-argument callable.
+
+Frames come from the emulated AMG8833 through the real driver and smbus2; the counter and
+the light decision see the states of those frames in order, at 10 FPS times.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+FPS = 10.0
+
+
+def capture_frames(n_frames: int, *, seed: int = 0, bus: int = 1):
+    """``(sensor, frames, raw)``: n frames read from the emulated AMG8833 at full speed.
+
+    The sensor stays open (the caller closes it): the interleaved loop keeps reading from it
+    to time the full ``read()``. ``raw`` holds each frame's 128 register bytes.
+    """
+    from thermalcount.sensors import open_sensor
+    from thermalcount.sensors.conversions import pixels_to_bytes
+
+    sensor = open_sensor("emulated", speed=None, bus=bus, seed=seed)
+    try:
+        frames = np.empty((n_frames, 8, 8), np.float32)
+        for i in range(n_frames):
+            frames[i] = sensor.read().pixels
+    except BaseException:
+        sensor.close()
+        raise
+    # Orientation is the identity here, so the register bytes are the frame's own bytes.
+    raw = [pixels_to_bytes(frame) for frame in frames]
+    return sensor, frames, raw
+
+
+def driver_decode():
+    """``decode(raw) -> SensorFrame``: the driver's per-frame arithmetic after the I2C read.
+
+    The same steps, in the same order, as ``AMG8833.read()`` after its transfer: stale-frame
+    comparison, :func:`~thermalcount.sensors.conversions.pixels_from_bytes`, the plausibility
+    range check, orientation and the SensorFrame.
+    """
+    from thermalcount.sensors.amg8833 import PIXEL_PLAUSIBLE_C
+    from thermalcount.sensors.base import SensorFrame
+    from thermalcount.sensors.conversions import parse_orientation, pixels_from_bytes
+
+    permutation = parse_orientation(None).permutation()
+    low, high = PIXEL_PLAUSIBLE_C
+    last = [b""]
+    wall = time.time
+
+    def decode(raw: bytes, index: int):
+        if raw == last[0]:
+            pass  # the driver counts repeats here
+        last[0] = raw
+        values = pixels_from_bytes(raw)
+        if values.min() < low or values.max() > high:
+            raise ValueError("implausible pixel")
+        return SensorFrame(values[permutation].reshape(8, 8), wall(), index, None)
+    return decode
+
+
+class _Cursor:
+    """A frame index that runs on forever over a pool, with 10 FPS times that never go back."""
+
+    __slots__ = ("i", "n")
+
+    def __init__(self, n: int):
+        self.i, self.n = -1, n
+
+    def next(self) -> tuple:
+        self.i += 1
+        return self.i % self.n, self.i * (1.0 / FPS)
+
+
+def live_variants(models: dict, frames: np.ndarray, raw: list, sensor, meanings, off_delay: float = 30.0):
+    """Zero-argument callables, one per live stage and backend, each on its own cursor."""
+    from thermalcount.lights.policy import LightPolicy
+    from thermalcount.runtime.counter import Counter
+
+    n = len(frames)
+    first_model = next(iter(models.values()))
+    states = first_model.infer_states(frames)
+    occupancy = np.empty(n, np.int64)
+    replay = Counter(meanings)
+    for i in range(n):
+        replay.update(i / FPS, int(states[i]), i)
+        occupancy[i] = replay.occupancy
+    states_list, occupancy_list = [int(s) for s in states], [int(o) for o in occupancy]
+    variants = {}
+    read = sensor.read
+    variants["sensor_read"] = read
+
+    decode, decode_cursor = driver_decode(), _Cursor(n)
+
+    def decode_step():
+        i, _ = decode_cursor.next()
+        decode(raw[i], i)
+    variants["decode"] = decode_step
+
+    counter, counter_cursor = Counter(meanings), _Cursor(n)
+
+    def counter_step():
+        i, t = counter_cursor.next()
+        counter.update(t, states_list[i], counter_cursor.i)
+    variants["counter"] = counter_step
+
+    policy, policy_cursor = LightPolicy(off_delay), _Cursor(n)
+
+    def light_step():
+        i, t = policy_cursor.next()
+        policy.update(t, occupancy_list[i])
+    variants["light_decision"] = light_step
+
+    for backend, model in models.items():
+        infer_one, cursor = model.infer_one, _Cursor(n)
+
+        def infer_step(infer_one=infer_one, cursor=cursor):
+            infer_one(frames[cursor.next()[0]])
+        variants[f"inference.{backend}"] = infer_step
+        variants[f"whole_frame.{backend}"] = _whole_frame(model, raw, meanings, off_delay, read=None)
+        variants[f"whole_frame_with_read.{backend}"] = _whole_frame(model, raw, meanings, off_delay, read=read)
+    return variants, states
+
+
+def _whole_frame(model, raw: list, meanings, off_delay: float, read=None) -> Callable:
+    """One frame of the live loop: (read +) decode, inference, counter, light decision."""
+    from thermalcount.lights.policy import LightPolicy
+    from thermalcount.runtime.counter import Counter
+
+    decode, cursor = driver_decode(), _Cursor(len(raw))
+    counter, policy = Counter(meanings), LightPolicy(off_delay)
+    infer_one, update, decide = model.infer_one, counter.update, policy.update
+
+    def step():
+        i, t = cursor.next()
+        pixels = read().pixels if read is not None else decode(raw[i], i).pixels
+        update(t, infer_one(pixels), cursor.i)
+        decide(t, counter.occupancy)
+    return step
+
+
+def on_frames(infer_one: Callable, frames: np.ndarray) -> Callable:
+    cursor = _Cursor(len(frames))
+
+    def step():
+        infer_one(frames[cursor.next()[0]])
+    return step
