@@ -223,13 +223,24 @@ def open_recording(path) -> Recording:
     h5file = _open_h5(path, "r")
     try:
         n_frames, recovered = _validate(h5file, path)
+        if n_frames == 0:
+            raise RecordingError(f"{path} holds no frames; record some with 'thermalcount record'")
+        return Recording(path, h5file, n_frames, recovered)
+    except RecordingError:
+        h5file.close()
+        raise
+    except _CORRUPT_HDF5 as error:
+        # A damaged superblock or object header can pass h5py.File() and then fail on the
+        # first attribute or dataset lookup, with whatever exception h5py maps it to.
+        h5file.close()
+        raise RecordingError(f"{path} is a corrupt HDF5 file ({_short(str(error))}); copy it again") from None
     except BaseException:
         h5file.close()
         raise
-    if n_frames == 0:
-        h5file.close()
-        raise RecordingError(f"{path} holds no frames; record some with 'thermalcount record'")
-    return Recording(path, h5file, n_frames, recovered)
+
+
+#: What h5py raises for a damaged file once it is open (measured by tests/test_fuzz.py).
+_CORRUPT_HDF5 = (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError)
 
 
 def _open_h5(path: Path, mode: str) -> h5py.File:
@@ -327,8 +338,8 @@ def _validate(h5file: h5py.File, path: Path) -> tuple:
         lengths["thermistor"] = thermistor.shape[0]
     if "events" in h5file:
         events = h5file["events"]
-        names = set(events.dtype.names or ())
-        if not isinstance(events, h5py.Dataset) or not {"frame", "time", "direction"} <= names:
+        names = set(events.dtype.names or ()) if isinstance(events, h5py.Dataset) else set()
+        if not {"frame", "time", "direction"} <= names:
             raise RecordingError(
                 f"{path}: 'events' must be a table with fields frame, time, direction"
             )

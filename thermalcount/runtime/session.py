@@ -98,6 +98,11 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
             scenario=options.scenario, faults=options.faults,
         )
         stack.callback(sensor.close)
+        # The live loop never reads the simulator's ground truth: keeping it would grow
+        # memory with every crossing of a long `run --sensor sim` (benchmarks/soak_run.py).
+        simulated = getattr(sensor, "inner", sensor)
+        if hasattr(simulated, "keep_ground_truth"):
+            simulated.keep_ground_truth = False
 
         loop = LiveLoop(sensor, model, counter, lights=lights, light_policy=policy, publisher=publisher,
                         model_label=f"{options.model_path or 'default'} ({model.backend})",
