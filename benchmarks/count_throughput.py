@@ -49,8 +49,8 @@ def main(argv=None) -> None:
 
         began = time.perf_counter()
         result = write_simulation(path, args.frames, "mixed", seed=1, overwrite=True)
-        print(f"simulated {result.n_frames:,} frames in {time.perf_counter() - began:.1f} s "
-              f"({os.path.getsize(path) / result.n_frames:.1f} bytes/frame on disk)")
+        print(f"simulated {result.frames:,} frames in {time.perf_counter() - began:.1f} s "
+              f"({os.path.getsize(path) / result.frames:.1f} bytes/frame on disk)")
 
     model = Model.load(None if args.model == "default" else args.model, backend=args.backend)
     print(f"model {model.path.name}, backend {model.backend}, chunk {args.chunk_frames} frames, "
