@@ -190,7 +190,7 @@ def _as_block(pixels, times, time_column):
 def _split_rows(handle, source) -> Iterator[tuple]:
     """Yield (line number, cells) for each non-blank row; comma, semicolon, tab or spaces."""
     delimiter = None
-    for line_number, text in enumerate(handle, start=1):
+    for line_number, text in enumerate(_text_lines(handle, source), start=1):
         stripped = text.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -201,6 +201,26 @@ def _split_rows(handle, source) -> Iterator[tuple]:
         else:
             cells = [cell.strip() for cell in next(csv.reader([stripped], delimiter=delimiter))]
         yield line_number, cells
+
+
+def _text_lines(handle, source) -> Iterator[str]:
+    # A binary file (an HDF5 recording, an image) given as CSV must not escape as a
+    # UnicodeDecodeError (found by tests/test_bad_input.py).
+    while True:
+        try:
+            text = handle.readline()
+        except UnicodeDecodeError:
+            hint = (" it already is an HDF5 file: use it directly, no import needed"
+                    if _h5_signature(source) else " import takes .npy arrays or CSV text")
+            raise ImportFormatError(f"{source} is not a text CSV file (binary data);{hint}") from None
+        if not text:
+            return
+        yield text
+
+
+def _h5_signature(path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(8) == b"\x89HDF\r\n\x1a\n"
 
 
 def _header_time_column(cells, source) -> Optional[int]:
