@@ -174,6 +174,19 @@ def test_aggregate_sums_matches_over_recordings_and_never_cancels_net_errors():
     assert (total["counted_entries"], total["counted_exits"]) == (2, 2)
 
 
+def test_error_kinds_split_false_events_into_missed_extra_and_wrong_direction():
+    from types import SimpleNamespace as Event
+
+    predicted = [Event(time=1.0, direction="in"), Event(time=5.0, direction="out"), Event(time=30.0, direction="in")]
+    truth = [Event(time=1.2, direction="out"), Event(time=5.0, direction="out"), Event(time=9.0, direction="in")]
+    score = score_events(predicted, truth)
+    assert (score["overall"]["fp"], score["overall"]["fn"]) == (2, 2)
+    kinds = evaluation.error_kinds(predicted, truth, score, 1.5)
+    assert kinds == {"missed": 1, "extra": 1, "wrong_direction": 1}
+    total = aggregate([dict(score, errors=kinds), dict(score, errors=kinds)])
+    assert total["errors"] == {"missed": 2, "extra": 2, "wrong_direction": 2}
+
+
 def test_aggregate_is_not_an_average_of_f1s():
     perfect = score_events([_ev(1, "in")], [_ev(1, "in")])
     poor = score_events([_ev(t, "in") for t in range(0, 40, 4)], [_ev(t, "in") for t in range(0, 80, 4)])

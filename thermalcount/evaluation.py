@@ -312,6 +312,18 @@ def _rates(tp: int, fp: int, fn: int) -> dict:
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
+def error_kinds(predicted: list, truth: list, score: dict, tolerance: float) -> dict:
+    """Why a recording's events were wrong: ``wrong_direction`` counted events that match a
+    true event in time but not in direction (the extra matches found when direction is
+    ignored), ``missed`` the other false negatives, ``extra`` the other false positives."""
+    from thermalcount.runtime.scoring import match_times
+
+    anyway = match_times([float(e.time) for e in predicted], [float(e.time) for e in truth], tolerance)
+    wrong = anyway - score["overall"]["tp"]
+    return {"missed": score["overall"]["fn"] - wrong, "extra": score["overall"]["fp"] - wrong,
+            "wrong_direction": wrong}
+
+
 def aggregate(scores: list) -> dict:
     """Add up per-recording ``score_events`` results: matches are summed, rates recomputed.
 
@@ -327,6 +339,8 @@ def aggregate(scores: list) -> dict:
     for key in ("true_entries", "true_exits", "counted_entries", "counted_exits"):
         out[key] = sum(int(s[key]) for s in scores)
     out["true_events"] = out["true_entries"] + out["true_exits"]
+    if all("errors" in s for s in scores):
+        out["errors"] = {k: sum(s["errors"][k] for s in scores) for k in ("missed", "extra", "wrong_direction")}
     out["net_count_error"] = [int(s["net_count_error"]) for s in scores]
     out["net_error_abs"] = sum(abs(e) for e in out["net_count_error"])
     return out
@@ -366,6 +380,7 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
     gets one line per recording.
     """
     from thermalcount.counting import count_recording
+    from thermalcount.store import open_recording
 
     check_size(size)
     chosen = select_families(families)
@@ -384,10 +399,14 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
                     f"seed {spec.seed}, room {spec.room})")
                 facts = write_recording(spec, path)
                 counted = count_recording(path, model=model.path, tolerance=tolerance)
-                scores.append(counted.score)
+                with open_recording(path) as recording:
+                    truth = recording.events
+                score = dict(counted.score, errors=error_kinds(counted.events, truth, counted.score, tolerance))
+                scores.append(score)
                 facts.update(path=str(path) if keep is not None else None,
-                             f1=counted.score["overall"]["f1"], net_count_error=counted.score["net_count_error"],
-                             true_events=counted.truth_events, counted_events=len(counted.events))
+                             f1=score["overall"]["f1"], net_count_error=score["net_count_error"],
+                             true_events=counted.truth_events, counted_events=len(counted.events),
+                             errors=score["errors"])
                 recordings.append(facts)
                 frames += counted.frames
             summary = aggregate(scores)
@@ -414,7 +433,7 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
 def aggregate_families(families: list) -> dict:
     """Suite totals: matches summed over every recording of every family."""
     totals = aggregate([{key: item[key] for key in ("in", "out", "overall", "true_entries", "true_exits",
-                                                     "counted_entries", "counted_exits")}
+                                                     "counted_entries", "counted_exits", "errors")}
                         | {"net_count_error": 0} for item in families])
     totals["net_count_error"] = [e for item in families for e in item["net_count_error"]]
     totals["net_error_abs"] = sum(abs(e) for e in totals["net_count_error"])

@@ -117,7 +117,8 @@ def _progress_printer():
 
 # ----------------------------------------------------------------------------------- output
 
-_COLUMNS = ("family", "events", "P in", "R in", "F1 in", "P out", "R out", "F1 out", "F1", "net err", "model")
+_COLUMNS = ("family", "events", "P in", "R in", "F1 in", "P out", "R out", "F1 out", "F1", "missed", "extra",
+            "wrong dir", "net err", "model")
 
 
 def _rows(report: dict) -> list:
@@ -132,7 +133,8 @@ def _rows(report: dict) -> list:
 def _row(name: str, scores: dict, model: str) -> list:
     return [name, str(scores["true_events"]),
             *(f"{scores[d][k]:.3f}" for d in ("in", "out") for k in ("precision", "recall", "f1")),
-            f"{scores['overall']['f1']:.3f}", str(scores["net_error_abs"]), model]
+            f"{scores['overall']['f1']:.3f}", *(str(scores["errors"][k]) for k in ("missed", "extra", "wrong_direction")),
+            str(scores["net_error_abs"]), model]
 
 
 def _summary_lines(report: dict) -> list:
@@ -148,8 +150,8 @@ def _summary_lines(report: dict) -> list:
         parts.append(f"{label} >= {bar[key]}: {state}")
     lines.append("bar: " + "; ".join(parts))
     lines.append(f"size {report['size']}, model {report['model']}, {report['seconds']:.1f} s; "
-                 "F1 = events matched within 1.5 s in the right direction; net err = sum over "
-                 "recordings of |counted (in - out) - true (in - out)|")
+                 "F1 = events matched within 1.5 s in the right direction; wrong dir = counted at the "
+                 "right time the wrong way; net err = sum over recordings of |counted (in - out) - true (in - out)|")
     return lines
 
 
