@@ -94,9 +94,7 @@ def _train_and_score(chosen, size, keep_dir, progress) -> dict:
 
     from thermalcount import evaluation
     from thermalcount.evaluation_training import models_needed, train_models
-    from thermalcount.training import require_training_stack
 
-    require_training_stack()
     with tempfile.TemporaryDirectory(prefix="thermalcount-eval-train-") as scratch:
         folder = keep_dir if keep_dir is not None else Path(scratch)
         models = train_models(folder, names=models_needed(chosen), progress=progress)
@@ -118,23 +116,37 @@ def _progress_printer():
 # ----------------------------------------------------------------------------------- output
 
 _COLUMNS = ("family", "events", "P in", "R in", "F1 in", "P out", "R out", "F1 out", "F1", "missed", "extra",
-            "wrong dir", "net err", "model")
+            "wrong dir", "net err")
+#: Columns kept on a terminal narrower than WIDE_TERMINAL (precision and recall go), with
+#: shorter headings so that the table fits 80 columns.
+_COMPACT = {"family": "family", "events": "events", "F1 in": "F1 in", "F1 out": "F1 out", "F1": "F1",
+            "missed": "miss", "extra": "extra", "wrong dir": "wrong", "net err": "net"}
+WIDE_TERMINAL = 120
 
 
 def _rows(report: dict) -> list:
-    rows = []
-    for item in report["families"]:
-        rows.append(_row(item["name"], item, item["model"] + (f" ({item['orientation']})" if item["orientation"] else "")))
+    rows = [_row(item["name"], item) for item in report["families"]]
     if report["totals"] is not None:
-        rows.append(_row("TOTAL (suite)", report["totals"], ""))
+        rows.append(_row("TOTAL (suite)", report["totals"]))
     return rows
 
 
-def _row(name: str, scores: dict, model: str) -> list:
+def _row(name: str, scores: dict) -> list:
     return [name, str(scores["true_events"]),
             *(f"{scores[d][k]:.3f}" for d in ("in", "out") for k in ("precision", "recall", "f1")),
             f"{scores['overall']['f1']:.3f}", *(str(scores["errors"][k]) for k in ("missed", "extra", "wrong_direction")),
-            str(scores["net_error_abs"]), model]
+            str(scores["net_error_abs"])]
+
+
+def _model_lines(report: dict) -> list:
+    """Which model counted which family, and any frames turned for it."""
+    by_model: dict = {}
+    for item in report["families"]:
+        name = item["name"] + (f" (frames turned {item['orientation']})" if item["orientation"] else "")
+        by_model.setdefault(item["model"], []).append(name)
+    if len(by_model) == 1 and not any(item["orientation"] for item in report["families"]):
+        return [f"model: {next(iter(by_model))}"]
+    return [f"model {model}: {', '.join(names)}" for model, names in by_model.items()]
 
 
 def _summary_lines(report: dict) -> list:
@@ -149,9 +161,10 @@ def _summary_lines(report: dict) -> list:
         state = {True: "met", False: "NOT met", None: "not measured"}[verdict[key]]
         parts.append(f"{label} >= {bar[key]}: {state}")
     lines.append("bar: " + "; ".join(parts))
-    lines.append(f"size {report['size']}, model {report['model']}, {report['seconds']:.1f} s; "
-                 "F1 = events matched within 1.5 s in the right direction; wrong dir = counted at the "
-                 "right time the wrong way; net err = sum over recordings of |counted (in - out) - true (in - out)|")
+    lines += _model_lines(report)
+    lines.append(f"size {report['size']}, {report['seconds']:.1f} s. F1: counted events within "
+                 f"{report['tolerance_s']:g} s of a true one in the same direction; wrong dir: counted at the "
+                 "right time the wrong way; net err: sum over recordings of |counted (in - out) - true (in - out)|")
     return lines
 
 
@@ -160,7 +173,7 @@ def plain_table(report: dict) -> str:
     benchmarks/accuracy_suite.sh to print saved JSON)."""
     rows = [list(_COLUMNS)] + _rows(report)
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    lines = ["  ".join(cell.ljust(width) if i in (0, len(row) - 1) else cell.rjust(width)
+    lines = ["  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
                        for i, (cell, width) in enumerate(zip(row, widths))).rstrip() for row in rows]
     return "\n".join(lines + _summary_lines(report))
 
@@ -170,19 +183,28 @@ def _print_plain(report: dict) -> None:
 
 
 def _print_rich(report: dict) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Counting accuracy, held-out suite ({report['size']} size)")
-    for index, column in enumerate(_COLUMNS):
-        table.add_column(column, justify="left" if index in (0, len(_COLUMNS) - 1) else "right")
+    console = Console()
+    wide = console.width >= WIDE_TERMINAL
+    headings = {c: c for c in _COLUMNS} if wide else _COMPACT
+    keep = [_COLUMNS.index(c) for c in headings]
+    table = Table(title=f"Counting accuracy, held-out suite ({report['size']} size)", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for column, heading in headings.items():
+        table.add_column(heading, justify="left" if column == "family" else "right", no_wrap=True)
     weakest = (report["weakest"] or {}).get("name")
     rows = _rows(report)
+    has_totals = report["totals"] is not None
     for index, row in enumerate(rows):
-        is_total = report["totals"] is not None and index == len(rows) - 1
+        is_total = has_totals and index == len(rows) - 1
         style = "bold" if is_total else ("red" if row[0] == weakest else None)
-        table.add_row(*row, style=style, end_section=index == len(rows) - 2 and report["totals"] is not None)
-    console = Console()
+        table.add_row(*(row[i] for i in keep), style=style, end_section=has_totals and index == len(rows) - 2)
     console.print(table)
+    if not wide:
+        console.print(f"(precision and recall by direction: a terminal {WIDE_TERMINAL} columns wide, or --json)",
+                      highlight=False)
     for line in _summary_lines(report):
         console.print(line, highlight=False)
