@@ -267,6 +267,38 @@ def test_plain_table_lists_families_totals_and_weakest():
     assert any(line.startswith("weakest family: ") for line in lines)
 
 
+def _foreign_model(path):
+    """The default model's graph with a training summary that names other recordings."""
+    import onnx
+
+    from thermalcount.runtime.model import default_model_path
+
+    proto = onnx.load(str(default_model_path()))
+    for entry in proto.metadata_props:
+        if entry.key == "training":
+            training = json.loads(entry.value)
+            training["files"] = [{"name": "my-hallway.h5", "frames": 5000, "fps": 10.0, "sha256": "0" * 64}]
+            entry.value = json.dumps(training)
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_room_check_uses_the_default_recipe_room_for_models_trained_on_it(tmp_path):
+    from thermalcount.runtime.model import default_model_path
+
+    (tmp_path / "candidate.onnx").write_bytes(default_model_path().read_bytes())
+    candidate = given_model(tmp_path / "candidate.onnx").main
+    assert candidate.warm_check_room == given_model("default").main.warm_check_room is not None
+    assert given_model(_foreign_model(tmp_path / "foreign.onnx")).main.warm_check_room is None
+
+
+def test_all_families_with_a_foreign_model_skip_the_room_check_and_say_so(tmp_path):
+    report = run_suite(given_model(_foreign_model(tmp_path / "foreign.onnx")), size="ci")
+    assert [f["name"] for f in report["families"]] == [f.name for f in FAMILIES if f.kind == "suite"]
+    assert [s["name"] for s in report["skipped"]] == ["room_plus5"]
+    assert report["verdict"]["room_plus5_f1"] is None and report["verdict"]["met"] is False
+
+
 @pytest.mark.parametrize("args, message", [
     (["--family", "nope"], "unknown family 'nope'"),
     (["--train", "--model", "m.onnx"], "exclude each other"),
@@ -276,10 +308,7 @@ def test_plain_table_lists_families_totals_and_weakest():
 ])
 def test_bad_input_is_one_line(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    if "m.onnx" in args and "--train" not in args:
-        from thermalcount.runtime.model import default_model_path
-
-        (tmp_path / "m.onnx").write_bytes(default_model_path().read_bytes())
+    _foreign_model(tmp_path / "m.onnx")
     result = _invoke(*args)
     assert result.exit_code != 0
     assert message in result.output

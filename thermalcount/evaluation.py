@@ -180,16 +180,31 @@ class ModelSet:
 def given_model(path=None) -> ModelSet:
     """The model at ``path`` (None or "default": the embedded one) for every family.
 
-    The embedded default model's +5 °C check warms up the first room of its training recipe.
+    The +5 °C check needs a room the model was trained in: for the embedded model, and for
+    any model trained on the default model's recipe (a candidate default model), it is the
+    first room of that recipe; other models have none and the check is skipped.
     """
     from thermalcount.runtime.model import Model
 
     default = path is None or str(path) == "default"
     loaded = Model.load(None if default else path, backend="numpy")
-    warm = default_model_warm_room() if default else None
+    warm = default_model_warm_room() if default or trained_on_default_recipe(loaded.metadata) else None
     model = EvalModel(None if default else str(path), "default" if default else str(path),
                       loaded.travel_axis, warm)
     return ModelSet(main=model)
+
+
+def trained_on_default_recipe(metadata: dict) -> bool:
+    """True when the model's training summary names exactly the default recipe's sources."""
+    import json
+
+    from thermalcount.training.default import default_sources
+
+    try:
+        names = [entry["name"] for entry in json.loads(metadata.get("training", "{}")).get("files", [])]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return False
+    return bool(names) and names == [source.name for source in default_sources()]
 
 
 def default_model_recordings() -> list:
@@ -384,6 +399,12 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
 
     check_size(size)
     chosen = select_families(families)
+    skipped = []
+    if not families:  # all families: leave out what these models cannot measure, and say so
+        for item in [f for f in chosen if f.kind == "room_plus5" and models.for_family(f).warm_check_room is None]:
+            chosen.remove(item)
+            skipped.append({"name": item.name, "reason": "the model's training room is unknown (only the default "
+                                                          "model, models on its recipe and --train know theirs)"})
     began = time.perf_counter()
     say = progress or (lambda text: None)
     with tempfile.TemporaryDirectory(prefix="thermalcount-eval-") as scratch:
@@ -420,7 +441,7 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
     report = {
         "schema": SCHEMA, "size": size, "tolerance_s": tolerance,
         "model": models.main.label, "training": models.training or None,
-        "families": results,
+        "families": results, "skipped": skipped,
         "totals": aggregate_families(suite) if suite else None,
         "weakest": weakest(results),
         "bar": dict(BAR),

@@ -161,6 +161,7 @@ def _summary_lines(report: dict) -> list:
         state = {True: "met", False: "NOT met", None: "not measured"}[verdict[key]]
         parts.append(f"{label} >= {bar[key]}: {state}")
     lines.append("bar: " + "; ".join(parts))
+    lines += [f"skipped {item['name']}: {item['reason']}" for item in report.get("skipped", [])]
     lines += _model_lines(report)
     lines.append(f"size {report['size']}, {report['seconds']:.1f} s. F1: counted events within "
                  f"{report['tolerance_s']:g} s of a true one in the same direction; wrong dir: counted at the "
