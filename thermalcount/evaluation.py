@@ -27,6 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from thermalcount.errors import UsageError
+from thermalcount.runtime.scoring import DEFAULT_TOLERANCE_S
 
 SCHEMA = "thermalcount-accuracy/1"
 SIZES = ("ci", "full")
@@ -271,7 +272,7 @@ def recording_specs(item: Family, size: str, model: EvalModel) -> list:
             if model.warm_check_room is None:
                 raise UsageError("the +5 °C room check needs to know a room the model was trained in; "
                                  "use the default model or --train, or leave out --family room_plus5")
-            trained_room, trained_scenario, ambient = model.warm_check_room
+            trained_room, _scenario, ambient = model.warm_check_room
             room = trained_room  # the same room (fixed pattern, drift, thermistor), warmer
             keywords["ambient"] = round(ambient + WARMER_BY, 3)
         specs.append(RecordingSpec(item.name, seed, room, frames, item.scenario, dict(keywords), orientation))
@@ -319,14 +320,6 @@ def _write_oriented(path: Path, spec: RecordingSpec, kw: dict) -> None:
 # ---------------------------------------------------------------------------------- scoring
 
 
-def _rates(tp: int, fp: int, fn: int) -> dict:
-    # Same conventions as runtime.scoring: empty sets score 1.0, F1 0 when both rates are 0.
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
-
-
 def error_kinds(predicted: list, truth: list, score: dict, tolerance: float) -> dict:
     """Why a recording's events were wrong: ``wrong_direction`` counted events that match a
     true event in time but not in direction (the extra matches found when direction is
@@ -345,6 +338,9 @@ def aggregate(scores: list) -> dict:
     ``net_count_error`` is per recording (counted (in - out) minus true (in - out));
     ``net_error_abs`` sums their absolute values, so errors in two recordings never cancel.
     """
+    # runtime.scoring's own rates, so totals follow its conventions for empty sets.
+    from thermalcount.runtime.scoring import _rates
+
     out: dict = {}
     for key in ("in", "out", "overall"):
         tp = sum(s[key]["tp"] for s in scores)
@@ -379,8 +375,7 @@ def bar_verdict(report: dict) -> dict:
         "hardest_family_f1": None if worst is None else worst["f1"] >= BAR["hardest_family_f1"],
         "room_plus5_f1": None if not plus5 else plus5[0]["overall"]["f1"] >= BAR["room_plus5_f1"],
     }
-    verdict["met"] = all(v for v in verdict.values() if v is not None) and all(
-        v is not None for v in verdict.values())
+    verdict["met"] = all(v is True for v in verdict.values())
     return verdict
 
 
@@ -388,7 +383,8 @@ def bar_verdict(report: dict) -> dict:
 
 
 def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Optional[Path] = None,
-              progress: Optional[Callable[[str], None]] = None, tolerance: float = 1.5) -> dict:
+              progress: Optional[Callable[[str], None]] = None,
+              tolerance: float = DEFAULT_TOLERANCE_S) -> dict:
     """Write, count and score every recording of ``families`` at ``size``; the JSON report.
 
     Recordings go into ``keep`` (kept) or a temporary directory (removed). ``progress(text)``
