@@ -21,6 +21,10 @@ import numpy as np
 from thermalcount.errors import EndOfStream, SensorError
 
 
+#: Lone failed reads are announced at most this often (wall seconds); outages always are.
+GLITCH_NOTICE_INTERVAL = 60.0
+
+
 @dataclass
 class LiveSnapshot:
     """What the dashboard and log lines show; refreshed by the loop, read by the renderer."""
@@ -122,6 +126,9 @@ class LiveLoop:
         last_frame_time: Optional[float] = None
         last_frame_wall = started
         outage_since: Optional[float] = None
+        failed_in_row = 0
+        announced = False  # this outage has been reported
+        last_glitch_notice = -GLITCH_NOTICE_INTERVAL
         stopped_by = "signal"
         snapshot = self.snapshot
         infer_one = self.model.infer_one
@@ -149,8 +156,17 @@ class LiveLoop:
                 break
             except SensorError as error:
                 snapshot.sensor_errors += 1
+                failed_in_row += 1
+                now = self._wall()
                 if outage_since is None:
-                    outage_since = self._wall()
+                    outage_since = now
+                # Two failed reads in a row are an outage: said once. A lone failed read (a
+                # glitch on a noisy bus, a dropped impossible frame) is counted, and said at
+                # most once a minute, so 2 % of bad transfers do not flood the journal.
+                if not announced and (failed_in_row >= 2 or now - last_glitch_notice >= GLITCH_NOTICE_INTERVAL):
+                    announced = True
+                    if failed_in_row == 1:
+                        last_glitch_notice = now
                     snapshot.sensor_problem = str(error)
                     next_health = 0.0  # tell Home Assistant now, not at the next interval
                     self._notice(f"sensor problem: {error} (counting pauses; retrying)")
@@ -164,13 +180,14 @@ class LiveLoop:
                 continue
 
             if outage_since is not None:
-                self._notice(
-                    f"sensor recovered after {self._wall() - outage_since:.1f} s "
-                    f"({snapshot.sensor_errors} failed reads so far)"
-                )
-                outage_since = None
-                snapshot.sensor_problem = None
-                next_health = 0.0
+                if announced:
+                    self._notice(
+                        f"sensor recovered after {self._wall() - outage_since:.1f} s "
+                        f"({snapshot.sensor_errors} failed reads so far)"
+                    )
+                    snapshot.sensor_problem = None
+                    next_health = 0.0
+                outage_since, failed_in_row, announced = None, 0, False
                 just_recovered = True
             else:
                 just_recovered = False

@@ -245,7 +245,13 @@ class AMG8833(Sensor):
             # Gone or persistently failing: start from a fresh file descriptor and a reset part.
             self._drop_bus()
             self._needs_init = True
-        return self._report(f"AMG8833 read failed: {i2c_advice(error, self.bus_number, self.address)}; retrying")
+        if error.errno == errno_codes.ENOENT:
+            # The bus was there at start, so "I2C is not enabled" would be the wrong advice.
+            advice = (f"/dev/i2c-{self.bus_number} disappeared after a good start: check the sensor's "
+                      "connection and the Pi's power supply")
+        else:
+            advice = i2c_advice(error, self.bus_number, self.address)
+        return self._report(f"AMG8833 read failed: {advice}; retrying")
 
     def _report(self, message: str) -> SensorError:
         self.stats["read_errors"] += 1
