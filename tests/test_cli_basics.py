@@ -58,3 +58,21 @@ def test_parse_duration():
 def test_all_commands_registered_point_at_modules():
     for name, target in COMMANDS.items():
         assert ":" in target, name
+
+
+def test_cli_starts_in_a_plain_interpreter():
+    """No hidden reliance on modules that an editable install or pytest happen to import
+    (a regular `pip install .` once failed on `importlib.util`)."""
+    import os
+    import site
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    path = os.pathsep.join([str(root), *site.getsitepackages()])
+    code = "from thermalcount.cli import main\nmain(['run', '--help'])\n"
+    result = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": path}, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Usage: thermalcount run" in result.stdout

@@ -9,6 +9,7 @@ torch, code. Each command parses options, calls one library function and lets
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 
