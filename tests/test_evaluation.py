@@ -101,10 +101,10 @@ def _true_events(item, size):
 
 
 def test_sizes_give_enough_true_events_per_family():
-    # full: >= 450 events, so one error moves F1 by ~0.002 (two decimals hold); ci: >= 60.
+    # full: >= 450 events, so one error moves F1 by ~0.002 (two decimals hold); ci: >= 110.
     for item in FAMILIES:
         assert _true_events(item, "full") >= 450, item.name
-        assert _true_events(item, "ci") >= 60, item.name
+        assert _true_events(item, "ci") >= 110, item.name
 
 
 def test_drift_family_drifts_several_degrees_within_each_recording():
@@ -112,7 +112,7 @@ def test_drift_family_drifts_several_degrees_within_each_recording():
     for seed, room, frames in item.recordings("ci"):
         sim = Simulator(item.scenario, seed=seed, room=room, **item.params)
         level = sim.background_level(np.arange(frames) / sim.fps)
-        assert np.ptp(level) >= 2.0
+        assert np.ptp(level) >= 3.0
 
 
 # ----------------------------------------------------------------------- other mounting
@@ -251,7 +251,7 @@ def test_json_output_is_one_object_with_the_documented_keys(tmp_path):
     fps1, plus5 = report["families"]
     for key in ("in", "out", "overall"):
         assert set(fps1[key]) == {"precision", "recall", "f1", "tp", "fp", "fn"}
-    assert len(fps1["recordings"]) == 3 and fps1["true_events"] == sum(r["true_events"] for r in fps1["recordings"])
+    assert len(fps1["recordings"]) == len(evaluation.family("fps1").recordings("ci")) and fps1["true_events"] == sum(r["true_events"] for r in fps1["recordings"])
     assert plus5["kind"] == "room_plus5"
     assert report["totals"]["true_events"] == fps1["true_events"]  # the check is not in the totals
     assert report["weakest"]["name"] == "fps1"
@@ -327,7 +327,8 @@ def test_keep_keeps_the_recordings(tmp_path):
     folder = tmp_path / "kept"
     result = _invoke("--family", "fps1", "--keep", str(folder), "--json")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in folder.iterdir()) == ["fps1-0.h5", "fps1-1.h5", "fps1-2.h5"]
+    count = len(evaluation.family("fps1").recordings("ci"))
+    assert sorted(p.name for p in folder.iterdir()) == [f"fps1-{i}.h5" for i in range(count)]
 
 
 def test_train_without_the_training_stack_is_one_line():

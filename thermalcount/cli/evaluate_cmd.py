@@ -15,7 +15,7 @@ import click
               help="Simulate a training split, train and export models with the standard pipeline, "
                    "then score them (needs the [train] extra).")
 @click.option("--size", type=click.Choice(["ci", "full"]), default="ci", show_default=True,
-              help="ci: 60-125 true events per family (seconds; ~1 min with --train); full: 480-670 per family.")
+              help="ci: 119-168 true events per family (seconds; ~1 min with --train); full: 483-669 per family.")
 @click.option("--family", "families", multiple=True, metavar="NAME",
               help="Only this family (repeat for more) [default: all]; --list-families names them.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
