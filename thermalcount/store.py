@@ -323,7 +323,8 @@ def _validate(h5file: h5py.File, path: Path) -> tuple:
             raise RecordingError(f"{path}: '{name}' is a group, expected a dataset")
         if item.ndim != 1 + len(shape_tail) or tuple(item.shape[1:]) != shape_tail:
             want = "(N" + "".join(f", {n}" for n in shape_tail) + ")"
-            raise RecordingError(f"{path}: '{name}' has shape {item.shape}, expected {want}")
+            raise RecordingError(f"{path}: '{name}' has shape {item.shape}, expected {want}; "
+                                 "bring frames of other shapes in with 'thermalcount import'")
         if item.dtype.kind != kind:
             raise RecordingError(f"{path}: '{name}' has type {item.dtype}, expected floating point")
         return item
@@ -707,8 +708,10 @@ def check_output_path(path, *, append: bool = False, overwrite: bool = False,
             raise OutputPathError(f"cannot write {path}: permission denied")
         return True
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputPathError(f"cannot write {path}: {parent} is a file, not a folder; choose another --out")
     if not parent.is_dir():
-        raise OutputPathError(f"cannot write {path}: folder {parent} does not exist")
+        raise OutputPathError(f"cannot write {path}: folder {parent} does not exist; create it or choose another --out")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot write {path}: permission denied in {parent}")
     return False
