@@ -390,9 +390,6 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
     Recordings go into ``keep`` (kept) or a temporary directory (removed). ``progress(text)``
     gets one line per recording.
     """
-    from thermalcount.counting import count_recording
-    from thermalcount.store import open_recording
-
     check_size(size)
     chosen = select_families(families)
     skipped = []
@@ -403,42 +400,24 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
                                                           "model, models on its recipe and --train know theirs)"})
     began = time.perf_counter()
     say = progress or (lambda text: None)
+    results, suite_scores = [], []
     with tempfile.TemporaryDirectory(prefix="thermalcount-eval-") as scratch:
         folder = Path(keep) if keep is not None else Path(scratch)
-        results = []
         for item in chosen:
-            model = models.for_family(item)
-            specs = recording_specs(item, size, model)
-            scores, recordings, frames, family_began = [], [], 0, time.perf_counter()
-            for index, spec in enumerate(specs):
-                path = folder / f"{item.name}-{index}.h5"
-                say(f"{item.name}: recording {index + 1}/{len(specs)} ({spec.frames:,} frames, "
-                    f"seed {spec.seed}, room {spec.room})")
-                facts = write_recording(spec, path)
-                counted = count_recording(path, model=model.path, tolerance=tolerance)
-                with open_recording(path) as recording:
-                    truth = recording.events
-                score = dict(counted.score, errors=error_kinds(counted.events, truth, counted.score, tolerance))
-                scores.append(score)
-                facts.update(path=str(path) if keep is not None else None,
-                             f1=score["overall"]["f1"], net_count_error=score["net_count_error"],
-                             true_events=counted.truth_events, counted_events=len(counted.events),
-                             errors=score["errors"])
-                recordings.append(facts)
-                frames += counted.frames
-            summary = aggregate(scores)
-            orientation = specs[0].orientation if specs else None
-            results.append(dict(
-                name=item.name, kind=item.kind, description=item.description, scenario=item.scenario,
-                fps=item.fps, travel_axis=item.travel_axis, reverse=item.reverse, model=model.label,
-                orientation=orientation, frames=frames, recordings=recordings,
-                seconds=round(time.perf_counter() - family_began, 2), **summary))
-    suite = [r for r in results if r["kind"] == "suite"]
+            result, scores = _run_family(item, models.for_family(item), size, folder, keep is not None,
+                                         tolerance, say)
+            results.append(result)
+            if item.kind == "suite":
+                suite_scores += scores
+    totals = None
+    if suite_scores:
+        totals = aggregate(suite_scores)
+        suite = [r for r in results if r["kind"] == "suite"]
+        totals.update(frames=sum(r["frames"] for r in suite), families=len(suite))
     report = {
         "schema": SCHEMA, "size": size, "tolerance_s": tolerance,
         "model": models.main.label, "training": models.training or None,
-        "families": results, "skipped": skipped,
-        "totals": aggregate_families(suite) if suite else None,
+        "families": results, "skipped": skipped, "totals": totals,
         "weakest": weakest(results),
         "bar": dict(BAR),
         "seconds": round(time.perf_counter() - began, 2),
@@ -447,16 +426,35 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
     return report
 
 
-def aggregate_families(families: list) -> dict:
-    """Suite totals: matches summed over every recording of every family."""
-    totals = aggregate([{key: item[key] for key in ("in", "out", "overall", "true_entries", "true_exits",
-                                                     "counted_entries", "counted_exits", "errors")}
-                        | {"net_count_error": 0} for item in families])
-    totals["net_count_error"] = [e for item in families for e in item["net_count_error"]]
-    totals["net_error_abs"] = sum(abs(e) for e in totals["net_count_error"])
-    totals["frames"] = sum(item["frames"] for item in families)
-    totals["families"] = len(families)
-    return totals
+def _run_family(item: Family, model: EvalModel, size: str, folder: Path, kept: bool, tolerance: float,
+                say: Callable[[str], None]) -> tuple:
+    """(the family's part of the report, its per-recording scores)."""
+    from thermalcount.counting import count_recording
+    from thermalcount.store import open_recording
+
+    began = time.perf_counter()
+    specs = recording_specs(item, size, model)
+    scores, recordings, frames = [], [], 0
+    for index, spec in enumerate(specs):
+        path = folder / f"{item.name}-{index}.h5"
+        say(f"{item.name}: recording {index + 1}/{len(specs)} ({spec.frames:,} frames, "
+            f"seed {spec.seed}, room {spec.room})")
+        facts = write_recording(spec, path)
+        counted = count_recording(path, model=model.path, tolerance=tolerance)
+        with open_recording(path) as recording:
+            truth = recording.events
+        score = dict(counted.score, errors=error_kinds(counted.events, truth, counted.score, tolerance))
+        scores.append(score)
+        facts.update(path=str(path) if kept else None, f1=score["overall"]["f1"],
+                     net_count_error=score["net_count_error"], true_events=counted.truth_events,
+                     counted_events=len(counted.events), errors=score["errors"])
+        recordings.append(facts)
+        frames += counted.frames
+    result = dict(name=item.name, kind=item.kind, description=item.description, scenario=item.scenario,
+                  fps=item.fps, travel_axis=item.travel_axis, reverse=item.reverse, model=model.label,
+                  orientation=specs[0].orientation if specs else None, frames=frames, recordings=recordings,
+                  seconds=round(time.perf_counter() - began, 2), **aggregate(scores))
+    return result, scores
 
 
 __all__ = ["FAMILIES", "FAMILY_NAMES", "SIZES", "BAR", "Family", "EvalModel", "ModelSet", "given_model",
