@@ -88,7 +88,7 @@ def test_train_split_covers_both_mountings_and_one_room_at_its_own_temperature()
     rooms = {room for _, _, _, room, _ in plan["one_room"]}
     ambients = {kw["ambient"] for *_, kw in plan["one_room"]}
     assert len(rooms) == 1 and len(ambients) == 1
-    assert all(kw["drift"] <= 1.0 for *_, kw in plan["one_room"])
+    assert all(kw["drift"] <= 1.0 and kw["warm_object_prob"] == 0.0 for *_, kw in plan["one_room"])
 
 
 def _true_events(item, size):

@@ -12,8 +12,8 @@ scenario recipe, but on this module's own seeds and rooms:
   own doorway; training finds the travel axis from the data (``travel_axis="auto"``);
   counts the ``other_mounting`` family;
 * ``one_room``: a user's own doorway, recorded in ONE room at that room's temperature
-  (drift at most 1 °C, every recording at the same ambient); counts the +5 °C check in that
-  room made 5 °C warmer.
+  (drift at most 1 °C, every recording at the same ambient, no warm object, 10 FPS only);
+  counts the +5 °C check in that room made 5 °C warmer.
 
 Training seeds and rooms never meet the suite's held-out ones (tests check it).
 """
@@ -52,7 +52,9 @@ def training_plan() -> dict:
                                 dict(base, travel_axis="columns", reverse=not base.get("reverse", False))))
         if float(base.get("fps", 10.0)) != 10.0:
             continue  # a user's own doorway: one frame rate
-        one = dict(base, travel_axis="rows", ambient=one_room_ambient,
+        # The room's own temperature, drift and furniture: a warm object would make the
+        # warm_object recipe entry a different room from the others.
+        one = dict(base, travel_axis="rows", ambient=one_room_ambient, warm_object_prob=0.0,
                    drift=min(ONE_ROOM_DRIFT, _scenario_drift(scenario)))
         plan["one_room"].append((scenario, frames, TRAIN_SEEDS["one_room"] + index, ONE_ROOM, one))
     return plan
