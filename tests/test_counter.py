@@ -115,7 +115,11 @@ def test_single_frame_flicker_in_an_empty_room_is_ignored():
 
 def test_flicker_between_states_during_a_crossing_counts_once():
     spec = "E*10 L*3 M L*2 M*3 L M*2 H M H*4 E*10"
-    assert count(spec)[0] == [("in", first_frame(spec, "H", after=first_frame(spec, "H") + 2))]
+    # Default debounce (0.08 s) sees one-frame states at 10 FPS: the crossing is the first H.
+    assert count(spec)[0] == [("in", first_frame(spec, "H"))]
+    # A debounce of 0.15 s ignores them: the final stay on the far side begins later.
+    assert count(spec, min_state_seconds=0.15)[0] == [
+        ("in", first_frame(spec, "H", after=first_frame(spec, "H") + 2))]
 
 
 def test_missed_frames_inside_a_crossing_do_not_split_it():
@@ -128,9 +132,10 @@ def test_missed_frames_inside_a_crossing_do_not_split_it():
 
 
 def test_debounce_is_in_seconds_not_frames():
-    # Each state for one frame: flicker at 10 FPS, a brisk crossing at 1 FPS.
+    # Each state for one frame: flicker at 10 FPS (with a 0.15 s debounce), a brisk
+    # crossing at 1 FPS.
     spec = "E*3 L M H E*3"
-    assert count(spec, fps=10)[0] == []
+    assert count(spec, fps=10, min_state_seconds=0.15)[0] == []
     assert count(spec, fps=1)[0] == [("in", 5)]
     assert count("E*3 H L E*3", fps=1, occupancy=1)[0] == [("out", 4)]
 
@@ -334,7 +339,8 @@ def test_pending_warnings_are_bounded():
 def test_something_that_never_leaves_the_view_does_not_grow_without_bound():
     from thermalcount.runtime.counter import MAX_PASSAGE_STATES
 
-    counter = Counter(MEANINGS)
+    # The last-resort bound alone (the flicker ends "l H": both edges for the passing rule).
+    counter = Counter(MEANINGS, static_seconds=0, opposite_edges_pass=False)
     flicker = states_of("M*3 l*3")
     states = np.concatenate([states_of("E*10"), np.tile(flicker, MAX_PASSAGE_STATES // 2 + 10), states_of("H*5 E*10")])
     counter.process(np.arange(len(states)) * 0.1, states)
@@ -342,3 +348,51 @@ def test_something_that_never_leaves_the_view_does_not_grow_without_bound():
     assert len(warnings) == 1 and "stayed in view with 10000 state changes" in warnings[0]
     # The stretch before the reset was not counted as a crossing (it never left the view).
     assert counter.entries + counter.exits <= 1
+
+
+# ----------------------------------------------------------------- issue 6: temporal logic
+
+
+def test_a_one_frame_two_inside_a_crossing_is_one_person():
+    # A blob a little larger for one frame is not a second person (two_seconds).
+    assert [d for d, _ in count("E*10 L*5 M*2 T M*2 H*5 E*10")[0]] == ["in"]
+    assert [d for d, _ in count("E*10 L*5 M*2 T*4 M*2 H*5 E*10")[0]] == ["in", "in"]
+
+
+def test_both_edges_before_the_middle_are_two_people_passing():
+    # One enters at each edge, they meet in the middle and each leaves on the far side.
+    spec = "E*10 H*3 L*2 M*4 T*3 M*4 E*10"  # H at 0.85, L at 0.15: both edges
+    events = count(spec, occupancy=1)[0]
+    assert sorted(d for d, _ in events) == ["in", "out"]
+    assert count(spec, occupancy=1, opposite_edges_pass=False)[0] != events
+
+
+def test_a_warm_object_in_view_becomes_background_and_crossings_past_it_count():
+    # A warm thing reads as "low-2" (l) for a minute; someone walks out past it, later
+    # someone walks in. The first crossing is inside the still-open passage and is found
+    # when the thing is recognised; the second passage ends on the thing's state.
+    spec = "E*10 l*100 H*4 M*4 L*4 l*200 L*4 M*4 H*4 l*100 E*150"
+    events, counter = count(spec, occupancy=1)
+    assert [d for d, _ in events] == ["out", "in"]
+    assert events[0][1] == first_frame(spec, "L")
+    assert any("warm object" in w for w in counter.drain_warnings())
+    # Without the rule the thing's state is one end of every passage: the count is wrong.
+    assert count(spec, occupancy=1, static_seconds=0)[0] != events
+
+
+def test_a_lingerer_is_not_taken_for_a_warm_object():
+    events, counter = count("E*10 L*5 M*80 H*5 E*10")
+    assert [d for d, _ in events] == ["in"]
+    assert not any("warm object" in w for w in counter.drain_warnings())
+
+
+def test_swaying_across_the_door_line_is_not_a_jump_back():
+    meanings = [StateMeaning(0, "empty", None, 0), StateMeaning(1, "low", 0.1, 1),
+                StateMeaning(2, "low-2", 0.38, 1), StateMeaning(3, "high-2", 0.62, 1),
+                StateMeaning(4, "high", 0.9, 1)]
+    sway = [0] * 10 + [1] * 5 + ([2] * 5 + [3] * 3) * 4 + [2] * 5 + [1] * 5 + [0] * 10
+    times = np.arange(len(sway)) / 10.0
+    assert Counter(meanings).process(times, sway) == []
+    # A step as big as the gap rule allows is a new person (the first left, one came in).
+    events = Counter(meanings, jump_back_min_gap=0.2).process(times, sway)
+    assert [e.direction for e in events] == ["in"] * len(events) and events

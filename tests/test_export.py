@@ -31,6 +31,8 @@ SPECS = {
     "linear": Preprocessing(background="mean", clip_low=None, clip_high=None, scale=2.0),
     "lowest": Preprocessing(background="lowest", lowest_pixels=24, clip_low=0.3, clip_high=None),
     "lowest48": Preprocessing(background="lowest", lowest_pixels=48, clip_low=0.75, clip_high=2.0),
+    # the default model's: smoothing in the centring Gemm, TopK sort, contrast Gemm/Max/Div
+    "sorted": Preprocessing(lateral_sort="rows", blur=0.5, contrast_skin=33.0, clip_low=1.0),
 }
 
 
@@ -95,7 +97,7 @@ def test_graph_is_fused_checked_and_uses_only_allowed_ops(trained):
     # ...and linear preprocessing is folded into the first Gemm, which reads the input directly.
     first = producer["hidden_linear"]
     assert (first.input[0] == "pixels") == (name == "linear")
-    expected = {"linear": 8, "default": 10, "lowest": 12, "lowest48": 12}[name]
+    expected = {"linear": 8, "default": 10, "lowest": 12, "lowest48": 12, "sorted": 16}[name]
     assert len(ops) == expected, ops
 
 

@@ -29,6 +29,8 @@ SPECS = [
     Preprocessing(background="lowest", lowest_pixels=48, clip_low=0.75, clip_high=2.0),
     Preprocessing(background="lowest", lowest_pixels=32),
     Preprocessing(background="none", clip_low=None, clip_high=30.0, scale=10.0),
+    Preprocessing(lateral_sort="rows", blur=0.5, contrast_skin=33.0, clip_low=1.0),  # the default model's
+    Preprocessing(lateral_sort="columns", contrast_skin=30.0, clip_low=0.5, clip_high=None),
 ]
 
 
@@ -69,6 +71,38 @@ def test_clipping_maps_sub_noise_to_zero_and_caps_people():
     out = spec.apply(frame).reshape(8, 8)
     assert out.max() == pytest.approx(2.0)  # capped at clip_high - clip_low
     assert (out[:2] == 0).all()  # background pixels are exactly zero
+
+
+def test_lateral_sort_forgets_where_along_the_door_line_someone_walks():
+    spec = Preprocessing(lateral_sort="rows", clip_low=0.5)
+    left, right = (21.0 + _blob(3.0, column, peak=4.0, sigma=0.7)[None] for column in (2.0, 5.0))
+    np.testing.assert_allclose(spec.apply(left), spec.apply(right), atol=1e-4)
+    # ...but not where along the travel axis (the test can fail), nor without the sort.
+    assert np.abs(spec.apply(left) - spec.apply(21.0 + _blob(5.0, 2.0, peak=4.0, sigma=0.7)[None])).max() > 1.0
+    assert np.abs(Preprocessing().apply(left) - Preprocessing().apply(right)).max() > 1.0
+
+
+def test_contrast_normalisation_lifts_a_warm_rooms_faint_people():
+    # A person stands out by (33 - room) / 12 of their 21 °C contrast (docs/simulator.md).
+    def mass(spec, room):
+        frame = room + _blob(3.5, 3.5, peak=4.5 * (33.0 - room) / 12.0)[None]
+        return float(spec.apply(frame.astype(np.float32)).sum())
+
+    plain, normalised = Preprocessing(clip_low=1.0), Preprocessing(clip_low=1.0, contrast_skin=33.0)
+    assert mass(normalised, 21.0) == pytest.approx(mass(plain, 21.0), rel=1e-5)  # gain 1 at 21 °C
+    assert mass(plain, 27.0) < 0.4 * mass(plain, 21.0)
+    assert mass(normalised, 27.0) > 0.6 * mass(normalised, 21.0)
+    # An empty room stays empty: the noise floor comes off before the gain.
+    assert mass(normalised, 27.0) > 0 and normalised.apply(np.full((1, 8, 8), 27.0, np.float32)).max() == 0
+
+
+def test_new_preprocessing_options_need_the_mean_background():
+    with pytest.raises(ValueError):
+        Preprocessing(background="lowest", lateral_sort="rows")
+    with pytest.raises(ValueError):
+        Preprocessing(lateral_sort="diagonal")
+    with pytest.raises(ValueError):
+        Preprocessing(lateral_sort="auto").sort_axis  # "auto" must be resolved by training first
 
 
 # --- training -----------------------------------------------------------------------------
@@ -125,6 +159,13 @@ def test_columns_travel_axis_is_found_and_can_be_forced():
     forced = train_model(_sources(seed=10, travel_axis="columns"),
                          TrainOptions(clusters=3, epochs=1, seed=1, travel_axis="rows"))
     assert forced.model.travel_axis == "rows" and forced.travel_evidence == {"forced": True}
+
+
+def test_lateral_sort_auto_follows_the_travel_axis_found():
+    spec = Preprocessing(lateral_sort="auto", clip_low=1.0)
+    result = train_model(_sources(seed=10, n=2000, travel_axis="columns"),
+                         TrainOptions(clusters=3, epochs=1, seed=1, preprocessing=spec))
+    assert result.model.travel_axis == "columns" and result.model.preprocessing.lateral_sort == "columns"
 
 
 def test_find_travel_axis_from_simulated_frames():

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from thermalcount.errors import ModelError, OutputPathError
-from thermalcount.preprocessing import PIXELS, Preprocessing
+from thermalcount.preprocessing import CONTRAST_FLOOR, CONTRAST_REFERENCE, PIXELS, Preprocessing
 
 OPSET = 17
 IR_VERSION = 8  # readable by onnxruntime >= 1.16 (the oldest we support)
@@ -75,6 +75,9 @@ def folded_weights(weights: dict, preprocessing: Preprocessing) -> dict:
     # with the offset either already subtracted in the graph (mean background: it rides on the
     # centring Gemm's bias) or folded into this bias.
     first = w1.T / preprocessing.scale  # (64, hidden)
+    if preprocessing.contrast_skin is not None:
+        # The graph divides by (skin - mean) only; the constant reference rides on W1.
+        first = first * CONTRAST_REFERENCE
     offset_here = 0.0 if _centring_gemm(preprocessing) else preprocessing.offset
     bias1 = b1 - (offset_here / preprocessing.scale) * w1.sum(axis=1)
     if preprocessing.is_linear:
@@ -93,8 +96,9 @@ def folded_weights(weights: dict, preprocessing: Preprocessing) -> dict:
 
 
 def _centring_gemm(preprocessing: Preprocessing) -> bool:
-    """Mean background + clipping: x - mean(x) - offset as one Gemm (cheaper than ReduceMean + Sub)."""
-    return preprocessing.background == "mean" and preprocessing.clips
+    """Mean background, not linear: S x - mean(x) - offset as one Gemm (cheaper than
+    ReduceMean + Sub), with the smoothing S (identity without blur) folded in."""
+    return preprocessing.background == "mean" and not preprocessing.is_linear
 
 
 def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
@@ -117,9 +121,9 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
         low, high = preprocessing.clip_low, preprocessing.clip_high
         if _centring_gemm(preprocessing):
             shift = preprocessing.offset
-            centring = np.eye(PIXELS, dtype=np.float32) - np.float32(1.0 / PIXELS)
+            centring = preprocessing.smoothing_matrix() - 1.0 / PIXELS
             nodes.append(helper.make_node(
-                "Gemm", [source, constant("centring", centring),
+                "Gemm", [source, constant("centring", centring.astype(np.float32)),
                          constant("centring_shift", np.full(PIXELS, -shift, np.float32))],
                 ["residual"], name="remove_background"))
             low = None if low is None else low - shift
@@ -134,6 +138,32 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
                 helper.make_node("Sub", [source, "background"], ["residual"], name="remove_background"),
             ]
             source = "residual"
+        if preprocessing.sort_axis is not None:
+            # Each line across the travel axis sorted warmest first: one TopK over all 8 values
+            # (after the background Gemm: sorting commutes with subtracting a per-frame level).
+            nodes += [
+                helper.make_node("Reshape", [source, constant("frame_shape", np.array([-1, 8, 8], np.int64))],
+                                 ["residual_frames"], name="to_frames"),
+                helper.make_node("TopK", ["residual_frames", constant("k_line", np.array([8], np.int64))],
+                                 ["sorted_frames", "sorted_index"], axis=preprocessing.sort_axis,
+                                 largest=1, sorted=1, name="lateral_sort"),
+                helper.make_node("Reshape", ["sorted_frames", "flat_shape"], ["sorted_residual"], name="to_pixels"),
+            ]
+            source = "sorted_residual"
+        if preprocessing.contrast_skin is not None:
+            # (skin - mean) as one Gemm column, floored, divides the residual; the reference
+            # factor is folded into W1, so the clip bounds are in units of that reference.
+            nodes += [
+                helper.make_node("Gemm", ["pixels", constant("minus_mean", np.full((PIXELS, 1), -1.0 / PIXELS, np.float32)),
+                                          constant("skin", np.array([preprocessing.contrast_skin], np.float32))],
+                                 ["contrast_raw"], name="person_contrast"),
+                helper.make_node("Max", ["contrast_raw", constant("contrast_floor", np.array([CONTRAST_FLOOR], np.float32))],
+                                 ["contrast"], name="contrast_floor"),
+                helper.make_node("Div", [source, "contrast"], ["normalised"], name="normalise_contrast"),
+            ]
+            source = "normalised"
+            low = None if low is None else low / CONTRAST_REFERENCE
+            high = None if high is None else high / CONTRAST_REFERENCE
         if preprocessing.clips:
             bounds = ["" if value is None else constant(name, np.array(value, np.float32))
                       for name, value in (("clip_low", low), ("clip_high", high))]

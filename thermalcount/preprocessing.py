@@ -2,6 +2,11 @@
 
 A model never sees °C directly. Each frame is first made comparable across rooms and days:
 
+0. **lateral sort** (optional, ``lateral_sort``) - each line of pixels ACROSS the travel
+   axis is sorted warmest first. Where along the door line a person walks says nothing about
+   the count, but without this k-means spends clusters on it (a person at the left, middle,
+   right of the door at the same depth); sorted, the clusters go to what matters: the
+   position along the travel axis and how many people are in view.
 1. **background removal** - subtract a per-frame background level, so that a room that is
    warmer, or drifts by several degrees during the day, gives the same numbers:
    ``mean`` (mean of all 64 pixels; linear, so the exported graph folds it into the first
@@ -28,7 +33,10 @@ import numpy as np
 from thermalcount.errors import ModelError
 
 PIXELS = 64
+CONTRAST_REFERENCE = 12.0  # °C: skin (33) minus a 21 °C room, the room the clip values are for
+CONTRAST_FLOOR = 3.0  # °C: gain at most 4x, however warm the room
 BACKGROUNDS = ("mean", "lowest", "none")
+LATERAL_SORTS = (None, "rows", "columns", "auto")  # the travel axis; "auto": found by training
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,16 @@ class Preprocessing:
     clip_low: Optional[float] = 0.5
     clip_high: Optional[float] = 2.5
     scale: float = 1.0
+    #: None, or the travel axis ("rows"/"columns") across which each line is sorted; "auto"
+    #: only in training options (train_model replaces it by the travel axis it finds).
+    lateral_sort: Optional[str] = None
+    #: Weight of each of the 4 neighbours in a spatial smoothing (0: none). Linear, so the
+    #: graph folds it into the background Gemm; it averages away pixel noise, not blobs.
+    blur: float = 0.0
+    #: Contrast normalisation: a person stands out by about (skin - room) °C, so residuals are
+    #: multiplied by CONTRAST_REFERENCE / max(contrast_skin - frame mean, CONTRAST_FLOOR)
+    #: (None: off). A 27 °C room's faint people then look like a 21 °C room's.
+    contrast_skin: Optional[float] = None
 
     def __post_init__(self):
         if self.background not in BACKGROUNDS:
@@ -55,6 +73,21 @@ class Preprocessing:
             raise ValueError("scale must be a positive number of °C")
         if self.clip_low is not None and self.clip_high is not None and self.clip_high <= self.clip_low:
             raise ValueError("clip_high must be above clip_low")
+        if not 0.0 <= self.blur <= 1.0:
+            raise ValueError("blur must be between 0 and 1")
+        if self.lateral_sort not in LATERAL_SORTS:
+            raise ValueError("lateral_sort must be rows, columns, auto or None")
+        if self.contrast_skin is not None and not self.contrast_skin > CONTRAST_FLOOR:
+            raise ValueError("contrast_skin must be a skin temperature in °C")
+        if (self.lateral_sort or self.blur or self.contrast_skin is not None) and self.background != "mean":
+            raise ValueError("lateral_sort, blur and contrast_skin need background 'mean'")
+
+    @property
+    def sort_axis(self) -> Optional[int]:
+        """Axis of an (N, 8, 8) frame batch that is sorted (across the travel axis), or None."""
+        if self.lateral_sort == "auto":
+            raise ValueError("lateral_sort 'auto' must be resolved to the travel axis before use")
+        return {None: None, "rows": 2, "columns": 1}[self.lateral_sort]
 
     @property
     def clips(self) -> bool:
@@ -63,7 +96,21 @@ class Preprocessing:
     @property
     def is_linear(self) -> bool:
         """True when the whole preprocessing is x @ A + c (the graph then folds it away)."""
-        return self.background in ("mean", "none") and not self.clips
+        return (self.background in ("mean", "none") and not self.clips and self.lateral_sort is None
+                and self.contrast_skin is None)
+
+    def smoothing_matrix(self) -> np.ndarray:
+        """(64, 64) float64 S with smoothed = flat @ S: each pixel and ``blur`` x each of its 4
+        neighbours, normalised to sum 1 (so a uniform background stays unchanged)."""
+        weights = np.zeros((8, 8, 8, 8))
+        for r in range(8):
+            for c in range(8):
+                weights[r, c, r, c] = 1.0
+                for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                    if 0 <= r + dr < 8 and 0 <= c + dc < 8:
+                        weights[r + dr, c + dc, r, c] = self.blur
+        matrix = weights.reshape(PIXELS, PIXELS)  # [source pixel, output pixel]
+        return matrix / matrix.sum(axis=0, keepdims=True)
 
     @property
     def offset(self) -> float:
@@ -84,6 +131,16 @@ class Preprocessing:
         parts = {"mean": "subtract the frame mean", "none": "no background removal",
                  "lowest": f"subtract the mean of the {self.lowest_pixels} coolest pixels"}
         text = [parts[self.background]]
+        if self.blur:
+            text.insert(0, f"smooth (neighbour weight {self.blur:g})")
+        if self.lateral_sort:
+            text.append(f"sort each line across the travel axis ({self.lateral_sort}) warmest first")
+        if self.contrast_skin is not None:
+            text.append(f"subtract {self.offset:g} °C, scale by {CONTRAST_REFERENCE:g} / ({self.contrast_skin:g} °C - frame mean)")
+            if self.clip_high is not None:
+                text.append(f"cap at {self.clip_high - self.offset:g}")
+            text.append(f"divide by {self.scale:g}")
+            return ", ".join(text)
         if self.clips:
             low = "-inf" if self.clip_low is None else f"{self.clip_low:g}"
             high = "inf" if self.clip_high is None else f"{self.clip_high:g}"
@@ -106,10 +163,27 @@ class Preprocessing:
     def apply(self, frames) -> np.ndarray:
         """(N, 8, 8) or (N, 64) °C -> (N, 64) float32 model input."""
         flat = np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS)
-        residual = flat - self.background_level(flat)
+        level = self.background_level(flat)
+        if self.blur:
+            flat = (flat.astype(np.float64) @ self.smoothing_matrix()).astype(np.float32)
+        if self.sort_axis is not None:
+            # After the smoothing: sorting raw pixels would line up each line's noise maximum.
+            flat = -np.sort(-flat.reshape(-1, 8, 8), axis=self.sort_axis).reshape(-1, PIXELS)
+        residual = flat - level
+        if self.contrast_skin is None:
+            if self.clips:
+                residual = np.clip(residual, self.clip_low, self.clip_high)
+            return ((residual - np.float32(self.offset)) / np.float32(self.scale)).astype(np.float32)
+        # The noise floor (clip_low) is taken off in °C first, so only what stands out above
+        # the noise is amplified; the cap applies after the gain, in 21 °C-room units.
+        mean = np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS).mean(axis=1, keepdims=True, dtype=np.float32)
+        excess = (residual - np.float32(self.offset)) / (
+            np.maximum(np.float32(self.contrast_skin) - mean, np.float32(CONTRAST_FLOOR)) / np.float32(CONTRAST_REFERENCE))
+        high = None if self.clip_high is None else np.float32(self.clip_high - self.offset)
+        low = None if self.clip_low is None else np.float32(0.0)
         if self.clips:
-            residual = np.clip(residual, self.clip_low, self.clip_high)
-        return ((residual - np.float32(self.offset)) / np.float32(self.scale)).astype(np.float32)
+            excess = np.clip(excess, low, high)
+        return (excess / np.float32(self.scale)).astype(np.float32)
 
     def linear_parts(self) -> tuple:
         """(A, c) with ``apply(x) == x @ A + c`` for flat x; only when :attr:`is_linear`."""

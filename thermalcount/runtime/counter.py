@@ -16,15 +16,24 @@ state sequences; the short version:
    A->B; same first and last side (lingering at the door line, turning back) -> nothing.
    Two people (a state with ``people >= 2`` was seen): first side != last side -> two events
    in that direction (one following another); same side -> one each way (passing).
-4. **Split on a jump back.** When one person's side jumps straight from the far side back to
-   the side the passage entered from (no middle in between), the first person has left and a
-   new one has come in: the passage is closed and a new one starts.
+4. **Split on a jump back.** When one person's position jumps straight from the far side back
+   to the side the passage entered from, by at least ``jump_back_min_gap`` of the view (no
+   middle in between), the first person has left and a new one has come in: the passage is
+   closed and a new one starts. A smaller step (someone swaying on the door line between a
+   state just before it and one just after it) is not a new person.
+5. **Static warm things.** A person state that fills most of the last minute (a leaky sum
+   of its seen time reaches ``static_seconds``) is not a person - people cross in seconds,
+   lingerers stand a few - but a warm object, or a room whose empty scene the model mistakes
+   for a faint person. From then on that state counts as empty (and a two-person state as
+   one person: the thing is one of the two blobs); the passage in progress is re-read that
+   way, so the crossings it hid are counted. A truly empty view for 10 s undoes this.
 
 "in" is A->B (toward increasing index along the travel axis), "out" B->A; ``flip`` swaps.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import NamedTuple, Optional
 
@@ -48,10 +57,14 @@ class CounterTuning:
 
     #: A person state must last this long to be believed: rejects single-frame flicker at
     #: 10 FPS (0.1 s) while a 1 FPS frame (1 s) always passes. Crossings take 1.5-2 s.
-    min_state_seconds: float = 0.15
+    min_state_seconds: float = 0.08
+    #: A two-person state must last this long: a one-frame "two" inside a lone person's
+    #: crossing (a blob a little larger for a moment) must not count twice. Pairs stay
+    #: in view together for 0.3 s and more.
+    two_seconds: float = 0.25
     #: The view must be empty this long to end a passage: bridges a person missed for one or
     #: two frames (low contrast) without merging two people a second apart.
-    empty_seconds: float = 0.3
+    empty_seconds: float = 0.4
     #: Positions at or below this are side A (the low-index edge).
     low_side_max: float = 0.4
     #: Positions at or above this are side B (the high-index edge).
@@ -62,10 +75,22 @@ class CounterTuning:
     #: Close a passage when one person jumps from the far side straight back to the entry
     #: side: the first left as the next came in, with no empty frame between them.
     split_on_jump_back: bool = True
+    #: A passage whose first states (before the middle) or last states (after it) show
+    #: both edges (positions within 0.3 of 0 and of 1) held two people passing each
+    #: other: one "in" and one "out".
+    opposite_edges_pass: bool = True
+    #: The smallest position step (0..1 of the view) that counts as a jump back.
+    jump_back_min_gap: float = 0.5
+    #: A person state seen for this many seconds of roughly the last minute (a leaky sum
+    #: with a 60 s time constant) is a warm object, not a person (0: never). A crossing
+    #: spends well under a second in one state, a lingerer 2-8 s.
+    static_seconds: float = 16.0
 
     def __post_init__(self):
-        if self.min_state_seconds < 0 or self.empty_seconds < 0:
-            raise ValueError("min_state_seconds and empty_seconds must be >= 0")
+        if min(self.min_state_seconds, self.empty_seconds, self.two_seconds, self.static_seconds) < 0:
+            raise ValueError("min_state_seconds, two_seconds, empty_seconds and static_seconds must be >= 0")
+        if not 0.0 <= self.jump_back_min_gap <= 1.0:
+            raise ValueError("jump_back_min_gap must be between 0 and 1")
         if not 0.0 <= self.low_side_max < self.high_side_min <= 1.0:
             raise ValueError("need 0 <= low_side_max < high_side_min <= 1")
 
@@ -74,6 +99,12 @@ TUNING_NAMES = tuple(f.name for f in fields(CounterTuning))
 MAX_PENDING_WARNINGS = 100
 #: Seen state changes one passage may hold (>= 1000 s of flicker at 10 FPS) before it is dropped.
 MAX_PASSAGE_STATES = 10_000
+#: Positions this close to 0 or 1 are "at an edge" for the passing rule.
+EDGE_POSITION = 0.3
+#: Time constant of the leaky sum of each state's seen time (static warm things).
+STATIC_WINDOW_SECONDS = 60.0
+#: A truly empty view for this long means a static warm thing has gone.
+STATIC_CLEAR_SECONDS = 10.0
 _SIDE_M, _SIDE_A, _SIDE_B = 0, 1, 2
 
 
@@ -81,7 +112,7 @@ class _Passage:
     __slots__ = ("runs", "has_two", "first_two", "two_end", "last_was_two")
 
     def __init__(self):
-        self.runs: list = []  # (people, side, frame, time) of each seen non-empty state
+        self.runs: list = []  # (people, side, frame, time, state) of each seen non-empty state
         self.has_two = False
         self.first_two: Optional[tuple] = None  # (frame, time) the first two-person state began
         self.two_end: Optional[tuple] = None  # (frame, time) the last two-person state ended
@@ -97,7 +128,7 @@ class Counter:
         self.meanings = list(meanings)
         if not self.meanings:
             raise ModelError("the model has no states; re-export it")
-        people, sides = [], []
+        people, sides, positions = [], [], []
         for index, meaning in enumerate(self.meanings):
             get = meaning.get if isinstance(meaning, dict) else (lambda k, m=meaning: getattr(m, k))
             count = int(get("people"))
@@ -114,13 +145,14 @@ class Counter:
                 side = _SIDE_M
             people.append(min(count, 2))
             sides.append(side)
+            positions.append(None if count == 0 or position is None else float(position))
         if not ({_SIDE_A, _SIDE_B} <= {s for s, p in zip(sides, people) if p == 1}):
             raise ModelError("the model's states have no one-person positions on both sides of "
                              "the door line, so no direction can be told; retrain or re-export it")
-        self._people_list, self._sides_list = people, sides
+        self._people_list, self._sides_list, self._positions = people, sides, positions
         self._n_states = len(people)
-        self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.min_state_seconds
-                            for p in people]
+        self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.min_state_seconds if p == 1
+                            else self.tuning.two_seconds for p in people]
         self._threshold_array = np.array(self._thresholds, np.float64)
         self._warnings: list = []
         self._dropped_warnings = 0
@@ -144,6 +176,10 @@ class Counter:
         self._run_deadline = 0.0
         self._run_confirmed = False
         self._seen_state: Optional[int] = None
+        self._seen_time = 0.0
+        #: States currently taken for a static warm thing (they count as empty).
+        self._static: set = set()
+        self._presence: dict = {}  # state -> (leaky seen-seconds, time of last booking)
         self._passage: Optional[_Passage] = None
 
     @property
@@ -289,8 +325,48 @@ class Counter:
         """A state has lasted long enough to be believed (called once per change)."""
         if state == self._seen_state:
             return
-        self._seen_state = state
+        previous, since = self._seen_state, self._seen_time
+        self._seen_state, self._seen_time = state, time
+        if previous is not None:
+            self._account(previous, time - since, frame, time, events)
+        self._feed(state, frame, time, events)
+
+    def _account(self, state: int, seconds: float, frame: int, time: float, events: list) -> None:
+        """Book how long a seen state lasted; find static warm things (module docstring, 5)."""
+        static = self.tuning.static_seconds
+        if static <= 0:
+            return
+        if self._people_list[state] == 0:
+            if seconds >= STATIC_CLEAR_SECONDS and self._static:
+                self._static.clear()  # a long truly empty stretch: the warm thing has gone
+            return
+        if state in self._static:
+            return
+        # A leaky sum of the time this state was seen: people pass through a state in a
+        # fraction of a second, lingerers stay seconds; a warm object fills most of the time.
+        value, last = self._presence.get(state, (0.0, time))
+        value = value * math.exp(-(time - last) / STATIC_WINDOW_SECONDS) + seconds
+        self._presence[state] = (value, time)
+        if value < static:
+            return
+        self._static.add(state)
+        self._presence.pop(state, None)
+        self._warn(f"state {state} was in view for most of the last minute up to frame {frame}; "
+                   "taken for a warm object and counted as empty")
+        # Re-read the passage in progress with that state as empty: the crossings it hid
+        # are counted now (with their own frames and times).
+        passage, self._passage = self._passage, None
+        if passage is not None:
+            for run_people, _, run_frame, run_time, run_state in passage.runs:
+                self._feed(run_state, run_frame, run_time, events)
+
+    def _feed(self, state: int, frame: int, time: float, events: list) -> None:
+        """The passage logic for one seen state."""
         people = self._people_list[state]
+        if state in self._static:
+            people = 0
+        elif people >= 2 and self._static:
+            people = 1  # one of the two warm blobs is the static thing
         passage = self._passage
         if people == 0:
             if passage is not None:
@@ -302,9 +378,11 @@ class Counter:
             passage = self._passage = _Passage()
         elif (self.tuning.split_on_jump_back and people == 1 and side != _SIDE_M
               and not passage.has_two and passage.runs):
-            previous_people, previous_side = passage.runs[-1][0], passage.runs[-1][1]
+            previous_people, previous_side, previous_state = passage.runs[-1][0], passage.runs[-1][1], passage.runs[-1][4]
             entry = _first_side(passage.runs)
-            if previous_people == 1 and previous_side == _other(side) and side == entry:
+            gap = abs(_position_or(self._positions[previous_state], 0.5) - _position_or(self._positions[state], 0.5))
+            if (previous_people == 1 and previous_side == _other(side) and side == entry
+                    and gap >= self.tuning.jump_back_min_gap):
                 self._close(passage, frame, time, events)
                 passage = self._passage = _Passage()
         if len(passage.runs) >= MAX_PASSAGE_STATES:
@@ -321,12 +399,24 @@ class Counter:
         elif passage.last_was_two:
             passage.two_end = (frame, time)
             passage.last_was_two = False
-        passage.runs.append((people, side, frame, time))
+        passage.runs.append((people, side, frame, time, state))
 
     def _close(self, passage: _Passage, frame: int, time: float, events: list) -> None:
         """Turn a finished passage into events. (frame, time): when it ended."""
+        middle_at = [i for i, run in enumerate(passage.runs) if run[1] == _SIDE_M or run[0] >= 2]
+        if self.tuning.opposite_edges_pass and middle_at:
+            runs = passage.runs
+            head = {run[1] for run in runs[:middle_at[0]] if self._at_edge(run[4])}
+            tail = {run[1] for run in runs[middle_at[-1] + 1:] if self._at_edge(run[4])}
+            if {_SIDE_A, _SIDE_B} <= head or {_SIDE_A, _SIDE_B} <= tail:
+                # Both edges seen before anyone reached the middle (or after everyone left
+                # it): two people, one at each edge - they passed each other.
+                first, last = runs[middle_at[0]], runs[middle_at[-1]]
+                self._emit(_SIDE_A, _SIDE_B, first[2], first[3], events)
+                self._emit(_SIDE_B, _SIDE_A, last[2], last[3], events)
+                return
         if not passage.has_two:
-            known = [(side, f, t) for _, side, f, t in passage.runs if side != _SIDE_M]
+            known = [(side, f, t) for _, side, f, t, _ in passage.runs if side != _SIDE_M]
             if not known:
                 return
             entry, exit_ = known[0][0], known[-1][0]
@@ -365,6 +455,11 @@ class Counter:
         self._emit(start, end, *first_two, events)
         self._emit(start, end, *two_end, events)
 
+    def _at_edge(self, state: int) -> bool:
+        """A one-person state at one edge of the view (someone just coming in or going out)."""
+        position = self._positions[state]
+        return position is not None and min(position, 1.0 - position) <= EDGE_POSITION
+
     def _emit(self, from_side: int, to_side: int, frame: int, time: float, events: list) -> None:
         inward = (from_side == _SIDE_A) != self.flip
         if inward:
@@ -389,8 +484,12 @@ def _other(side: int) -> int:
     return _SIDE_B if side == _SIDE_A else _SIDE_A
 
 
+def _position_or(position: Optional[float], default: float) -> float:
+    return default if position is None else position
+
+
 def _first_side(runs: list) -> Optional[int]:
-    for _, side, _, _ in runs:
+    for _, side, _, _, _ in runs:
         if side != _SIDE_M:
             return side
     return None

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from thermalcount.preprocessing import PIXELS, Preprocessing
+from thermalcount.preprocessing import CONTRAST_FLOOR, CONTRAST_REFERENCE, PIXELS, Preprocessing
 
 HIDDEN = 32
 DECODER_HIDDEN = 16
@@ -38,14 +38,27 @@ class TorchPreprocessing(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         spec = self.spec
         flat = frames.reshape(-1, PIXELS)
+        mean = flat.mean(dim=1, keepdim=True)
+        level = None
         if spec.background == "mean":
-            flat = flat - flat.mean(dim=1, keepdim=True)
+            level = mean
         elif spec.background == "lowest":
-            coolest = torch.topk(flat, spec.lowest_pixels, dim=1, largest=False).values
-            flat = flat - coolest.mean(dim=1, keepdim=True)
+            level = torch.topk(flat, spec.lowest_pixels, dim=1, largest=False).values.mean(dim=1, keepdim=True)
+        if spec.blur:
+            flat = flat @ torch.from_numpy(spec.smoothing_matrix().astype(np.float32))
+        if spec.sort_axis is not None:
+            flat = torch.sort(flat.reshape(-1, 8, 8), dim=spec.sort_axis, descending=True).values.reshape(-1, PIXELS)
+        if level is not None:
+            flat = flat - level
+        if spec.contrast_skin is None:
+            if spec.clips:
+                flat = torch.clamp(flat, min=spec.clip_low, max=spec.clip_high)
+            return (flat - spec.offset) / spec.scale
+        flat = (flat - spec.offset) / (torch.clamp(spec.contrast_skin - mean, min=CONTRAST_FLOOR) / CONTRAST_REFERENCE)
         if spec.clips:
-            flat = torch.clamp(flat, min=spec.clip_low, max=spec.clip_high)
-        return (flat - spec.offset) / spec.scale
+            flat = torch.clamp(flat, min=None if spec.clip_low is None else 0.0,
+                               max=None if spec.clip_high is None else spec.clip_high - spec.offset)
+        return flat / spec.scale
 
 
 class FrameAutoencoder(nn.Module):

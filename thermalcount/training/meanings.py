@@ -18,8 +18,8 @@ import numpy as np
 TRAVEL_AXES = ("rows", "columns")
 HEAT_MARGIN_C = 0.5  # °C above a decoded frame's median before a pixel counts as warm
 BLOB_MARGIN_C = 1.5  # °C above a real frame's median for the travel-axis estimate
-TWO_PEOPLE_RATIO = 1.5
-EMPTY_HEAT_FRACTION = 0.2
+TWO_PEOPLE_RATIO = 1.2
+EMPTY_HEAT_FRACTION = 0.25
 
 
 def _warmth(frames_c: np.ndarray, margin: float) -> np.ndarray:
@@ -69,7 +69,10 @@ def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
     # More clusters than the scene has: k-means may split the empty scenes (rooms, noise).
     # A cluster with a small fraction of the warmest cluster's heat is empty too, so that it
     # never counts as a person - as long as two person clusters (low, high) remain.
-    extra_empty = [c for c in np.argsort(heat) if c != empty and heat[c] < EMPTY_HEAT_FRACTION * heat.max()]
+    # Measured against the median cluster, not the warmest: with `two` clusters the warmest
+    # holds two people, and a faint edge cluster (a person half in view) must stay a person.
+    typical = float(np.median(np.delete(heat, empty)))
+    extra_empty = [c for c in np.argsort(heat) if c != empty and heat[c] < EMPTY_HEAT_FRACTION * typical]
     extra_empty = [int(c) for c in extra_empty][: max(0, k - 3)]
     empties = [empty] + extra_empty
     others = [c for c in range(k) if c not in empties]

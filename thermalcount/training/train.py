@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
@@ -103,6 +103,14 @@ def train_model(sources, options: Optional[TrainOptions] = None,
         raise TrainingError(f"only {summary.n_frames} frames to train on; record at least "
                             f"{max(MIN_FRAMES, 10 * options.clusters)} (a few minutes of people walking through)")
 
+    # The travel axis comes from the raw frames, before training: a lateral sort needs it.
+    if options.travel_axis == "auto":
+        travel_axis, evidence = find_travel_axis(data.sample.ordered().reshape(-1, 8, 8))
+    else:
+        travel_axis, evidence = options.travel_axis, {"forced": True}
+    if options.preprocessing.lateral_sort == "auto":
+        options = replace(options, preprocessing=replace(options.preprocessing, lateral_sort=travel_axis))
+
     steps_per_epoch = math.ceil(summary.n_train / options.batch_size)
     epochs = options.epochs or int(np.clip(math.ceil(MIN_STEPS / steps_per_epoch), 2, MAX_AUTO_EPOCHS))
     ae.make_deterministic(options.seed)
@@ -121,10 +129,6 @@ def train_model(sources, options: Optional[TrainOptions] = None,
     sample = data.sample.ordered()
     sample_embedding = ae.encode_frames(autoencoder, options.preprocessing, sample)
     centroids = fit_centroids(sample_embedding, options.clusters, options.seed)
-    if options.travel_axis == "auto":
-        travel_axis, evidence = find_travel_axis(sample.reshape(-1, 8, 8))
-    else:
-        travel_axis, evidence = options.travel_axis, {"forced": True}
     spec = options.preprocessing
     decoded_c = (ae.decode_latent(autoencoder, centroids) * spec.scale + spec.offset).reshape(-1, 8, 8)
     states = assign_meanings(decoded_c, travel_axis)
