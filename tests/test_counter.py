@@ -61,27 +61,27 @@ def first_frame(spec: str, letter: str, after: int = 0) -> int:
 
 
 def test_walking_in_counts_one_entry_at_the_far_side():
-    spec = "E*10 L*5 M*5 H*5 E*10"
+    spec = "E*10 L*5 M*5 H*5 E*15"
     events, counter = count(spec)
     assert events == [("in", first_frame(spec, "H"))]
     assert (counter.entries, counter.exits, counter.occupancy) == (1, 0, 1)
 
 
 def test_walking_out_counts_one_exit():
-    spec = "E*10 H*5 M*5 L*5 E*10"
+    spec = "E*10 H*5 M*5 L*5 E*15"
     events, counter = count(spec, occupancy=1)
     assert events == [("out", first_frame(spec, "L"))]
     assert (counter.entries, counter.exits, counter.occupancy) == (0, 1, 0)
 
 
 def test_flip_swaps_directions():
-    assert count("E*10 L*5 M*5 H*5 E*10", flip=True)[0][0][0] == "out"
-    assert count("E*10 H*5 M*5 L*5 E*10", flip=True)[0][0][0] == "in"
+    assert count("E*10 L*5 M*5 H*5 E*15", flip=True)[0][0][0] == "out"
+    assert count("E*10 H*5 M*5 L*5 E*15", flip=True)[0][0][0] == "in"
 
 
 def test_event_carries_time_of_its_frame_and_occupancy_after_it():
     counter = Counter(MEANINGS)
-    states = states_of("E*10 L*5 M*5 H*5 E*10 L*5 M*5 H*5 E*10")
+    states = states_of("E*10 L*5 M*5 H*5 E*10 L*5 M*5 H*5 E*15")
     times = 50.0 + np.arange(len(states)) * 0.1
     events = counter.process(times, states, start_frame=700)
     assert [e.occupancy for e in events] == [1, 2]
@@ -92,20 +92,20 @@ def test_event_carries_time_of_its_frame_and_occupancy_after_it():
 
 
 def test_extra_low_state_counts_as_the_low_side():
-    assert count("E*10 l*5 M*5 H*5 E*10")[0][0][0] == "in"
+    assert count("E*10 l*5 M*5 H*5 E*15")[0][0][0] == "in"
 
 
 def test_lingering_at_the_door_line_is_not_counted():
     # Comes in from the low side, stands on the line for 10 s swaying into the far side
     # (even for several frames), then leaves the way they came.
-    spec = "E*10 L*5 " + "M*20 H*3 M*10 H " * 8 + "M*5 L*5 E*10"
+    spec = "E*10 L*5 " + "M*20 H*3 M*10 H " * 8 + "M*5 L*5 E*15"
     events, counter = count(spec)
     assert events == [] and counter.occupancy == 0
 
 
 def test_turning_back_halfway_is_not_counted():
-    assert count("E*10 L*6 M*4 L*6 E*10")[0] == []
-    assert count("E*10 H*6 M*4 H*6 E*10")[0] == []
+    assert count("E*10 L*6 M*4 L*6 E*15")[0] == []
+    assert count("E*10 H*6 M*4 H*6 E*15")[0] == []
 
 
 def test_single_frame_flicker_in_an_empty_room_is_ignored():
@@ -114,7 +114,7 @@ def test_single_frame_flicker_in_an_empty_room_is_ignored():
 
 
 def test_flicker_between_states_during_a_crossing_counts_once():
-    spec = "E*10 L*3 M L*2 M*3 L M*2 H M H*4 E*10"
+    spec = "E*10 L*3 M L*2 M*3 L M*2 H M H*4 E*15"
     # Default debounce (0.08 s) sees one-frame states at 10 FPS: the crossing is the first H.
     assert count(spec)[0] == [("in", first_frame(spec, "H"))]
     # A debounce of 0.15 s ignores them: the final stay on the far side begins later.
@@ -124,11 +124,11 @@ def test_flicker_between_states_during_a_crossing_counts_once():
 
 def test_missed_frames_inside_a_crossing_do_not_split_it():
     # One or two frames misread as empty (low contrast) do not end the passage.
-    spec = "E*10 L*4 E*2 M*4 E H*4 E*10"
+    spec = "E*10 L*4 E*2 M*4 E H*4 E*15"
     events, counter = count(spec)
     assert [d for d, _ in events] == ["in"]
     # ...but an empty stretch longer than empty_seconds does, and then nobody crossed.
-    assert count("E*10 L*4 E*6 H*4 E*10")[0] == []
+    assert count("E*10 L*4 E*12 H*4 E*15")[0] == []
 
 
 def test_debounce_is_in_seconds_not_frames():
@@ -150,14 +150,14 @@ def test_one_fps_middle_first_crossing_is_inferred_from_where_they_left():
 
 def test_two_people_back_to_back_without_an_empty_frame_count_twice():
     # The first reaches the far side and leaves as the next appears at the near side.
-    spec = "E*10 L*5 M*5 H*5 L*5 M*5 H*5 E*10"
+    spec = "E*10 L*5 M*5 H*5 L*5 M*5 H*5 E*15"
     events, counter = count(spec)
     assert [d for d, _ in events] == ["in", "in"] and counter.occupancy == 2
     assert count(spec, split_on_jump_back=False)[0] == [("in", first_frame(spec, "H", 30))]
 
 
 def test_two_people_following_closely_count_twice():
-    spec = "E*10 L*3 T*14 H*3 E*10"
+    spec = "E*10 L*3 T*14 H*3 E*15"
     events, counter = count(spec)
     assert [d for d, _ in events] == ["in", "in"]
     assert counter.occupancy == 2
@@ -166,30 +166,30 @@ def test_two_people_following_closely_count_twice():
 
 
 def test_two_people_passing_count_one_each_way():
-    events, counter = count("E*10 L*3 T*12 L*3 E*10", occupancy=1)
+    events, counter = count("E*10 L*3 T*12 L*3 E*15", occupancy=1)
     assert [d for d, _ in events] == ["in", "out"]
     assert counter.occupancy == 1
-    events, _ = count("E*10 H*3 T*12 H*3 E*10", occupancy=1)
+    events, _ = count("E*10 H*3 T*12 H*3 E*15", occupancy=1)
     assert [d for d, _ in events] == ["out", "in"]
 
 
 def test_two_people_leaving_together_follow_the_known_side():
-    assert [d for d, _ in count("E*10 L*4 T*10 E*10")[0]] == ["in", "in"]
-    assert [d for d, _ in count("E*10 T*10 L*4 E*10", occupancy=2)[0]] == ["out", "out"]
+    assert [d for d, _ in count("E*10 L*4 T*10 E*15")[0]] == ["in", "in"]
+    assert [d for d, _ in count("E*10 T*10 L*4 E*15", occupancy=2)[0]] == ["out", "out"]
 
 
 def test_two_people_with_no_position_at_all_are_reported_not_guessed():
     meanings = [StateMeaning(0, "empty", None, 0), StateMeaning(1, "low", 0.1, 1),
                 StateMeaning(2, "high", 0.9, 1), StateMeaning(3, "two", None, 2)]
     counter = Counter(meanings)
-    states = [0] * 10 + [3] * 10 + [0] * 10
-    assert counter.process(np.arange(30) * 0.1, states) == []
+    states = [0] * 10 + [3] * 10 + [0] * 15
+    assert counter.process(np.arange(35) * 0.1, states) == []
     warnings = counter.drain_warnings()
     assert len(warnings) == 1 and "two people" in warnings[0]
 
 
 def test_separate_people_make_separate_passages():
-    spec = "E*10 L*5 M*5 H*5 E*10 H*5 M*5 L*5 E*10 L*5 M*5 H*5 E*10"
+    spec = "E*10 L*5 M*5 H*5 E*10 H*5 M*5 L*5 E*10 L*5 M*5 H*5 E*15"
     assert [d for d, _ in count(spec)[0]] == ["in", "out", "in"]
 
 
@@ -197,7 +197,7 @@ def test_separate_people_make_separate_passages():
 
 
 def test_occupancy_never_goes_negative_and_says_so():
-    events, counter = count("E*10 H*5 M*5 L*5 E*10 H*5 M*5 L*5 E*10")
+    events, counter = count("E*10 H*5 M*5 L*5 E*10 H*5 M*5 L*5 E*15")
     assert [e for e, _ in events] == ["out", "out"]
     assert counter.occupancy == 0 and counter.exits == 2 and counter.clamped == 2
     warnings = counter.drain_warnings()
@@ -209,7 +209,7 @@ def test_occupancy_never_goes_negative_and_says_so():
 def test_set_occupancy_and_reset():
     counter = Counter(MEANINGS)
     counter.set_occupancy(3)
-    states = states_of("E*10 H*5 M*5 L*5 E*10")
+    states = states_of("E*10 H*5 M*5 L*5 E*15")
     events = counter.process(np.arange(len(states)) * 0.1, states)
     assert events[0].occupancy == 2 and counter.occupancy == 2
     with pytest.raises(ValueError):
@@ -232,7 +232,7 @@ def test_finish_closes_a_passage_at_the_end_of_a_recording():
 
 def test_update_takes_the_frame_index_and_process_continues_it():
     counter = Counter(MEANINGS)
-    states = states_of("E*10 L*5 M*5 H*5 E*10")
+    states = states_of("E*10 L*5 M*5 H*5 E*15")
     events = []
     for i, state in enumerate(states[:12]):
         events += counter.update(i * 0.1, state, frame=500 + i)
@@ -267,13 +267,13 @@ def test_tuning_is_validated_and_named():
     assert counter.tuning == CounterTuning(min_state_seconds=0.5)
     # A longer debounce now rejects a 3-frame stay on the far side at 10 FPS.
     assert count("E*10 L*6 M*6 H*3 E*10", min_state_seconds=0.5)[0] == []
-    assert count("E*10 L*6 M*6 H*3 E*10")[0] == [("in", 22)]
+    assert count("E*10 L*6 M*6 H*3 E*15")[0] == [("in", 22)]
 
 
 def test_meanings_may_be_plain_dicts():
     meanings = [{"cluster": m.cluster, "name": m.name, "position": m.position, "people": m.people}
                 for m in MEANINGS]
-    states = states_of("E*10 L*5 M*5 H*5 E*10")
+    states = states_of("E*10 L*5 M*5 H*5 E*15")
     assert Counter(meanings).process(np.arange(len(states)) * 0.1, states) \
         == Counter(MEANINGS).process(np.arange(len(states)) * 0.1, states)
 
@@ -327,7 +327,7 @@ def test_pending_warnings_are_bounded():
     from thermalcount.runtime.counter import MAX_PENDING_WARNINGS
 
     counter = Counter(MEANINGS)
-    walk_out = states_of("E*5 H*3 M*3 L*3 E*5")
+    walk_out = states_of("E*5 H*3 M*3 L*3 E*12")
     states = np.tile(walk_out, MAX_PENDING_WARNINGS + 7)
     counter.process(np.arange(len(states)) * 0.1, states)
     assert counter.clamped == MAX_PENDING_WARNINGS + 7
@@ -342,7 +342,7 @@ def test_something_that_never_leaves_the_view_does_not_grow_without_bound():
     # The last-resort bound alone (the flicker ends "l H": both edges for the passing rule).
     counter = Counter(MEANINGS, static_seconds=0, opposite_edges_pass=False)
     flicker = states_of("M*3 l*3")
-    states = np.concatenate([states_of("E*10"), np.tile(flicker, MAX_PASSAGE_STATES // 2 + 10), states_of("H*5 E*10")])
+    states = np.concatenate([states_of("E*15"), np.tile(flicker, MAX_PASSAGE_STATES // 2 + 10), states_of("H*5 E*15")])
     counter.process(np.arange(len(states)) * 0.1, states)
     warnings = counter.drain_warnings()
     assert len(warnings) == 1 and "stayed in view with 10000 state changes" in warnings[0]
@@ -355,13 +355,13 @@ def test_something_that_never_leaves_the_view_does_not_grow_without_bound():
 
 def test_a_one_frame_two_inside_a_crossing_is_one_person():
     # A blob a little larger for one frame is not a second person (two_seconds).
-    assert [d for d, _ in count("E*10 L*5 M*2 T M*2 H*5 E*10")[0]] == ["in"]
-    assert [d for d, _ in count("E*10 L*5 M*2 T*4 M*2 H*5 E*10")[0]] == ["in", "in"]
+    assert [d for d, _ in count("E*10 L*5 M*2 T M*2 H*5 E*15")[0]] == ["in"]
+    assert [d for d, _ in count("E*10 L*5 M*2 T*4 M*2 H*5 E*15")[0]] == ["in", "in"]
 
 
 def test_both_edges_before_the_middle_are_two_people_passing():
     # One enters at each edge, they meet in the middle and each leaves on the far side.
-    spec = "E*10 H*3 L*2 M*4 T*3 M*4 E*10"  # H at 0.85, L at 0.15: both edges
+    spec = "E*10 H*3 L*2 M*4 T*3 M*4 E*15"  # H at 0.85, L at 0.15: both edges
     events = count(spec, occupancy=1)[0]
     assert sorted(d for d, _ in events) == ["in", "out"]
     assert count(spec, occupancy=1, opposite_edges_pass=False)[0] != events
@@ -381,7 +381,7 @@ def test_a_warm_object_in_view_becomes_background_and_crossings_past_it_count():
 
 
 def test_a_lingerer_is_not_taken_for_a_warm_object():
-    events, counter = count("E*10 L*5 M*80 H*5 E*10")
+    events, counter = count("E*10 L*5 M*80 H*5 E*15")
     assert [d for d, _ in events] == ["in"]
     assert not any("warm object" in w for w in counter.drain_warnings())
 

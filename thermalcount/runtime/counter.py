@@ -62,9 +62,10 @@ class CounterTuning:
     #: crossing (a blob a little larger for a moment) must not count twice. Pairs stay
     #: in view together for 0.3 s and more.
     two_seconds: float = 0.25
-    #: The view must be empty this long to end a passage: bridges a person missed for one or
-    #: two frames (low contrast) without merging two people a second apart.
-    empty_seconds: float = 0.4
+    #: The view must be empty this long to end a passage: bridges a faint person missed for
+    #: several frames (a warm room: seen at the edges, lost in the middle). People closer
+    #: together than this are kept apart by the jump-back split; 2 s merged busy doorways.
+    empty_seconds: float = 1.0
     #: Positions at or below this are side A (the low-index edge).
     low_side_max: float = 0.4
     #: Positions at or above this are side B (the high-index edge).
@@ -150,6 +151,8 @@ class Counter:
             raise ModelError("the model's states have no one-person positions on both sides of "
                              "the door line, so no direction can be told; retrain or re-export it")
         self._people_list, self._sides_list, self._positions = people, sides, positions
+        #: States at one edge of the view (someone just coming in or going out).
+        self._edge_list = [p is not None and min(p, 1.0 - p) <= EDGE_POSITION for p in positions]
         self._n_states = len(people)
         self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.min_state_seconds if p == 1
                             else self.tuning.two_seconds for p in people]
@@ -344,8 +347,8 @@ class Counter:
             return
         # A leaky sum of the time this state was seen: people pass through a state in a
         # fraction of a second, lingerers stay seconds; a warm object fills most of the time.
-        value, last = self._presence.get(state, (0.0, time))
-        value = value * math.exp(-(time - last) / STATIC_WINDOW_SECONDS) + seconds
+        booked = self._presence.get(state)
+        value = seconds if booked is None else booked[0] * math.exp((booked[1] - time) / STATIC_WINDOW_SECONDS) + seconds
         self._presence[state] = (value, time)
         if value < static:
             return
@@ -376,13 +379,13 @@ class Counter:
         side = self._sides_list[state]
         if passage is None:
             passage = self._passage = _Passage()
-        elif (self.tuning.split_on_jump_back and people == 1 and side != _SIDE_M
+        elif (people == 1 and side != _SIDE_M and self.tuning.split_on_jump_back
               and not passage.has_two and passage.runs):
-            previous_people, previous_side, previous_state = passage.runs[-1][0], passage.runs[-1][1], passage.runs[-1][4]
-            entry = _first_side(passage.runs)
-            gap = abs(_position_or(self._positions[previous_state], 0.5) - _position_or(self._positions[state], 0.5))
-            if (previous_people == 1 and previous_side == _other(side) and side == entry
-                    and gap >= self.tuning.jump_back_min_gap):
+            previous = passage.runs[-1]
+            # Cheapest tests first: this runs for every seen state change.
+            if (previous[0] == 1 and previous[1] == _other(side) and side == _first_side(passage.runs)
+                    and abs(_position_or(self._positions[previous[4]], 0.5)
+                            - _position_or(self._positions[state], 0.5)) >= self.tuning.jump_back_min_gap):
                 self._close(passage, frame, time, events)
                 passage = self._passage = _Passage()
         if len(passage.runs) >= MAX_PASSAGE_STATES:
@@ -406,8 +409,9 @@ class Counter:
         middle_at = [i for i, run in enumerate(passage.runs) if run[1] == _SIDE_M or run[0] >= 2]
         if self.tuning.opposite_edges_pass and middle_at:
             runs = passage.runs
-            head = {run[1] for run in runs[:middle_at[0]] if self._at_edge(run[4])}
-            tail = {run[1] for run in runs[middle_at[-1] + 1:] if self._at_edge(run[4])}
+            edge = self._edge_list
+            head = {run[1] for run in runs[:middle_at[0]] if edge[run[4]]}
+            tail = {run[1] for run in runs[middle_at[-1] + 1:] if edge[run[4]]}
             if {_SIDE_A, _SIDE_B} <= head or {_SIDE_A, _SIDE_B} <= tail:
                 # Both edges seen before anyone reached the middle (or after everyone left
                 # it): two people, one at each edge - they passed each other.
@@ -454,11 +458,6 @@ class Counter:
         end = _other(start)
         self._emit(start, end, *first_two, events)
         self._emit(start, end, *two_end, events)
-
-    def _at_edge(self, state: int) -> bool:
-        """A one-person state at one edge of the view (someone just coming in or going out)."""
-        position = self._positions[state]
-        return position is not None and min(position, 1.0 - position) <= EDGE_POSITION
 
     def _emit(self, from_side: int, to_side: int, frame: int, time: float, events: list) -> None:
         inward = (from_side == _SIDE_A) != self.flip
