@@ -64,8 +64,9 @@ class CounterTuning:
     two_seconds: float = 0.25
     #: The view must be empty this long to end a passage: bridges a faint person missed for
     #: several frames (a warm room: seen at the edges, lost in the middle). People closer
-    #: together than this are kept apart by the jump-back split; 2 s merged busy doorways.
-    empty_seconds: float = 1.0
+    #: together than this are kept apart by the jump-back split; 2 s merged busy doorways,
+    #: 1 s cost rooms with a flickering warm object (docs/model.md).
+    empty_seconds: float = 0.6
     #: Positions at or below this are side A (the low-index edge).
     low_side_max: float = 0.4
     #: Positions at or above this are side B (the high-index edge).
