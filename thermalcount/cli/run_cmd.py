@@ -22,9 +22,11 @@ from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
 @click.option("--light", "light_names", multiple=True, metavar="NAME_OR_ID",
               help="Hue light to switch; repeat for several.")
 @click.option("--group", "group_name", default=None, metavar="NAME_OR_ID", help="Hue group (room) to switch.")
+@click.option("--occupancy", type=click.IntRange(min=0), default=0, show_default=True,
+              help="People already in the room when counting starts (e.g. after a restart).")
 @click.option("--off-delay", type=click.FloatRange(min=0), default=None,
               help="Seconds the room must stay empty before the lights go off "
-                   "[default: off_delay in config.toml, else 30].")
+                   "[default: [hue] off_delay in config.toml, else 30].")
 @click.option("--events-out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Append each event as a JSON line to this file (flushed as it happens).")
 @click.option("--duration", type=DURATION, default=None,
@@ -45,7 +47,7 @@ from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
 @click.option("--room", default=None, help="Room this door belongs to, for 'thermalcount room'.")
 @click.option("--mqtt-ca", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CA certificate for mqtts:// brokers.")
-def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names, group_name, off_delay,
+def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names, group_name, occupancy, off_delay,
         events_out, duration, speed, no_dashboard, fps, bus, address, orientation, scenario, seed, faults,
         mqtt_url, door, room, mqtt_ca):
     """Count people live and switch the lights.
@@ -75,8 +77,9 @@ def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names
         scenario=scenario, seed=seed, faults=faults, mqtt_url=mqtt_url, door=door, room=room, mqtt_ca=mqtt_ca,
     )
     stats = run_session(options)
+    reason = "end of recording" if stats.stopped_by == "end-of-stream" else stats.stopped_by
     click.echo(
-        f"stopped ({stats.stopped_by}): {stats.frames} frames, {stats.entries} in, {stats.exits} out, "
+        f"stopped ({reason}): {stats.frames} frames, {stats.entries} in, {stats.exits} out, "
         f"occupancy {stats.occupancy}"
         + (f", {stats.sensor_errors} failed sensor reads" if stats.sensor_errors else ""),
         err=True,

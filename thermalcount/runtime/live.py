@@ -192,6 +192,12 @@ class LiveLoop:
             else:
                 just_recovered = False
 
+            # --duration 10m at 10 FPS is frames 0..5999: a frame at or past the end is not
+            # counted (the same frames `record --duration` would write).
+            if duration is not None and first_frame_time is not None and frame.time - first_frame_time >= duration - 1e-6:
+                stopped_by = "duration"
+                break
+
             t0 = perf()
             state = infer_one(frame.pixels)
             events = update(frame.time, state, frame.index)
@@ -215,9 +221,6 @@ class LiveLoop:
             snapshot.state_name = self._names.get(state, str(state))
 
             if max_frames is not None and snapshot.frames >= max_frames:
-                stopped_by = "duration"
-                break
-            if duration is not None and frame.time - first_frame_time >= duration:
                 stopped_by = "duration"
                 break
 

@@ -145,6 +145,10 @@ def _parse(data: bytes, path: Path):
 
     if not data:
         raise ModelError(f"model file {path} is empty; re-export it with 'thermalcount export'")
+    if data[:4] == b"PK\x03\x04":
+        # A training model file (a zip of arrays): the runtime needs its exported graph.
+        raise ModelError(f"{path} is a training model, not an exported one; run "
+                         f"'thermalcount export {path} --out model.onnx' and pass the .onnx file")
     try:
         proto = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError):

@@ -48,6 +48,7 @@ class RunOptions:
     door: Optional[str] = None
     room: Optional[str] = None
     mqtt_ca: Optional[str] = None
+    occupancy: int = 0  # people already in the room at start
 
 
 def run_session(options: RunOptions, *, out=None, on_loop=None):
@@ -89,6 +90,10 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
         model = Model.load(None if options.model_path in (None, "default") else options.model_path,
                            backend=options.backend)
         counter = Counter(model.meanings, flip=options.flip)
+        if options.occupancy < 0:
+            raise UsageError(f"--occupancy {options.occupancy} is negative; use 0 or more people")
+        if options.occupancy:
+            counter.set_occupancy(options.occupancy)
         events_out = _open_events_out(options.events_out, stack)
         lights, policy = _open_lights(options, report, stack)
         publisher = _open_mqtt(options, stack)
@@ -110,7 +115,7 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
                         status_interval=60.0 if plain else None)
         if publisher is not None:
             publisher.on_command = loop.command
-            publisher.publish_state(0, 0, 0)
+            publisher.publish_state(counter.occupancy, 0, 0)
         handler.loop = loop
         handler.flush_held()
         if on_loop is not None:

@@ -428,6 +428,11 @@ def open_emulated(*, fps: float = 10, speed: Optional[float] = 1.0, bus: int = 1
             raise SensorSetupError(f"the emulated sensor needs the simulator, which failed to import: {error}") from None
     emulated_bus = EmulatedI2CBus(bus, faults=faults, speed=speed, clock=clock, fps=fps)
     emulated_bus.attach(address if device_address is None else device_address, AMG8833Device(source))
+    if speed != 1 and "wall_clock" not in driver_options:
+        # Faster (or virtual) device time must reach the frames' timestamps too: the counter
+        # debounces and `--duration` measures in sensor time, not in wall time.
+        started = time.time()
+        driver_options["wall_clock"] = lambda: started + emulated_bus.clock.now()
     register_bus(emulated_bus)
     try:
         sensor = AMG8833(bus, address, fps=fps, orientation=orientation, speed=speed, sensor_name="emulated",
