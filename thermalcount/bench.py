@@ -45,7 +45,7 @@ BLOCK_CALLS = 100  # calls per variant per round of the interleaved loop
 WARMUP_CALLS = 500
 BACKEND_CHOICES = ("auto", "onnxruntime", "numpy", "all")
 
-# Targets of issue 5: reported, never asserted.
+# The project's latency and throughput targets: reported, never asserted.
 TARGET_FLOOR_RATIO = 1.2
 TARGET_WHOLE_FRAME_P99_US = 50.0
 TARGET_TORCH_SPEEDUP = 15.0
@@ -417,8 +417,9 @@ def evaluate_targets(report: dict) -> list:
     for backend, figures in report.get("throughput", {}).items():
         rate = figures["frames_per_second"]
         big = figures["frames"] >= 1_000_000
+        # Fewer frames than the target's 1M cannot say yes or no: "not measured".
         add(f"offline count ({backend}) >= 1M frames/s on >= 1M frames", ">= 1000000",
-            rate, big and rate >= TARGET_COUNT_FPS, "frames/s")
+            rate, (rate >= TARGET_COUNT_FPS) if big else None, "frames/s")
     for backend, figures in report.get("startup", {}).items():
         if "error" in figures:
             continue
