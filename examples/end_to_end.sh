@@ -11,8 +11,8 @@ mkdir -p "$WORK"
 thermalcount simulate --scenario mixed --seed 1 --frames "$FRAMES" --out "$WORK/train.h5" --overwrite
 thermalcount simulate --scenario mixed --seed 2 --frames "$((FRAMES / 2))" --out "$WORK/test.h5" --overwrite
 
-thermalcount train "$WORK/train.h5" --out "$WORK/model.tcmodel" --seed 0 --overwrite
-thermalcount export "$WORK/model.tcmodel" --out "$WORK/model.onnx" --overwrite
+thermalcount train "$WORK/train.h5" --out "$WORK/model.npz" --seed 0 --overwrite
+thermalcount export "$WORK/model.npz" --out "$WORK/model.onnx" --overwrite
 thermalcount inspect "$WORK/model.onnx"
 
 # Count the held-out recording; the JSON has precision/recall/F1 against its ground truth.

@@ -283,3 +283,14 @@ def test_train_cli_end_to_end(tmp_path):
     empty = CliRunner().invoke(cli, ["train", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.npz")])
     assert empty.exit_code != 0 and empty.output.strip().startswith("Error: ")
     assert len(empty.output.strip().splitlines()) == 1
+
+
+def test_train_command_defaults_follow_the_default_model_recipe():
+    """`thermalcount train` without options trains what the accuracy suite validated."""
+    from thermalcount.cli import train_cmd
+    from thermalcount.training import default
+
+    assert train_cmd.DEFAULT_CLUSTERS == default.CLUSTERS
+    for key, value in train_cmd.DEFAULT_PREPROCESSING.items():
+        assert default.PREPROCESSING[key] == value, key
+    assert default.PREPROCESSING.get("lateral_sort") == "auto"

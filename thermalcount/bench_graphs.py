@@ -63,7 +63,16 @@ def model_weights(proto, metadata: dict) -> dict:
         preprocessing = Preprocessing.from_dict(json.loads(metadata["preprocessing"]))
     # A centring Gemm subtracts the clip offset itself (its bias is -offset everywhere).
     shift = float(-arrays["centring_shift"].reshape(-1)[0]) if "centring_shift" in arrays else 0.0
+    # The graph's own nodes before the first encoder Gemm: the PyTorch row runs them in
+    # torch, so it computes exactly what the exported graph computes, whatever the
+    # preprocessing (a hand port drifted once when the preprocessing grew).
+    prefix = []
+    for node in proto.graph.node:
+        if "W1_folded" in node.input:
+            break
+        prefix.append(node)
     return {
+        "prefix_nodes": prefix, "prefix_input": node.input[0], "arrays": arrays,
         "first": arrays["W1_folded"], "b1": arrays["b1_folded"],
         "slope": arrays["prelu_slope"].reshape(-1),
         "w2": w2t, "b2": b2, "centroids": centroids,

@@ -7,8 +7,8 @@ torch, and a Pi never has it.
 
 The module is written the way the original design ran it: an ``nn.Sequential`` encoder
 (Linear 64->32, PReLU, Linear 32->latent), then a Python loop of ``torch.norm`` over the
-centroids and ``argmin``. The model's in-graph preprocessing (background removal and
-clipping) runs first in torch, so its states can be checked against the runtime's.
+centroids and ``argmin``. The exported graph's preprocessing nodes run first, executed by
+torch op by op, so its states can be checked against the runtime's.
 """
 
 from __future__ import annotations
@@ -36,27 +36,73 @@ class OriginalModule(torch.nn.Module):
         self.encoder = torch.nn.Sequential(linear1, prelu, linear2)
         self.centroids = [torch.from_numpy(c.astype(np.float32)) for c in weights["centroids"]]
         self.preprocessing = preprocessing
-        # What the exported graph subtracts before its first Gemm (else folded into its bias).
-        self.input_shift = float(weights.get("input_shift", 0.0))
+        self.prefix = list(weights.get("prefix_nodes", ()))
+        self.prefix_output = weights.get("prefix_input", "pixels")
+        self.constants = {name: torch.from_numpy(np.array(value)) for name, value in weights.get("arrays", {}).items()
+                          if any(name in node.input for node in self.prefix)}
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        """What the graph does before its first Gemm (offset and scale are folded into it)."""
-        p = self.preprocessing
-        if p is None or p.is_linear:
-            # Linear preprocessing is folded into the first layer's weights entirely.
+        """The exported graph's nodes before its first Gemm, executed by torch."""
+        if not self.prefix:
             return x
-        if p.background == "mean":
-            x = x - x.mean(dim=1, keepdim=True)
-        elif p.background == "lowest":
-            x = x - torch.topk(x, p.lowest_pixels, dim=1, largest=False).values.mean(dim=1, keepdim=True)
-        if p.clips:
-            x = torch.clamp(x, min=p.clip_low, max=p.clip_high) - self.input_shift
-        return x
+        values = {"frames": x.reshape(-1, 8, 8), **self.constants}
+        for node in self.prefix:
+            inputs = [values[name] if name else None for name in node.input]
+            outputs = _run_node(node, inputs)
+            values.update(zip(node.output, outputs))
+        return values[self.prefix_output]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.encoder(self.preprocess(x))
         distances = [torch.norm(z - c, dim=1) for c in self.centroids]
         return torch.argmin(torch.stack(distances, dim=1), dim=1)
+
+
+def _attribute(node, name, default):
+    from onnx import helper
+
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return helper.get_attribute_value(attribute)
+    return default
+
+
+def _run_node(node, inputs):
+    """One ONNX node of the preprocessing prefix in torch (the exporter's operators)."""
+    op = node.op_type
+    if op == "Reshape":
+        return [inputs[0].reshape(tuple(int(v) for v in inputs[1]))]
+    if op == "Gemm":
+        a, b = inputs[0], inputs[1]
+        if _attribute(node, "transA", 0):
+            a = a.T
+        if _attribute(node, "transB", 0):
+            b = b.T
+        out = _attribute(node, "alpha", 1.0) * (a @ b)
+        if len(inputs) > 2 and inputs[2] is not None:
+            out = out + _attribute(node, "beta", 1.0) * inputs[2]
+        return [out]
+    if op == "TopK":
+        values, indices = torch.topk(inputs[0], int(inputs[1].reshape(-1)[0]), dim=_attribute(node, "axis", -1),
+                                     largest=bool(_attribute(node, "largest", 1)),
+                                     sorted=bool(_attribute(node, "sorted", 1)))
+        return [values, indices]
+    if op == "Clip":
+        low = inputs[1] if len(inputs) > 1 else None
+        high = inputs[2] if len(inputs) > 2 else None
+        return [torch.clamp(inputs[0], min=low, max=high)]
+    if op == "ReduceMean":
+        axes = _attribute(node, "axes", None)
+        if axes is None and len(inputs) > 1:
+            axes = [int(v) for v in inputs[1].reshape(-1)]
+        return [inputs[0].mean(dim=tuple(axes), keepdim=bool(_attribute(node, "keepdims", 1)))]
+    binary = {"Max": torch.maximum, "Min": torch.minimum, "Div": torch.div, "Sub": torch.sub,
+              "Mul": torch.mul, "Add": torch.add}
+    if op in binary:
+        return [binary[op](inputs[0], inputs[1])]
+    if op == "Relu":
+        return [torch.relu(inputs[0])]
+    raise NotImplementedError(f"bench's PyTorch row does not know the operator {op}")
 
 
 def build_original(weights: dict, preprocessing):
