@@ -173,7 +173,6 @@ ROWS = [
 ]
 
 XFAIL = {
-    "train-absurd-frames": "training accepts frames of 400 °C without a word (thermalcount/training, reported)",
 }
 
 

@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 from thermalcount.errors import TrainingError
+from thermalcount.store import PIXEL_RANGE_C
 
 FRAME_SHAPE = (8, 8)
 PIXELS = 64
@@ -151,6 +152,14 @@ class TrainingData:
                     raise TrainingError(
                         f"{source.name}: frame {start + int(np.flatnonzero(bad)[0])} holds NaN or infinite values "
                         f"({int(bad.sum())} such frames in this part); drop them from the recording before training")
+                # The AMG8833 cannot report outside its specified range: such values are a
+                # broken sensor or a units mix-up (Kelvin, Fahrenheit, raw counts).
+                absurd = ((flat < PIXEL_RANGE_C[0]) | (flat > PIXEL_RANGE_C[1])).any(axis=1)
+                if absurd.any():
+                    raise TrainingError(
+                        f"{source.name}: frame {start + int(np.flatnonzero(absurd)[0])} has pixels outside the "
+                        f"sensor's range {PIXEL_RANGE_C[0]:g}..{PIXEL_RANGE_C[1]:g} °C ({int(absurd.sum())} such "
+                        "frames in this part); check the units or drop those frames before training")
                 digest.update(np.ascontiguousarray(frames, dtype="<f4").tobytes())
                 is_val, keys = self._split(index, start, len(frames))
                 self.sample.offer(keys[~is_val], flat[~is_val])
