@@ -100,4 +100,5 @@ def train(recordings, out, latent, clusters, epochs, batch_size, seed, val_split
                 progress.update(state["task"], advance=info["frames"], info=text)
 
         result = run_training(recordings, out, options, plots=plots, overwrite=overwrite, on_progress=on_progress)
-    print_report(result, Console(), out=out)
+    # soft_wrap: in a log or pipe, long lines (paths, the next command) stay whole.
+    print_report(result, Console(soft_wrap=True), out=out)

@@ -139,7 +139,7 @@ class DoorPublisher:
         try:
             command, value = ha.parse_count_command(payload)
         except ValueError as error:
-            self._report(f"ignored MQTT {error} on {topic}; send 'reset' or a whole number")
+            self._report(f"ignored a message on {topic}: {error}; send 'reset' or a whole number")
             return
         if self.on_command is not None:
             self.on_command(command, value)

@@ -291,7 +291,7 @@ class RoomService:
         try:
             command, value = ha.parse_count_command(payload)
         except ValueError as error:
-            self._notice(f"ignored MQTT {error} on {self.topics.set}; send 'reset' or a whole number")
+            self._notice(f"ignored a message on {self.topics.set}: {error}; send 'reset' or a whole number")
             return None
         self.count.set_occupancy(0 if command == "reset" else value)
         self._notice(f"room occupancy set to {self.count.occupancy} by hand")

@@ -104,11 +104,17 @@ def load_model(path) -> TrainedModel:
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist; train one with 'thermalcount train'")
     hint = "pass a file written by 'thermalcount train'"
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(b"\x08") and path.suffix == ".onnx":
+        raise ModelError(f"{path} is already an exported ONNX model: use it with --model; 'thermalcount export' "
+                         "takes the .npz file written by 'thermalcount train'")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise ModelError(f"{path} is not a thermalcount model file ({type(error).__name__}); {hint}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        what = "a zip archive" if not head.startswith(b"PK") else "a readable model archive"
+        raise ModelError(f"{path} is not a thermalcount model file (not {what}); {hint}") from None
     raw = arrays.pop(METADATA_MEMBER, None)
     try:
         metadata = json.loads(bytes(raw).decode("utf-8")) if raw is not None else None
