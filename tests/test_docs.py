@@ -61,3 +61,12 @@ def test_readme_quick_start_uses_real_commands():
     assert "run" in used
     assert used - {"hue"} <= names | {"hue"}, used - names
     assert "./scripts/test.sh" in readme
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Run the tests", 1)[1]
+    command = section.split("```sh\n", 1)[1].split("\n```", 1)[0].strip()
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if line.strip() and not line.strip().startswith("#")]
+    assert ci_lines[-1] == f"exec {command}"
