@@ -161,6 +161,21 @@ class Observer:
 
 
 @pytest.fixture
+def observers():
+    """``observers(port, *topics)`` -> an Observer, closed after the test."""
+    opened = []
+
+    def make(port, *topics):
+        observer = Observer(port, *topics)
+        opened.append(observer)
+        return observer
+
+    yield make
+    for observer in opened:
+        observer.close()
+
+
+@pytest.fixture
 def broker():
     instance = Mosquitto().start()
     yield instance

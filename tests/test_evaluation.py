@@ -345,3 +345,26 @@ def test_list_families():
     result = _invoke("--list-families")
     assert result.exit_code == 0
     assert [line.split()[0] for line in result.stdout.splitlines()] == [f.name for f in FAMILIES]
+
+
+def test_whole_suite_on_a_users_model_skips_the_warm_room_check(tmp_path):
+    """Without --family, a model whose training room is unknown gets every family it can
+    take and a note for the +5 °C check (it once failed after the whole suite instead)."""
+    import json as _json
+
+    import onnx
+    from click.testing import CliRunner
+
+    from thermalcount.cli import cli
+    from thermalcount.onnx_graph import default_model_path
+
+    model = onnx.load(str(default_model_path()))
+    props = {p.key: p for p in model.metadata_props}
+    props["training"].value = _json.dumps({"files": [{"name": "my-doorway.h5", "frames": 1000}]})
+    path = tmp_path / "mine.onnx"
+    onnx.save(model, str(path))
+    result = CliRunner().invoke(cli, ["evaluate", "--model", str(path), "--json"])
+    assert result.exit_code == 0, result.output[-500:]
+    report = _json.loads(result.stdout)
+    assert [s["name"] for s in report["skipped"]] == ["room_plus5"]
+    assert "room_plus5" not in [f["name"] for f in report["families"]]

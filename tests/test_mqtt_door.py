@@ -19,7 +19,7 @@ from thermalcount.errors import MqttError, UsageError
 from thermalcount.mqtt.door import DoorPublisher
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mqtt_broker import Mosquitto, Observer, broker, make_self_signed  # noqa: E402,F401
+from mqtt_broker import Mosquitto, Observer, broker, make_self_signed, observers  # noqa: E402,F401
 
 Event = namedtuple("Event", "frame time direction occupancy")  # the CountEvent contract
 FAST = {"reconnect_delay": (0.05, 0.3)}
@@ -38,20 +38,6 @@ def publishers():
     yield make
     for publisher in opened:
         publisher.close()
-
-
-@pytest.fixture
-def observers():
-    opened = []
-
-    def make(port, *topics):
-        observer = Observer(port, *topics)
-        opened.append(observer)
-        return observer
-
-    yield make
-    for observer in opened:
-        observer.close()
 
 
 def test_discovery_configs_state_and_availability_are_retained(broker, publishers, observers):

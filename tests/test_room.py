@@ -24,7 +24,7 @@ from thermalcount.mqtt.door import DoorPublisher
 from thermalcount.mqtt.room import RoomCount, RoomService
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mqtt_broker import Mosquitto, Observer, broker  # noqa: E402,F401
+from mqtt_broker import Mosquitto, Observer, broker, observers  # noqa: E402,F401
 
 Event = namedtuple("Event", "frame time direction occupancy")  # the CountEvent contract
 FAST = {"reconnect_delay": (0.05, 0.3)}
@@ -115,20 +115,6 @@ def running_room(broker):
         service.stop()
         thread.join(5)
         service.close()
-
-
-@pytest.fixture
-def observers():
-    opened = []
-
-    def make(port, *topics):
-        observer = Observer(port, *topics)
-        opened.append(observer)
-        return observer
-
-    yield make
-    for observer in opened:
-        observer.close()
 
 
 def wait_until(predicate, timeout=10.0, what="a condition"):

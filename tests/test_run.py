@@ -11,13 +11,11 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from thermalcount.cli import cli
 from thermalcount.config import save_hue_key
-from thermalcount.lights.policy import LightPolicy
 from thermalcount.runtime.session import RunOptions, run_session
 from thermalcount.sensors.simulator import simulate
 from thermalcount.store import write_recording
@@ -67,21 +65,20 @@ def test_run_event_log_appends_across_restarts(single_crossings, tmp_path):
 
 
 def _expected_light_changes(events, off_delay, end_time):
-    """On at each 0 -> 1, off when occupancy stayed 0 for off_delay (the documented policy)."""
-    policy = LightPolicy(off_delay=off_delay)
-    changes, occupancy = [], 0
-    timeline = [(e["time"], e["occupancy"]) for e in events]
-    # Sample finely so the off-delay expiry is seen between events.
-    t = timeline[0][0] if timeline else end_time
-    index = 0
-    while t <= end_time:
-        while index < len(timeline) and timeline[index][0] <= t:
-            occupancy = timeline[index][1]
-            index += 1
-        desired = policy.update(t, occupancy)
-        if desired is not None and (not changes or changes[-1] != desired):
-            changes.append(desired)
-        t += 0.1
+    """The documented rule, written out independently of LightPolicy: on when the occupancy
+    becomes > 0, off once it has stayed 0 for off_delay seconds."""
+    changes, empty_since = [], None
+    for event in events:
+        if empty_since is not None and event["time"] - empty_since >= off_delay and changes[-1:] != [False]:
+            changes.append(False)
+        if event["occupancy"] > 0:
+            empty_since = None
+            if changes[-1:] != [True]:
+                changes.append(True)
+        elif empty_since is None:
+            empty_since = event["time"]
+    if empty_since is not None and end_time - empty_since >= off_delay and changes[-1:] != [False]:
+        changes.append(False)
     return changes
 
 

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from thermalcount.errors import ModelError
+from thermalcount.runtime.model import single_frame_session
 
 
 def installed(module: str) -> bool:
@@ -145,19 +146,6 @@ def one_node_graph():
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
-
-
-def single_frame_session(model_bytes: bytes):
-    """An onnxruntime session set up like the runtime's single-frame one (1 thread, no spin)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
 def bound_runner(session, input_name: str, input_shape: tuple) -> Callable:

@@ -63,8 +63,7 @@ class CountResult:
     def to_json(self) -> dict:
         """The JSON object ``thermalcount count --json`` prints (schema in docs/counting.md)."""
         return {
-            "events": [{"frame": int(e.frame), "time": float(e.time), "direction": e.direction,
-                        "occupancy": int(e.occupancy)} for e in self.events],
+            "events": [event.to_json() for event in self.events],
             "entries": int(self.entries),
             "exits": int(self.exits),
             "score": self.score,

@@ -204,13 +204,19 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
 
 def save_graph(model, path, *, overwrite: bool = False) -> Path:
     """Write an ONNX model atomically (never a half-written file at ``path``)."""
+    return write_atomically(path, model.SerializeToString(), overwrite=overwrite)
+
+
+def write_atomically(path, data: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place, so a crash
+    never leaves a half-written model; OutputPathError if ``path`` exists and not ``overwrite``."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
     temporary = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_bytes(model.SerializeToString())
+        temporary.write_bytes(data)
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)

@@ -169,7 +169,7 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
         error.stats = stats
         raise
     finally:
-        stats.finished = clock() if clock is time.monotonic else time.monotonic()
+        stats.finished = time.monotonic()
     return stats
 
 

@@ -419,9 +419,6 @@ class RecordingWriter:
 
     # -- set-up
     def _create(self, sensor_info, fps: float, extra: dict) -> None:
-        parent = self.path.parent
-        if not parent.is_dir():
-            raise OutputPathError(f"cannot write {self.path}: folder {parent} does not exist")
         if not math.isfinite(fps) or fps <= 0:
             raise OutputPathError(f"fps must be a positive number, got {fps!r}")
         try:
@@ -724,9 +721,7 @@ def write_recording(path, frames, timestamps=None, *, fps: float = 10.0, events=
 
     ``events`` is an iterable of ``(frame, direction)`` or ``(frame, time, direction)``.
     """
-    frames = np.asarray(frames, dtype=np.float32)
-    if frames.ndim == 2 and frames.shape[1] == 64:
-        frames = frames.reshape(-1, *FRAME_SHAPE)
+    frames = np.asarray(frames, dtype=np.float32)  # (N, 64) is reshaped by append_many
     if timestamps is None:
         timestamps = _time.time() + np.arange(len(frames)) / float(fps)
     with RecordingWriter(path, sensor_info=sensor_info, fps=fps, overwrite=overwrite,

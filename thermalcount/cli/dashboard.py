@@ -80,19 +80,14 @@ def render_dashboard(loop, *, lights=None, publisher=None, title: str = "thermal
 
 def light_status_text(lights) -> Text:
     status = lights.status()
-    desired = getattr(status, "desired", None)
-    applied = getattr(status, "applied", None)
-    problem = getattr(status, "error", None) or getattr(status, "outage", None)
-    text = Text(f"desired {_onoff(desired)} · applied {_onoff(applied)}")
-    if problem:
-        text.append(f" · {problem}", style="red")
+    text = Text(f"desired {_onoff(status.desired)} · applied {_onoff(status.applied)}")
+    if status.error:
+        text.append(f" · {status.error}", style="red")
     return text
 
 
 def mqtt_status_text(publisher) -> Text:
     status = publisher.status
-    if callable(status):
-        status = status()
     connected = status.get("connected")
     text = Text("connected" if connected else "disconnected", style="green" if connected else "red")
     if status.get("queued"):

@@ -49,10 +49,11 @@ def evaluate(model_path, do_train, size, families, as_json, keep, list_families)
     progress = _progress_printer()
     keep_dir = _prepare_keep(keep)
     if do_train:
-        report = _train_and_score(chosen, size, keep_dir, progress)
+        report = _train_and_score(chosen, families, size, keep_dir, progress)
     else:
         models = evaluation.given_model(model_path)
-        report = evaluation.run_suite(models, size=size, families=[f.name for f in chosen], keep=keep_dir,
+        # families=None means "all": run_suite then skips the checks this model cannot take.
+        report = evaluation.run_suite(models, size=size, families=list(families) or None, keep=keep_dir,
                                       progress=progress)
     if as_json:
         click.echo(json.dumps(report))
@@ -88,7 +89,7 @@ def _prepare_keep(keep):
     return folder
 
 
-def _train_and_score(chosen, size, keep_dir, progress) -> dict:
+def _train_and_score(chosen, families, size, keep_dir, progress) -> dict:
     import tempfile
     from pathlib import Path
 
@@ -98,7 +99,7 @@ def _train_and_score(chosen, size, keep_dir, progress) -> dict:
     with tempfile.TemporaryDirectory(prefix="thermalcount-eval-train-") as scratch:
         folder = keep_dir if keep_dir is not None else Path(scratch)
         models = train_models(folder, names=models_needed(chosen), progress=progress)
-        return evaluation.run_suite(models, size=size, families=[f.name for f in chosen], keep=keep_dir,
+        return evaluation.run_suite(models, size=size, families=list(families) or None, keep=keep_dir,
                                     progress=progress)
 
 

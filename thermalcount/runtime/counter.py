@@ -50,6 +50,11 @@ class CountEvent(NamedTuple):
     direction: str  # "in" | "out"
     occupancy: int
 
+    def to_json(self) -> dict:
+        """The event as `count --json` and `run --events-out` write it (plain JSON types)."""
+        return {"frame": int(self.frame), "time": float(self.time), "direction": self.direction,
+                "occupancy": int(self.occupancy)}
+
 
 @dataclass(frozen=True)
 class CounterTuning:

@@ -89,7 +89,7 @@ class Model:
         _check_io(proto, path)
         metadata = {entry.key: entry.value for entry in proto.metadata_props}
         meanings, travel_axis, latent, clusters = _check_metadata(metadata, path)
-        impl = _make_backend(backend, data, proto, path, clusters, latent)
+        impl = _make_backend(backend, data, proto, path)
         return cls(path=path, backend_impl=impl, meanings=meanings, travel_axis=travel_axis,
                    latent=latent, clusters=clusters, metadata=metadata)
 
@@ -232,7 +232,7 @@ def _check_metadata(metadata: dict, path: Path):
 # ------------------------------------------------------------------------------ backends
 
 
-def _make_backend(backend: str, data: bytes, proto, path: Path, clusters: int, latent: int):
+def _make_backend(backend: str, data: bytes, proto, path: Path):
     if backend in ("auto", "onnxruntime"):
         try:
             import onnxruntime  # noqa: F401
@@ -241,26 +241,19 @@ def _make_backend(backend: str, data: bytes, proto, path: Path, clusters: int, l
                 raise ModelError("onnxruntime is not installed (no wheel for this machine?); "
                                  "pip install onnxruntime or use --backend numpy") from None
         else:
-            return OnnxRuntimeBackend(data, proto, path, clusters, latent)
-    return NumpyBackend(proto, clusters, latent)
+            return OnnxRuntimeBackend(data, proto, path)
+    return NumpyBackend(proto)
 
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, data: bytes, proto, path: Path, clusters: int, latent: int):
+    def __init__(self, data: bytes, proto, path: Path):
         import onnxruntime as ort
 
         self._ort = ort
         self._batch_states = None  # made on first use: only `count` needs it
         try:
-            single_options = ort.SessionOptions()
-            single_options.log_severity_level = 3
-            single_options.intra_op_num_threads = 1
-            single_options.inter_op_num_threads = 1
-            single_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            # No spinning worker threads: a 1-thread pool only burns CPU between frames.
-            single_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             # onnxruntime runs every node of a session's graph whatever outputs are bound, so
             # the live path gets the graph cut down to what 'state' needs (measured: ~15 %
             # faster per frame than binding all three outputs of the full graph).
@@ -270,8 +263,7 @@ class OnnxRuntimeBackend:
             # [1, 64] (bench: ~0.35 us of ~6.5 us per frame, 1.25x -> 1.18x the folded floor).
             flat_proto = without_leading_reshape(state_proto)
             single_graph = self._state_graph if flat_proto is None else flat_proto.SerializeToString()
-            self._single = ort.InferenceSession(single_graph, single_options,
-                                                providers=["CPUExecutionProvider"])
+            self._single = single_frame_session(single_graph)
             self._batch = ort.InferenceSession(data, _batch_options(ort),
                                                providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
@@ -306,6 +298,21 @@ class OnnxRuntimeBackend:
             self._batch_states = self._ort.InferenceSession(
                 self._state_graph, _batch_options(self._ort), providers=["CPUExecutionProvider"])
         return self._batch_states.run(["state"], {INPUT_NAME: frames})[0]
+
+
+def single_frame_session(model_bytes: bytes):
+    """An onnxruntime session for one frame at a time: one thread, sequential, no spinning
+    (a 1-thread pool only burns CPU between frames). bench times its comparison graphs in
+    sessions made here, so they run exactly as the runtime's."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
 def _batch_options(ort):
@@ -454,7 +461,7 @@ class NumpyBackend:
     #: cut into 256-row calls, see numpy_ops.BLAS_ROWS.)
     block_frames = 1024
 
-    def __init__(self, proto, clusters: int, latent: int):
+    def __init__(self, proto):
         from thermalcount.runtime.numpy_backend import compile_graph
 
         self._program = compile_graph(proto, INPUT_NAME, list(OUTPUT_NAMES))

@@ -204,16 +204,18 @@ class _ReportHandler(logging.Handler):
             return
         if self._held is not None:
             self._held.append(message)
-            return
-        if self.loop is not None:
-            self.loop.snapshot.notices.append(message)
-        self.report(message)
+        else:
+            self._show(message)
 
     def flush_held(self):
         held, self._held = self._held or [], None
         for message in held:
-            if self.loop is not None:
-                self.loop.snapshot.notices.append(message)
+            self._show(message)
+
+    def _show(self, message):
+        if self.loop is not None:
+            self.loop._notice(message)  # the dashboard's notices and the log line
+        else:
             self.report(message)
 
 

@@ -62,8 +62,7 @@ def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
         raise ValueError(f"travel axis must be rows or columns, not {travel_axis!r}")
     frames = np.asarray(decoded_c, np.float64).reshape(-1, 8, 8)
     k = len(frames)
-    rows, cols, _ = blob_centres(frames, HEAT_MARGIN_C)
-    heat = _warmth(frames, HEAT_MARGIN_C).sum(axis=(1, 2))
+    rows, cols, heat = blob_centres(frames, HEAT_MARGIN_C)
     along = rows if travel_axis == "rows" else cols
     empty = int(np.argmin(heat))
     # More clusters than the scene has: k-means may split the empty scenes (rooms, noise).

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from thermalcount import __version__
 from thermalcount.errors import ModelError, OutputPathError
-from thermalcount.onnx_graph import MODEL_FORMAT, WEIGHT_NAMES
+from thermalcount.onnx_graph import MODEL_FORMAT, WEIGHT_NAMES, write_atomically
 from thermalcount.preprocessing import Preprocessing
 
 FILE_FORMAT = "thermalcount-trained/1"
@@ -74,7 +73,7 @@ class TrainedModel:
 def save_model(model: TrainedModel, path, *, overwrite: bool = False) -> Path:
     """Write the model file atomically; OutputPathError if it exists and not ``overwrite``."""
     path = Path(path)
-    if path.exists() and not overwrite:
+    if path.exists() and not overwrite:  # before the work of packing the archive
         raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -87,15 +86,7 @@ def save_model(model: TrainedModel, path, *, overwrite: bool = False) -> Path:
             array_bytes = io.BytesIO()
             np.lib.format.write_array(array_bytes, members[name], allow_pickle=False)
             archive.writestr(info, array_bytes.getvalue())
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_bytes(buffer.getvalue())
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise OutputPathError(f"cannot write {path} ({error.strerror or error}); choose another --out") from None
-    return path
+    return write_atomically(path, buffer.getvalue(), overwrite=overwrite)
 
 
 def load_model(path) -> TrainedModel:
