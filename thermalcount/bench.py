@@ -335,13 +335,27 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
 def _agreement(pool: np.ndarray, models: dict, references: dict) -> dict:
     """How many benchmark frames get the state the exported graph's own ``state`` output gives
     (batch inference of the full graph), for each batch and single-frame path."""
-    expected = np.asarray(next(iter(models.values())).infer(pool).state).reshape(-1)
+    first = next(iter(models.values()))
+    first.start_stream()
+    expected = np.asarray(first.infer(pool).state).reshape(-1)
+    # References are bare graphs: a model that removes a per-pixel background first (runtime
+    # state, not graph) is compared on frames with it removed the same way.
+    reference_pool = pool
+    if first.tracker is not None:
+        first.start_stream()
+        reference_pool = first.tracker.correct(pool)
+
+    def fresh(run, model):
+        def call(frames):
+            model.start_stream()  # every path sees the pool as one new stream
+            return run(model, frames)
+        return call
+
     rows = {}
     for name, model in models.items():
-        rows[name] = model.infer_states
-        rows[f"{name} (single frame)"] = lambda frames, infer_one=model.infer_one: np.array(
-            [infer_one(frame) for frame in frames])
-    rows.update(references)
+        rows[name] = fresh(lambda m, frames: m.infer_states(frames), model)
+        rows[f"{name} (single frame)"] = fresh(lambda m, frames: np.array([m.infer_one(f) for f in frames]), model)
+    rows.update({name: (lambda frames, run=run: run(reference_pool)) for name, run in references.items()})
     out = {}
     for name, infer_states in rows.items():
         other = np.asarray(infer_states(pool)).reshape(-1)

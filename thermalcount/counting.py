@@ -100,6 +100,7 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
         n_frames, fps = recording.n_frames, recording.fps
         if choose_backend and model.backend != "numpy" and n_frames >= CALIBRATION_FRAMES * 4:
             model = _faster_for_batches(model, recording.read(0, CALIBRATION_FRAMES))
+        model.start_stream(fps)  # a model with a per-pixel background learns this recording's
         truth = recording.events
         has_truth = bool(truth) or recording.attrs.get("ground_truth") is not None
         chunks = _parallel_decoded_chunks(recording, chunk_frames)

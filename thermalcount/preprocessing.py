@@ -2,6 +2,10 @@
 
 A model never sees °C directly. Each frame is first made comparable across rooms and days:
 
+*  **the stream's per-pixel background** (optional, ``pattern_seconds``) is removed before
+   any of this, outside the graph, by the runtime that keeps it (thermalcount.runtime.pattern):
+   it needs the frames before, which a per-frame graph does not have.
+
 0. **lateral sort** (optional, ``lateral_sort``) - each line of pixels ACROSS the travel
    axis is sorted warmest first. Where along the door line a person walks says nothing about
    the count, but without this k-means spends clusters on it (a person at the left, middle,
@@ -63,6 +67,11 @@ class Preprocessing:
     #: multiplied by CONTRAST_REFERENCE / max(contrast_skin - frame mean, CONTRAST_FLOOR)
     #: (None: off). A 27 °C room's faint people then look like a 21 °C room's.
     contrast_skin: Optional[float] = None
+    #: Time constant in seconds of the per-pixel background a stream keeps (None: off). The
+    #: runtime removes it from each frame BEFORE the graph (thermalcount.runtime.pattern):
+    #: the sensor's fixed pattern and static warm objects, which no single frame can tell
+    #: from a person. Training removes it the same way, recording by recording.
+    pattern_seconds: Optional[float] = None
 
     def __post_init__(self):
         if self.background not in BACKGROUNDS:
@@ -77,6 +86,8 @@ class Preprocessing:
             raise ValueError("blur must be between 0 and 1")
         if self.lateral_sort not in LATERAL_SORTS:
             raise ValueError("lateral_sort must be rows, columns, auto or None")
+        if self.pattern_seconds is not None and not self.pattern_seconds > 0:
+            raise ValueError("pattern_seconds must be a positive number of seconds")
         if self.contrast_skin is not None and not self.contrast_skin > CONTRAST_FLOOR:
             raise ValueError("contrast_skin must be a skin temperature in °C")
         if (self.lateral_sort or self.blur or self.contrast_skin is not None) and self.background != "mean":
@@ -133,6 +144,8 @@ class Preprocessing:
         text = [parts[self.background]]
         if self.blur:
             text.insert(0, f"smooth (neighbour weight {self.blur:g})")
+        if self.pattern_seconds is not None:
+            text.insert(0, f"remove each pixel's slow background ({self.pattern_seconds:g} s, before the graph)")
         if self.lateral_sort:
             text.append(f"sort each line across the travel axis ({self.lateral_sort}) warmest first")
         if self.contrast_skin is not None:

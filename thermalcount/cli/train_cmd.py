@@ -7,7 +7,7 @@ import click
 # The recipe the accuracy suite validated (thermalcount/training/default.py), as plain
 # literals: importing the training package here would load numpy for every --help.
 DEFAULT_CLUSTERS = 16
-DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=1.0, clip_high=2.5)
+DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=1.0, clip_high=2.5, pattern_seconds=60.0)
 
 
 @click.command()
@@ -43,10 +43,15 @@ DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=1.0, clip_hi
 @click.option("--clip-high", default=DEFAULT_PREPROCESSING["clip_high"], show_default=True, type=float,
               help="°C above background at which a warm pixel is capped (makes warm rooms look like cool ones).")
 @click.option("--no-clip", is_flag=True, help="Do not clip residuals (fastest graph, less robust across rooms).")
+@click.option("--pattern-seconds", default=DEFAULT_PREPROCESSING["pattern_seconds"], show_default=True,
+              type=click.FloatRange(min=0),
+              help="Time constant of the per-pixel background each stream learns (fixed pattern, static "
+                   "warm objects), s (0: off).")
 @click.option("--plots", default=None, type=click.Path(file_okay=False), help="Directory for training PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 def train(recordings, out, latent, clusters, epochs, batch_size, seed, val_split, travel_axis, background,
-          lowest_pixels, lateral_sort, blur, contrast_skin, clip_low, clip_high, no_clip, plots, overwrite):
+          lowest_pixels, lateral_sort, blur, contrast_skin, clip_low, clip_high, no_clip, pattern_seconds, plots,
+          overwrite):
     """Train a model on one or more recordings (no labels needed).
 
     Frames are streamed from the files in chunks, so recordings larger than memory work.
@@ -72,7 +77,8 @@ def train(recordings, out, latent, clusters, epochs, batch_size, seed, val_split
             extras = dict(lateral_sort=None if lateral_sort == "none" else lateral_sort, blur=blur,
                           contrast_skin=contrast_skin or None)
         spec = Preprocessing(background=background, lowest_pixels=lowest_pixels, clip_low=None if no_clip else clip_low,
-                             clip_high=None if no_clip else clip_high, **extras)
+                             clip_high=None if no_clip else clip_high, pattern_seconds=pattern_seconds or None,
+                             **extras)
     except ValueError as error:
         raise TrainingError(f"bad preprocessing option: {error}") from None
     options = TrainOptions(latent=latent, clusters=clusters, epochs=epochs, batch_size=batch_size, seed=seed,

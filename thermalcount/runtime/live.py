@@ -130,6 +130,8 @@ class LiveLoop:
         last_glitch_notice = -GLITCH_NOTICE_INTERVAL
         stopped_by = "signal"
         snapshot = self.snapshot
+        # A new stream: a model that keeps a per-pixel background starts learning this one.
+        self.model.start_stream(getattr(getattr(self.sensor, "info", None), "fps", None) or 10.0)
         infer_one = self.model.infer_one
         update = self.counter.update
         perf = time.perf_counter

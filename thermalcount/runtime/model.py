@@ -70,8 +70,31 @@ class Model:
         self.latent: int = latent
         self.clusters: int = clusters
         self.metadata: dict = metadata
-        # Bound once: the live loop calls this ~10 times a second for days.
-        self.infer_one = backend_impl.infer_one
+        #: Seconds of the per-pixel background this model wants removed before its graph
+        #: (thermalcount.runtime.pattern), or None. Then the model remembers the stream:
+        #: call :meth:`start_stream` before each new one.
+        self.pattern_seconds: Optional[float] = _pattern_seconds(metadata, path)
+        self.tracker = None
+        self.start_stream()
+
+    def start_stream(self, fps: float = 10.0) -> None:
+        """Begin a new frame stream at ``fps``: forget the per-pixel background of the last
+        one (models without one: nothing to forget). ``infer_one``, ``infer`` and
+        ``infer_states`` then take the stream's frames in order."""
+        if self.pattern_seconds is None:
+            # Bound once: the live loop calls this ~10 times a second for days.
+            self.infer_one = self._impl.infer_one
+            return
+        from thermalcount.runtime.pattern import PatternTracker
+
+        self.tracker = PatternTracker(self.pattern_seconds, fps)
+        correct_one, infer_one = self.tracker.correct_one, self._impl.infer_one
+        self.infer_one = lambda frame: infer_one(correct_one(frame))
+
+    def _prepared(self, frames: np.ndarray) -> np.ndarray:
+        if self.tracker is not None:
+            return self.tracker.correct(frames)
+        return np.ascontiguousarray(frames)
 
     @classmethod
     def load(cls, path: Union[str, Path, None] = None, backend: str = "auto") -> "Model":
@@ -94,7 +117,7 @@ class Model:
                    latent=latent, clusters=clusters, metadata=metadata)
 
     # infer_one is set per instance in __init__ (the backend's bound method).
-    def infer_one(self, frame: np.ndarray) -> int:  # pragma: no cover - replaced in __init__
+    def infer_one(self, frame: np.ndarray) -> int:  # pragma: no cover - replaced in start_stream
         """(8, 8) float32 °C -> state index."""
         raise NotImplementedError
 
@@ -106,7 +129,7 @@ class Model:
         if len(frames) == 0:
             return InferenceResult(np.zeros(0, np.int64), np.zeros((0, self.clusters), np.float32),
                                    np.zeros((0, self.latent), np.float32))
-        return self._impl.infer(np.ascontiguousarray(frames))
+        return self._impl.infer(self._prepared(frames))
 
     def infer_states(self, frames: np.ndarray) -> np.ndarray:
         """Only the states (N,) int64 of a batch: what ``count`` needs, skipping the nodes
@@ -116,7 +139,7 @@ class Model:
             raise ModelError(f"frames must have shape (N, 8, 8), got {frames.shape}")
         if len(frames) == 0:
             return np.zeros(0, np.int64)
-        return self._impl.infer_states(np.ascontiguousarray(frames))
+        return self._impl.infer_states(self._prepared(frames))
 
     def __repr__(self) -> str:
         return (f"<Model {self.path.name} backend={self.backend} clusters={self.clusters} "
@@ -227,6 +250,18 @@ def _check_metadata(metadata: dict, path: Path):
                              f"({entry}); re-export the model")
         meanings.append(meaning)
     return meanings, travel_axis, latent, clusters
+
+
+def _pattern_seconds(metadata: dict, path: Path) -> Optional[float]:
+    """``pattern_seconds`` from the model's preprocessing description (None: no tracker)."""
+    try:
+        value = json.loads(metadata.get("preprocessing", "{}")).get("pattern_seconds")
+        seconds = None if value is None else float(value)
+    except (ValueError, TypeError, AttributeError):
+        raise ModelError(f"{path}: metadata 'preprocessing' is malformed; re-export the model") from None
+    if seconds is not None and not seconds > 0:
+        raise ModelError(f"{path}: metadata pattern_seconds must be positive; re-export the model")
+    return seconds
 
 
 # ------------------------------------------------------------------------------ backends

@@ -121,7 +121,8 @@ class TrainingData:
     """The frames of one or more sources, split into training and validation frames."""
 
     def __init__(self, sources, *, seed: int = 0, val_split: float = 0.1, chunk_frames: int = 16384,
-                 pool_chunks: int = 4, sample_size: int = 50_000, val_size: int = 20_000):
+                 pool_chunks: int = 4, sample_size: int = 50_000, val_size: int = 20_000,
+                 pattern_seconds: Optional[float] = None):
         if not 0.0 <= val_split < 0.5:
             raise TrainingError(f"--val-split must be at least 0 and below 0.5 (got {val_split})")
         self.sources = [as_source(item) for item in sources]
@@ -136,6 +137,25 @@ class TrainingData:
         self.summary: Optional[DataSummary] = None
         #: most frames held at once by any pass (chunk accounting for the bounded-memory tests)
         self.peak_frames_in_memory = 0
+        #: The stream's per-pixel background is removed from every frame the model trains on,
+        #: exactly as the runtime will (thermalcount.runtime.pattern). The tracker's state at
+        #: each chunk start is kept from the scan, so chunks can be read in any order later.
+        self.pattern_seconds = pattern_seconds
+        self._pattern_at: dict = {}  # (source index, start) -> (pattern, frames seen)
+
+    def _tracker(self, index: int):
+        from thermalcount.runtime.pattern import PatternTracker
+
+        return PatternTracker(self.pattern_seconds, self.sources[index].fps)
+
+    def _corrected(self, index: int, start: int, flat: np.ndarray) -> np.ndarray:
+        """Frames of chunk (index, start) with the stream's pattern removed, as at run time."""
+        if self.pattern_seconds is None:
+            return flat
+        tracker = self._tracker(index)
+        tracker.pattern, tracker.frames_seen = self._pattern_at[(index, start)]
+        tracker.pattern = tracker.pattern.copy()
+        return tracker.correct(flat.reshape(-1, 8, 8)).reshape(-1, PIXELS)
 
     # -- pass 0: check everything, hash it, take the samples --------------------------------
     def scan(self, on_chunk: Optional[Callable[[int], None]] = None) -> DataSummary:
@@ -144,6 +164,7 @@ class TrainingData:
             if not source.shape_ok():
                 raise TrainingError(f"{source.name}: frames must have shape (N, 8, 8), got {source.frames.shape}")
             digest = hashlib.sha256()
+            tracker = None if self.pattern_seconds is None else self._tracker(index)
             for start, frames in source.iter_chunks(self.chunk_frames):
                 frames = np.asarray(frames, dtype=np.float32)
                 flat = frames.reshape(len(frames), PIXELS)
@@ -161,6 +182,9 @@ class TrainingData:
                         f"sensor's range {PIXEL_RANGE_C[0]:g}..{PIXEL_RANGE_C[1]:g} °C ({int(absurd.sum())} such "
                         "frames in this part); check the units or drop those frames before training")
                 digest.update(np.ascontiguousarray(frames, dtype="<f4").tobytes())
+                if tracker is not None:
+                    self._pattern_at[(index, start)] = (tracker.pattern.copy(), tracker.frames_seen)
+                    flat = tracker.correct(frames).reshape(-1, PIXELS)
                 is_val, keys = self._split(index, start, len(frames))
                 self.sample.offer(keys[~is_val], flat[~is_val])
                 self.validation.offer(keys[is_val], flat[is_val])
@@ -199,7 +223,7 @@ class TrainingData:
             for position in order[first:first + self.pool_chunks]:
                 index, start = chunks[position]
                 frames = self.sources[index].read(start, start + self.chunk_frames)
-                flat = np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS)
+                flat = self._corrected(index, start, np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS))
                 is_val, _ = self._split(index, start, len(flat))
                 parts.append(flat[~is_val])
             pool = np.concatenate(parts)
@@ -215,7 +239,10 @@ class TrainingData:
     def iter_all(self) -> Iterator[tuple]:
         """(source index, start, (n, 64) frames) for every frame in order (assignment pass)."""
         for index, source in enumerate(self.sources):
+            tracker = None if self.pattern_seconds is None else self._tracker(index)
             for start, frames in source.iter_chunks(self.chunk_frames):
                 flat = np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS)
+                if tracker is not None:
+                    flat = tracker.correct(flat.reshape(-1, 8, 8)).reshape(-1, PIXELS)
                 self._account(len(flat))
                 yield index, start, flat

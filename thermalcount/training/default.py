@@ -21,9 +21,10 @@ SEED = 2024
 CLUSTERS = 16
 LATENT = 5
 EPOCHS = 50
-#: Sort each line across the travel axis, smooth, normalise contrast by the room
-#: temperature, noise floor 1 °C (docs/model.md).
-PREPROCESSING = dict(lateral_sort="auto", blur=0.5, contrast_skin=33.0, clip_low=1.0, clip_high=2.5)
+#: Remove each pixel's slow background (60 s), sort each line across the travel axis, smooth,
+#: normalise contrast by the room temperature, noise floor 1 °C (docs/model.md).
+PREPROCESSING = dict(lateral_sort="auto", blur=0.5, contrast_skin=33.0, clip_low=1.0, clip_high=2.5,
+                     pattern_seconds=60.0)
 #: (scenario, frames, simulator keywords): rooms differ by seed (fixed pattern, ambient
 #: jitter). Pairs (following, passing, busy) make up much of it so that k-means has enough
 #: two-people frames to give them clusters of their own. The first entry must stay a 10 FPS

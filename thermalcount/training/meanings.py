@@ -7,7 +7,7 @@
   For the others, ``position`` is the blob's heat-weighted centre along the travel axis
   (0 = low-index edge, 1 = high-index edge). The lowest is ``low``, the highest ``high``;
   clusters in between are ``middle`` (or ``low``/``high`` with a suffix when near an edge).
-  With 4+ clusters, a cluster whose heat is >= 1.5x the median heat of the person clusters is
+  With 4+ clusters, a cluster whose heat is >= TWO_PEOPLE_RATIO (1.5) x the median heat of the person clusters is
   ``two`` (two people in view), as long as a ``low`` and a ``high`` remain.
 """
 
@@ -18,7 +18,9 @@ import numpy as np
 TRAVEL_AXES = ("rows", "columns")
 HEAT_MARGIN_C = 0.5  # °C above a decoded frame's median before a pixel counts as warm
 BLOB_MARGIN_C = 1.5  # °C above a real frame's median for the travel-axis estimate
-TWO_PEOPLE_RATIO = 1.2
+#: With the per-pixel background removed a lone person's blob is fuller; at 1.2 a lone
+#: person at the mid line became 'two' and was counted twice (docs/model.md).
+TWO_PEOPLE_RATIO = 1.5
 EMPTY_HEAT_FRACTION = 0.25
 
 

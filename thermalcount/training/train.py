@@ -96,7 +96,8 @@ def train_model(sources, options: Optional[TrainOptions] = None,
     options.check()
     started = time.perf_counter()
     data = TrainingData(sources, seed=options.seed, val_split=options.val_split,
-                        chunk_frames=options.chunk_frames, sample_size=options.sample_size)
+                        chunk_frames=options.chunk_frames, sample_size=options.sample_size,
+                        pattern_seconds=options.preprocessing.pattern_seconds)
     _progress(on_progress, "stage", text="checking frames", total=sum(s.n_frames for s in data.sources))
     summary = data.scan(on_chunk=lambda n: _progress(on_progress, "scan", frames=n))
     if summary.n_train < max(MIN_FRAMES, 10 * options.clusters):

@@ -1,0 +1,165 @@
+"""The per-pixel background a stream keeps (thermalcount.runtime.pattern) and where it is used:
+the runtime model, training, and the same result live (frame by frame) and in batches."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from thermalcount.runtime.pattern import GATE_C, STEP, PatternTracker
+from thermalcount.sensors.simulator import Simulator, simulate
+
+
+def _frame_by_frame(tracker, frames):
+    return np.stack([tracker.correct_one(frame) for frame in frames])
+
+
+@pytest.mark.parametrize("fps", [10.0, 1.0])
+def test_batches_of_any_size_give_what_frame_by_frame_gives(fps):
+    frames = simulate(2000, "busy", seed=5, fps=fps).frames
+    live = _frame_by_frame(PatternTracker(60, fps), frames)
+    batched = PatternTracker(60, fps)
+    cuts = [0, 1, 2, STEP - 1, STEP + 5, 700, 701, 2000]
+    parts = [batched.correct(frames[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    np.testing.assert_allclose(np.concatenate(parts), live, atol=1e-4)
+    assert batched.frames_seen == 2000
+
+
+def test_the_first_frame_already_removes_the_rooms_fixed_pattern():
+    sim = Simulator("single", seed=3, noise=0.0, drift=0.0)
+    frames = sim.generate(1).frames
+    out = PatternTracker(60).correct(frames)
+    spread_before = float(np.ptp(frames[0]))
+    assert spread_before > 0.5  # the simulated room has a visible fixed pattern
+    assert float(np.ptp(out[0])) < 0.01
+    # The frame mean (the room temperature the graph normalises contrast with) is kept.
+    assert out[0].mean() == pytest.approx(frames[0].mean(), abs=1e-4)
+
+
+def _with_person(base, rows, peak=4.0):
+    frames = np.repeat(base[None], len(rows), axis=0).astype(np.float32)
+    for i, row in enumerate(rows):
+        if row is not None:
+            frames[i, row, 3:5] += peak
+    return frames
+
+
+def test_a_static_warm_patch_fades_and_a_person_walking_through_does_not():
+    rng = np.random.default_rng(1)
+    room = (21.0 + rng.normal(0, 0.6, (8, 8))).astype(np.float32)
+    room[6:8, 0:2] += 6.0  # a radiator, there from the start
+    tracker = PatternTracker(60, 10)
+    quiet = tracker.correct(np.repeat(room[None], 600, axis=0))
+    assert float(quiet[-1, 6:8, 0:2].max() - quiet[-1].mean()) < 0.05
+    # Someone crosses (one row per 2 frames); the pattern keeps nearly nothing of them.
+    walk = _with_person(room, [r for r in range(8) for _ in range(2)])
+    out = tracker.correct(walk)
+    seen = [float(out[i, i // 2, 3:5].mean() - out[i].mean()) for i in range(len(walk))]
+    assert min(seen) > 3.4
+    after = tracker.correct(np.repeat(room[None], 1, axis=0))
+    assert float(np.abs(after[0] - after[0].mean()).max()) < 0.1
+
+
+def test_a_lingerer_is_not_absorbed_but_a_new_warm_object_is_within_minutes():
+    room = np.full((8, 8), 21.0, np.float32)
+    tracker = PatternTracker(60, 10)
+    tracker.correct(np.repeat(room[None], 1200, axis=0))  # two minutes of empty room
+    stand = tracker.correct(_with_person(room, [4] * 80))  # 8 s standing at the door line
+    contrast = stand[:, 4, 3:5].mean(axis=1) - stand.mean(axis=(1, 2))
+    assert contrast[-1] > 0.9 * contrast[0]  # warm pixels learn 5x slower (GATE_C above)
+    laptop = room.copy()
+    laptop[0, 0] += 2 * GATE_C + 3.0
+    out = tracker.correct(np.repeat(laptop[None], 10 * 60 * 15, axis=0))  # 15 minutes
+    assert float(out[-1, 0, 0] - out[-1].mean()) < 0.5
+
+
+def test_reset_and_bad_parameters():
+    tracker = PatternTracker(30, 10)
+    tracker.correct(simulate(50, "single", seed=1).frames)
+    tracker.reset()
+    assert tracker.frames_seen == 0 and not tracker.pattern.any()
+    for seconds, fps in ((0, 10), (30, 0), (-1, 10)):
+        with pytest.raises(ValueError):
+            PatternTracker(seconds, fps)
+
+
+def test_the_default_model_keeps_a_per_pixel_background_and_gives_the_same_states_live_and_in_batches():
+    from thermalcount.runtime.model import Model
+
+    model = Model.load("default", backend="numpy")
+    assert model.pattern_seconds == 60.0
+    assert json.loads(model.metadata["preprocessing"])["pattern_seconds"] == 60.0
+    frames = simulate(1500, "mixed", seed=77).frames
+    model.start_stream(10.0)
+    batched = np.concatenate([model.infer_states(frames[:333]), model.infer_states(frames[333:])])
+    model.start_stream(10.0)
+    live = np.array([model.infer_one(frame) for frame in frames])
+    assert (live == batched).mean() > 0.999
+    # Without the stream's memory (a new stream per frame) the states differ: the tracker is used.
+    alone = []
+    for frame in frames[:300]:
+        model.start_stream(10.0)
+        alone.append(model.infer_one(frame))
+    assert np.array(alone).tolist() != batched[:300].tolist() or len(set(batched[:300])) == 1
+
+
+def test_a_model_without_pattern_seconds_has_no_tracker(tmp_path):
+    from thermalcount.onnx_graph import build_graph, save_graph
+    from thermalcount.preprocessing import Preprocessing
+    from thermalcount.runtime.model import Model
+
+    rng = np.random.default_rng(0)
+    weights = {"enc1.weight": rng.normal(size=(32, 64)), "enc1.bias": np.zeros(32), "prelu.weight": np.full(1, 0.25),
+               "enc2.weight": rng.normal(size=(3, 32)), "enc2.bias": np.zeros(3), "centroids": rng.normal(size=(3, 3))}
+    states = [{"cluster": 0, "name": "empty", "position": None, "people": 0},
+              {"cluster": 1, "name": "low", "position": 0.1, "people": 1},
+              {"cluster": 2, "name": "high", "position": 0.9, "people": 1}]
+    metadata = {"thermalcount_version": "test", "format": "thermalcount-model/1", "states": json.dumps(states),
+                "travel_axis": "rows", "input_units": "celsius", "latent": "3", "clusters": "3",
+                "training": "{}", "created": "now", "preprocessing": json.dumps(Preprocessing().to_dict())}
+    path = save_graph(build_graph(weights, Preprocessing(), metadata), tmp_path / "m.onnx")
+    model = Model.load(path, backend="numpy")
+    assert model.pattern_seconds is None and model.tracker is None
+    frame = simulate(1, "single", seed=2).frames
+    assert model.infer_one(frame[0]) == model.infer_states(frame)[0]
+
+
+def test_training_data_removes_the_pattern_as_the_runtime_does_in_any_chunk_order():
+    from thermalcount.training.data import ArraySource, TrainingData
+
+    frames = simulate(3000, "single", seed=9).frames
+    data = TrainingData([ArraySource(frames, "a")], chunk_frames=512, val_split=0.0, pattern_seconds=60.0)
+    data.scan()
+    expected = PatternTracker(60.0, 10.0).correct(frames).reshape(-1, 64)
+    everything = np.concatenate([flat for _, _, flat in data.iter_all()])
+    np.testing.assert_allclose(everything, expected, atol=1e-4)
+    # minibatches read chunks in a shuffled order; each chunk must still be corrected with
+    # the tracker state of ITS start.
+    batch_rows = np.concatenate(list(data.minibatches(epoch=0, batch_size=256)))
+    assert len(batch_rows) == len(frames)
+    ordered = batch_rows[np.lexsort(batch_rows.T[::-1])]
+    reference = expected[np.lexsort(expected.T[::-1])]
+    np.testing.assert_allclose(ordered, reference, atol=1e-4)
+
+
+def test_the_train_command_records_the_pattern_time_constant(tmp_path):
+    from click.testing import CliRunner
+
+    from thermalcount.cli import cli
+    from thermalcount.training.modelfile import load_model
+
+    runner = CliRunner()
+    recording = tmp_path / "sim.h5"
+    assert runner.invoke(cli, ["simulate", "--frames", "3000", "--out", str(recording)]).exit_code == 0
+    out = tmp_path / "m.npz"
+    result = runner.invoke(cli, ["train", str(recording), "--out", str(out), "--epochs", "2", "--clusters", "4",
+                                 "--pattern-seconds", "45"])
+    assert result.exit_code == 0, result.output
+    assert load_model(out).preprocessing.pattern_seconds == 45.0
+    off = tmp_path / "off.npz"
+    result = runner.invoke(cli, ["train", str(recording), "--out", str(off), "--epochs", "2", "--clusters", "4",
+                                 "--pattern-seconds", "0"])
+    assert result.exit_code == 0, result.output
+    assert load_model(off).preprocessing.pattern_seconds is None
