@@ -22,8 +22,11 @@ MEANINGS = [
     StateMeaning(3, "middle", 0.5, 1),
     StateMeaning(4, "low", 0.15, 1),
     StateMeaning(5, "low-2", 0.3, 1),
+    StateMeaning(6, "two-2", 0.7, 2),
+    StateMeaning(7, "two-3", None, 2),  # two people apart (no position): meanings' "two humps"
 ]
-LETTERS = {"E": "empty", "L": "low", "l": "low-2", "M": "middle", "H": "high", "T": "two"}
+LETTERS = {"E": "empty", "L": "low", "l": "low-2", "M": "middle", "H": "high", "T": "two", "U": "two-2",
+           "A": "two-3"}
 INDEX = {letter: next(m.cluster for m in MEANINGS if m.name == name) for letter, name in LETTERS.items()}
 
 
@@ -178,14 +181,36 @@ def test_two_people_leaving_together_follow_the_known_side():
     assert [d for d, _ in count("E*10 T*10 L*4 E*15", occupancy=2)[0]] == ["out", "out"]
 
 
-def test_two_people_with_no_position_at_all_are_reported_not_guessed():
+def test_two_people_with_no_side_at_all_are_reported_not_guessed():
     meanings = [StateMeaning(0, "empty", None, 0), StateMeaning(1, "low", 0.1, 1),
-                StateMeaning(2, "high", 0.9, 1), StateMeaning(3, "two", None, 2)]
+                StateMeaning(2, "high", 0.9, 1), StateMeaning(3, "two", 0.5, 2)]
     counter = Counter(meanings)
     states = [0] * 10 + [3] * 10 + [0] * 15
     assert counter.process(np.arange(35) * 0.1, states) == []
     warnings = counter.drain_warnings()
     assert len(warnings) == 1 and "two people" in warnings[0]
+
+
+def test_passing_events_fall_halfway_through_the_pair():
+    events, _ = count("E*10 L*3 T*12 L*3 E*15", occupancy=1)
+    frames = [f for _, f in events]
+    assert frames[0] == frames[1] and 13 + 3 <= frames[0] <= 13 + 12 - 3
+
+
+def test_a_pair_flickering_between_two_people_states_is_one_pair():
+    # Each two-people state lasts one frame (below two_seconds), together six frames.
+    spec = "E*10 L*3 T U T U T U H*3 E*15"
+    assert [d for d, _ in count(spec)[0]] == ["in", "in"]
+    assert [d for d, _ in count(spec, merge_two_states=False)[0]] == ["in"]
+
+
+def test_two_people_apart_in_the_view_are_passing_each_other():
+    # One at each edge (a state without a position), then together, then apart again: a
+    # pass, even though the ends of the passage show one side each.
+    events, counter = count("E*10 L*3 A*3 T*4 A*3 H*3 E*15", occupancy=1)
+    assert sorted(d for d, _ in events) == ["in", "out"] and counter.occupancy == 1
+    events, _ = count("E*10 A*6 E*15", occupancy=1)
+    assert sorted(d for d, _ in events) == ["in", "out"]
 
 
 def test_separate_people_make_separate_passages():
@@ -242,8 +267,8 @@ def test_update_takes_the_frame_index_and_process_continues_it():
 
 def test_bad_states_and_lengths_are_refused():
     counter = Counter(MEANINGS)
-    with pytest.raises(ValueError, match="not one of the model's 6 states"):
-        counter.update(0.0, 6)
+    with pytest.raises(ValueError, match="not one of the model's 8 states"):
+        counter.update(0.0, 8)
     with pytest.raises(ValueError, match="not one of"):
         counter.process([0.0, 0.1], [0, -1])
     with pytest.raises(ValueError, match="2 times for 3 states"):
@@ -368,10 +393,10 @@ def test_both_edges_before_the_middle_are_two_people_passing():
 
 
 def test_a_warm_object_in_view_becomes_background_and_crossings_past_it_count():
-    # A warm thing reads as "low-2" (l) for a minute; someone walks out past it, later
+    # A warm thing reads as "low-2" (l) for over a minute; someone walks out past it, later
     # someone walks in. The first crossing is inside the still-open passage and is found
     # when the thing is recognised; the second passage ends on the thing's state.
-    spec = "E*10 l*100 H*4 M*4 L*4 l*200 L*4 M*4 H*4 l*100 E*150"
+    spec = "E*10 l*700 H*4 M*4 L*4 l*200 L*4 M*4 H*4 l*100 E*150"
     events, counter = count(spec, occupancy=1)
     assert [d for d, _ in events] == ["out", "in"]
     assert events[0][1] == first_frame(spec, "L")
@@ -383,6 +408,15 @@ def test_a_warm_object_in_view_becomes_background_and_crossings_past_it_count():
 def test_a_lingerer_is_not_taken_for_a_warm_object():
     events, counter = count("E*10 L*5 M*80 H*5 E*15")
     assert [d for d, _ in events] == ["in"]
+    assert not any("warm object" in w for w in counter.drain_warnings())
+
+
+def test_people_who_stop_at_the_door_line_every_few_seconds_are_not_a_warm_object():
+    # Each stands 5 s in the same middle state, one every 10 s for two minutes: a third of
+    # every minute in one state, still people.
+    spec = " ".join(["L*3 M*50 H*3 E*44"] * 12)
+    events, counter = count("E*10 " + spec + " E*20")
+    assert [d for d, _ in events] == ["in"] * 12
     assert not any("warm object" in w for w in counter.drain_warnings())
 
 

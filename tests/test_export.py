@@ -33,6 +33,10 @@ SPECS = {
     "lowest48": Preprocessing(background="lowest", lowest_pixels=48, clip_low=0.75, clip_high=2.0),
     # the default model's: smoothing in the centring Gemm, TopK sort, contrast Gemm/Max/Div
     "sorted": Preprocessing(lateral_sort="rows", blur=0.5, contrast_skin=33.0, clip_low=1.0),
+    # the current default model's: the contrast gain before the floor (clip bounds in 21 °C
+    # units, the floor's shift folded into the first layer's bias)
+    "gain_first": Preprocessing(lateral_sort="rows", blur=0.5, contrast_skin=33.0, clip_low=0.8, gain_first=True,
+                                pattern_seconds=60.0),
 }
 
 
@@ -97,7 +101,7 @@ def test_graph_is_fused_checked_and_uses_only_allowed_ops(trained):
     # ...and linear preprocessing is folded into the first Gemm, which reads the input directly.
     first = producer["hidden_linear"]
     assert (first.input[0] == "pixels") == (name == "linear")
-    expected = {"linear": 8, "default": 10, "lowest": 12, "lowest48": 12, "sorted": 16}[name]
+    expected = {"linear": 8, "default": 10, "lowest": 12, "lowest48": 12, "sorted": 16, "gain_first": 16}[name]
     assert len(ops) == expected, ops
 
 

@@ -75,6 +75,18 @@ def test_a_lingerer_is_not_absorbed_but_a_new_warm_object_is_within_minutes():
     assert float(out[-1, 0, 0] - out[-1].mean()) < 0.5
 
 
+def test_someone_standing_there_when_the_stream_starts_is_forgotten_when_they_leave():
+    room = np.full((8, 8), 21.0, np.float32)
+    person = room.copy()
+    person[3:5, 3:5] += 4.0
+    tracker = PatternTracker(60, 10)
+    out = tracker.correct(np.concatenate([np.repeat(person[None], 30, axis=0), np.repeat(room[None], 30, axis=0)]))
+    assert abs(float(out[0, 3:5, 3:5].mean() - out[0].mean())) < 0.01  # part of the first background
+    assert float(out[-1, 3:5, 3:5].mean() - out[-1].mean()) > -0.6  # 3 s after leaving: mostly forgotten
+    back = tracker.correct(person[None])
+    assert float(back[0, 3:5, 3:5].mean() - back[0].mean()) > 3.0  # seen when they come back
+
+
 def test_reset_and_bad_parameters():
     tracker = PatternTracker(30, 10)
     tracker.correct(simulate(50, "single", seed=1).frames)

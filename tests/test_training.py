@@ -31,6 +31,8 @@ SPECS = [
     Preprocessing(background="none", clip_low=None, clip_high=30.0, scale=10.0),
     Preprocessing(lateral_sort="rows", blur=0.5, contrast_skin=33.0, clip_low=1.0),  # the default model's
     Preprocessing(lateral_sort="columns", contrast_skin=30.0, clip_low=0.5, clip_high=None),
+    Preprocessing(lateral_sort="rows", blur=0.5, contrast_skin=33.0, clip_low=0.8, gain_first=True),  # the default's
+    Preprocessing(contrast_skin=30.0, clip_low=0.5, clip_high=None, gain_first=True),
 ]
 
 
@@ -181,7 +183,8 @@ def test_meanings_of_known_decoded_centroids():
     by_cluster = {s["cluster"]: s for s in states}
     assert [by_cluster[c]["name"] for c in range(5)] == ["high", "empty", "low", "middle", "two"]
     assert by_cluster[1]["position"] is None and by_cluster[1]["people"] == 0
-    assert by_cluster[4]["people"] == 2
+    # Two blobs four rows apart: two people apart in the view, whose centre means nothing.
+    assert by_cluster[4]["people"] == 2 and by_cluster[4]["position"] is None
     assert by_cluster[2]["position"] < 0.15 and by_cluster[0]["position"] > 0.8
     # The same scene seen with the other mounting: blobs move along columns.
     transposed = assign_meanings(np.transpose(centroids, (0, 2, 1)), "columns")
@@ -194,6 +197,45 @@ def test_meanings_of_known_decoded_centroids():
                                             _blob(3.5, 3.5)]), "rows")
     assert [s["name"] for s in split_empty] == ["low", "empty-2", "high", "empty", "middle"]
     assert [s["people"] for s in split_empty] == [1, 0, 1, 0, 1]
+    # Two people side by side (one hump, twice the heat) keep their position; one person a
+    # little larger than the others does not become two.
+    pair = assign_meanings(np.stack([empty, _blob(0.5, 3.5), _blob(3.5, 3.5), _blob(6.5, 3.5), _blob(1.5, 3.5),
+                                     _blob(5.5, 3.5), _blob(3.5, 1.5) + _blob(3.5, 5.5)]), "rows")
+    assert [s["people"] for s in pair] == [0, 1, 1, 1, 1, 1, 2]
+    assert pair[6]["position"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_two_humps_needs_two_separate_blobs_along_the_travel_axis():
+    from thermalcount.training.meanings import two_humps
+
+    assert two_humps([0, 3, 4, 0, 0, 4, 3, 0])
+    assert two_humps([5, 1, 0, 0, 0, 0, 0, 2])
+    assert not two_humps([0, 3, 6, 6, 3, 0, 0, 0])  # one blob
+    assert not two_humps([0, 3, 6, 1, 2, 0, 0, 0])  # a dip, not two people apart
+    assert not two_humps([0, 8, 1, 0, 0, 1, 0, 0])  # a faint second bump is noise
+    assert not two_humps([0] * 8)
+
+
+def test_heavy_frames_get_clusters_of_their_own():
+    from thermalcount.training.kmeans import fit_centroids, heavy_threshold
+
+    rng = np.random.default_rng(4)
+    # 2-d "embeddings": a big empty blob, a long one-person continuum, and a small, nearby
+    # group of two-people frames with twice the heat.
+    empty = rng.normal(0, 0.05, (6000, 2))
+    single = np.column_stack([rng.uniform(1, 9, 3000), rng.normal(0, 0.05, 3000)])
+    pair = np.column_stack([rng.uniform(3, 6, 300), rng.normal(0.6, 0.05, 300)])
+    embeddings = np.concatenate([empty, single, pair])
+    heat = np.concatenate([np.zeros(6000), rng.normal(10, 1, 3000), rng.normal(20, 1.5, 300)])
+    assert 10 < heavy_threshold(heat) < 18
+    plain = fit_centroids(embeddings, 8, seed=0)
+    stratified = fit_centroids(embeddings, 8, seed=0, heat=heat)
+    near_pairs = lambda c: int((np.abs(c[:, 1] - 0.6) < 0.2).sum())  # noqa: E731
+    assert near_pairs(stratified) == 2 and near_pairs(plain) < 2
+    # Without enough heavy frames (or too few clusters) it is plain k-means.
+    np.testing.assert_array_equal(fit_centroids(embeddings[:9000], 8, seed=0, heat=heat[:9000]),
+                                  fit_centroids(embeddings[:9000], 8, seed=0))
+    assert fit_centroids(embeddings, 4, seed=0, heat=heat).shape == (4, 2)
 
 
 # --- bounded memory -----------------------------------------------------------------------

@@ -78,7 +78,7 @@ def folded_weights(weights: dict, preprocessing: Preprocessing) -> dict:
     if preprocessing.contrast_skin is not None:
         # The graph divides by (skin - mean) only; the constant reference rides on W1.
         first = first * CONTRAST_REFERENCE
-    offset_here = 0.0 if _centring_gemm(preprocessing) else preprocessing.offset
+    offset_here = 0.0 if _centring_gemm(preprocessing) and not preprocessing.gain_first else preprocessing.offset
     bias1 = b1 - (offset_here / preprocessing.scale) * w1.sum(axis=1)
     if preprocessing.is_linear:
         projection, _ = preprocessing.linear_parts()
@@ -120,7 +120,9 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
     if not preprocessing.is_linear:
         low, high = preprocessing.clip_low, preprocessing.clip_high
         if _centring_gemm(preprocessing):
-            shift = preprocessing.offset
+            # The floor's shift rides on this Gemm, unless the gain comes first: then the
+            # clip is in 21 °C-room units and the shift is folded into the first layer's bias.
+            shift = 0.0 if preprocessing.gain_first else preprocessing.offset
             centring = preprocessing.smoothing_matrix() - 1.0 / PIXELS
             nodes.append(helper.make_node(
                 "Gemm", [source, constant("centring", centring.astype(np.float32)),
@@ -157,6 +159,12 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
                 helper.make_node("Gemm", ["pixels", constant("minus_mean", np.full((PIXELS, 1), -1.0 / PIXELS, np.float32)),
                                           constant("skin", np.array([preprocessing.contrast_skin], np.float32))],
                                  ["contrast_raw"], name="person_contrast"),
+                # Gain first: also never below gain 1 (a cool room's person is not shrunk
+                # under the floor); the same one node, Clip instead of Max.
+                helper.make_node("Clip", ["contrast_raw", constant("contrast_floor", np.array(CONTRAST_FLOOR, np.float32)),
+                                          constant("contrast_ceiling", np.array(CONTRAST_REFERENCE, np.float32))],
+                                 ["contrast"], name="contrast_floor")
+                if preprocessing.gain_first else
                 helper.make_node("Max", ["contrast_raw", constant("contrast_floor", np.array([CONTRAST_FLOOR], np.float32))],
                                  ["contrast"], name="contrast_floor"),
                 helper.make_node("Div", [source, "contrast"], ["normalised"], name="normalise_contrast"),

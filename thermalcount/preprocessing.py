@@ -72,6 +72,13 @@ class Preprocessing:
     #: the sensor's fixed pattern and static warm objects, which no single frame can tell
     #: from a person. Training removes it the same way, recording by recording.
     pattern_seconds: Optional[float] = None
+    #: With contrast_skin: apply the contrast gain FIRST and the noise floor and cap after it,
+    #: both in 21 °C-room units, so a warm room's person keeps the shape and size of a cool
+    #: room's (its edges are not cut by a floor that is a larger share of its faint peak).
+    #: Needs the per-pixel background (pattern_seconds): amplified, the fixed pattern would
+    #: cross the floor. The gain is then at least 1: a room cooler than 21 °C does not shrink
+    #: its people under the floor. False: the floor in °C first, then the gain (older models).
+    gain_first: bool = False
 
     def __post_init__(self):
         if self.background not in BACKGROUNDS:
@@ -88,6 +95,8 @@ class Preprocessing:
             raise ValueError("lateral_sort must be rows, columns, auto or None")
         if self.pattern_seconds is not None and not self.pattern_seconds > 0:
             raise ValueError("pattern_seconds must be a positive number of seconds")
+        if self.gain_first and self.contrast_skin is None:
+            raise ValueError("gain_first needs contrast_skin")
         if self.contrast_skin is not None and not self.contrast_skin > CONTRAST_FLOOR:
             raise ValueError("contrast_skin must be a skin temperature in °C")
         if (self.lateral_sort or self.blur or self.contrast_skin is not None) and self.background != "mean":
@@ -148,6 +157,14 @@ class Preprocessing:
             text.insert(0, f"remove each pixel's slow background ({self.pattern_seconds:g} s, before the graph)")
         if self.lateral_sort:
             text.append(f"sort each line across the travel axis ({self.lateral_sort}) warmest first")
+        if self.contrast_skin is not None and self.gain_first:
+            text.append(f"scale by {CONTRAST_REFERENCE:g} / ({self.contrast_skin:g} °C - frame mean)")
+            if self.clips:
+                low = "-inf" if self.clip_low is None else f"{self.clip_low:g}"
+                high = "inf" if self.clip_high is None else f"{self.clip_high:g}"
+                text.append(f"clip to [{low}, {high}], subtract {self.offset:g}")
+            text.append(f"divide by {self.scale:g}")
+            return ", ".join(text)
         if self.contrast_skin is not None:
             text.append(f"subtract {self.offset:g} °C, scale by {CONTRAST_REFERENCE:g} / ({self.contrast_skin:g} °C - frame mean)")
             if self.clip_high is not None:
@@ -190,8 +207,16 @@ class Preprocessing:
         # The noise floor (clip_low) is taken off in °C first, so only what stands out above
         # the noise is amplified; the cap applies after the gain, in 21 °C-room units.
         mean = np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS).mean(axis=1, keepdims=True, dtype=np.float32)
-        excess = (residual - np.float32(self.offset)) / (
-            np.maximum(np.float32(self.contrast_skin) - mean, np.float32(CONTRAST_FLOOR)) / np.float32(CONTRAST_REFERENCE))
+        contrast = np.maximum(np.float32(self.contrast_skin) - mean, np.float32(CONTRAST_FLOOR))
+        if self.gain_first:  # never shrink: a cool room's person stays above the floor
+            contrast = np.minimum(contrast, np.float32(CONTRAST_REFERENCE))
+        divisor = contrast / np.float32(CONTRAST_REFERENCE)
+        if self.gain_first:
+            excess = residual / divisor
+            if self.clips:
+                excess = np.clip(excess, self.clip_low, self.clip_high)
+            return ((excess - np.float32(self.offset)) / np.float32(self.scale)).astype(np.float32)
+        excess = (residual - np.float32(self.offset)) / divisor
         high = None if self.clip_high is None else np.float32(self.clip_high - self.offset)
         low = None if self.clip_low is None else np.float32(0.0)
         if self.clips:

@@ -7,7 +7,7 @@ import click
 # The recipe the accuracy suite validated (thermalcount/training/default.py), as plain
 # literals: importing the training package here would load numpy for every --help.
 DEFAULT_CLUSTERS = 16
-DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=1.0, clip_high=2.5, pattern_seconds=60.0)
+DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=0.8, clip_high=2.5, pattern_seconds=60.0)
 
 
 @click.command()
@@ -78,7 +78,9 @@ def train(recordings, out, latent, clusters, epochs, batch_size, seed, val_split
                           contrast_skin=contrast_skin or None)
         spec = Preprocessing(background=background, lowest_pixels=lowest_pixels, clip_low=None if no_clip else clip_low,
                              clip_high=None if no_clip else clip_high, pattern_seconds=pattern_seconds or None,
-                             **extras)
+                             # With the per-pixel background removed, the contrast gain can come
+                             # before the noise floor (docs/model.md): warm rooms keep their shapes.
+                             gain_first=bool(extras.get("contrast_skin") and pattern_seconds), **extras)
     except ValueError as error:
         raise TrainingError(f"bad preprocessing option: {error}") from None
     options = TrainOptions(latent=latent, clusters=clusters, epochs=epochs, batch_size=batch_size, seed=seed,

@@ -72,6 +72,10 @@ class CounterTuning:
     #: together than this are kept apart by the jump-back split; 2 s merged busy doorways,
     #: 1 s cost rooms with a flickering warm object (docs/model.md).
     empty_seconds: float = 0.6
+    #: Debounce all two-people states together (one run while any of them follows another):
+    #: a faint or fast pair flickers between two-people states of neighbouring positions,
+    #: none lasting two_seconds on its own.
+    merge_two_states: bool = True
     #: Positions at or below this are side A (the low-index edge).
     low_side_max: float = 0.4
     #: Positions at or above this are side B (the high-index edge).
@@ -90,8 +94,11 @@ class CounterTuning:
     jump_back_min_gap: float = 0.5
     #: A person state seen for this many seconds of roughly the last minute (a leaky sum
     #: with a 60 s time constant) is a warm object, not a person (0: never). A crossing
-    #: spends well under a second in one state, a lingerer 2-8 s.
-    static_seconds: float = 16.0
+    #: spends well under a second in one state, a lingerer 2-8 s - but a doorway where people
+    #: stop every few seconds fills one "middle" state for a third of the minute (16 s cut
+    #: such crossings in two: lingering 0.935 at 16 s, 0.991 at 40 s). Models with a per-pixel
+    #: background absorb warm objects themselves; this is the safety net meanwhile.
+    static_seconds: float = 40.0
 
     def __post_init__(self):
         if min(self.min_state_seconds, self.empty_seconds, self.two_seconds, self.static_seconds) < 0:
@@ -157,12 +164,20 @@ class Counter:
             raise ModelError("the model's states have no one-person positions on both sides of "
                              "the door line, so no direction can be told; retrain or re-export it")
         self._people_list, self._sides_list, self._positions = people, sides, positions
+        #: Two-people states without a position: two people apart in the view (meanings).
+        self._apart_list = [p >= 2 and pos is None for p, pos in zip(people, positions)]
         #: States at one edge of the view (someone just coming in or going out).
         self._edge_list = [p is not None and min(p, 1.0 - p) <= EDGE_POSITION for p in positions]
         self._n_states = len(people)
         self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.min_state_seconds if p == 1
                             else self.tuning.two_seconds for p in people]
         self._threshold_array = np.array(self._thresholds, np.float64)
+        # Debounce key of each state: one-person and empty states are themselves; every
+        # two-people state shares one key, so a pair read as two-3, two-2, two-3 in three
+        # frames is one run of "two people" (the states differ only in where the pair is).
+        two_key = -1 if self.tuning.merge_two_states else None
+        self._key_list = [two_key if p >= 2 and two_key is not None else index for index, p in enumerate(people)]
+        self._key_array = np.array(self._key_list, np.int64)
         self._warnings: list = []
         self._dropped_warnings = 0
         self.reset()
@@ -245,7 +260,7 @@ class Counter:
         if self._run_state is not None and not self._run_confirmed and time >= self._run_deadline:
             self._run_confirmed = True
             self._seen(self._run_state, self._run_frame, self._run_time, events)
-        if state != self._run_state:
+        if self._run_state is None or self._key_list[state] != self._key_list[self._run_state]:
             self._run_state = state
             self._run_frame = frame
             self._run_time = time
@@ -276,7 +291,8 @@ class Counter:
         times = np.maximum.accumulate(np.concatenate(([self._last_time], times)))[1:]
         self._last_time = float(times[-1])
 
-        starts = np.concatenate(([0], np.flatnonzero(states[1:] != states[:-1]) + 1))
+        keys = self._key_array[states]
+        starts = np.concatenate(([0], np.flatnonzero(keys[1:] != keys[:-1]) + 1))
         ends = np.concatenate((starts[1:], [n]))
         run_states = states[starts]
         deadlines = times[starts] + self._threshold_array[run_states]
@@ -286,7 +302,7 @@ class Counter:
         run_times = times[starts]
         events: list = []
 
-        merged = self._run_state is not None and run_states[0] == self._run_state
+        merged = self._run_state is not None and keys[0] == self._key_list[self._run_state]
         if merged:
             # The chunk continues the open run: its start, deadline and status carry over.
             deadlines[0] = self._run_deadline
@@ -305,9 +321,10 @@ class Counter:
         seen = np.flatnonzero(newly)
         if len(seen):
             seen_states = run_states[seen]
-            previous = np.concatenate(([-1 if self._seen_state is None else self._seen_state],
-                                       seen_states[:-1]))
-            changed = seen[seen_states != previous]
+            seen_keys = self._key_array[seen_states]
+            previous = np.concatenate(([-2 if self._seen_state is None else self._key_list[self._seen_state]],
+                                       seen_keys[:-1]))
+            changed = seen[seen_keys != previous]
             seen_frames, seen_times = run_frames[changed].tolist(), run_times[changed].tolist()
             for state, frame, time in zip(run_states[changed].tolist(), seen_frames, seen_times):
                 self._seen(state, frame, time, events)
@@ -332,7 +349,7 @@ class Counter:
     # ---------------------------------------------------------------- passage logic
     def _seen(self, state: int, frame: int, time: float, events: list) -> None:
         """A state has lasted long enough to be believed (called once per change)."""
-        if state == self._seen_state:
+        if self._seen_state is not None and self._key_list[state] == self._key_list[self._seen_state]:
             return
         previous, since = self._seen_state, self._seen_time
         self._seen_state, self._seen_time = state, time
@@ -445,6 +462,12 @@ class Counter:
         first_two, two_end = passage.first_two, passage.two_end
         runs = passage.runs
         two_at = [i for i, run in enumerate(runs) if run[0] >= 2]
+        if self._any_apart(runs):
+            # Two people apart in the view (one near each edge): people following each other
+            # come 1.5-2 pixels apart at most, people passing each other start and end at
+            # opposite edges - a pass.
+            self._emit_pass(_SIDE_A, first_two, two_end, events)
+            return
         # Where the first person came from (alone, before the second appeared) and where the
         # last one left (alone, after the pair split up); two-person states with a position
         # stand in when nobody was seen alone on that end.
@@ -452,8 +475,7 @@ class Counter:
         exit_ = _last_side(runs[two_at[-1] + 1:]) or _last_side(runs[two_at[0]:two_at[-1] + 1])
         if entry is not None and exit_ is not None and entry == exit_:
             # Passing each other: one went across and the other came back.
-            self._emit(entry, _other(entry), *first_two, events)
-            self._emit(_other(entry), entry, *two_end, events)
+            self._emit_pass(entry, first_two, two_end, events)
             return
         if entry is None and exit_ is None:
             self._warn(
@@ -464,6 +486,19 @@ class Counter:
         end = _other(start)
         self._emit(start, end, *first_two, events)
         self._emit(start, end, *two_end, events)
+
+    def _any_apart(self, runs: list) -> bool:
+        """A two-people state without a position (two people apart) among the runs."""
+        apart = self._apart_list
+        return any(apart[run[4]] for run in runs)
+
+    def _emit_pass(self, first_from: int, first_two: tuple, two_end: tuple, events: list) -> None:
+        """Two people passing each other: one event each way. They cross the door line at
+        about the same moment, halfway through the time both were in view."""
+        frame = (first_two[0] + two_end[0]) // 2
+        moment = (first_two[1] + two_end[1]) / 2.0
+        self._emit(first_from, _other(first_from), frame, moment, events)
+        self._emit(_other(first_from), first_from, frame, moment, events)
 
     def _emit(self, from_side: int, to_side: int, frame: int, time: float, events: list) -> None:
         inward = (from_side == _SIDE_A) != self.flip

@@ -26,6 +26,8 @@ model is still one file. No torch, no scikit-learn: this runs on the Pi.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 PIXELS = 64
@@ -33,6 +35,13 @@ PIXELS = 64
 #: learns at SLOW_FACTOR of the rate: a lingerer is not absorbed, a laptop still is, in minutes.
 GATE_C = 1.0
 SLOW_FACTOR = 0.2
+#: A pixel this much (°C) BELOW its pattern shows where something warm has left - often
+#: someone who stood under the sensor when the stream began - and learns with a time
+#: constant of COOL_SECONDS (the rate capped at MAX_COOL_RATE per frame, which keeps the
+#: closed form far from underflow at 1 FPS). Noise rarely reaches it (4 standard deviations).
+COOL_C = 1.5
+COOL_SECONDS = 1.0
+MAX_COOL_RATE = 0.3
 #: Frames per step: which pixels are warm is judged against the pattern at the start of each
 #: step of this many frames (the same steps live and in batches, so both agree), and each step
 #: is one closed-form update in batches.
@@ -50,6 +59,7 @@ class PatternTracker:
         self.fps = fps
         #: The slowest update rate per frame, reached after ``seconds`` of frames.
         self.floor_rate = 1.0 / max(seconds * fps, 1.0)
+        self.cool_rate = min(1.0 - math.exp(-1.0 / (COOL_SECONDS * fps)), MAX_COOL_RATE)
         self.reset()
 
     def reset(self) -> None:
@@ -58,7 +68,13 @@ class PatternTracker:
         self.pattern = np.zeros(PIXELS, np.float64)
         self._gate_reference = self.pattern
         self._flat = np.empty(PIXELS, np.float64)
-        self._rate = np.empty(PIXELS, np.float64)
+
+    def _rates(self, relative: np.ndarray, base) -> np.ndarray:
+        """Per-pixel update rates for frames ``relative`` (to their mean): ``base`` where the
+        pixel is near its pattern, 1/5 of it where warmer, ``cool_rate`` where much cooler."""
+        change = relative - self._gate_reference
+        rates = np.where(change > GATE_C, SLOW_FACTOR, 1.0) * base
+        return np.where(change < -COOL_C, np.maximum(rates, self.cool_rate), rates)
 
     def correct_one(self, frame: np.ndarray) -> np.ndarray:
         """(8, 8) °C -> (8, 8) float32 °C with the pattern so far removed; learns the frame."""
@@ -71,12 +87,7 @@ class PatternTracker:
             if self.frames_seen % STEP == 0:
                 self._gate_reference = self.pattern.copy()
             flat -= flat.mean()  # now relative to the frame mean
-            rate = self._rate
-            np.subtract(flat, self._gate_reference, out=rate)
-            np.greater(rate, GATE_C, out=rate)  # 1.0 where warm
-            rate *= SLOW_FACTOR - 1.0
-            rate += 1.0
-            rate *= max(1.0 / (self.frames_seen + 1), self.floor_rate)
+            rate = self._rates(flat[None, :], max(1.0 / (self.frames_seen + 1), self.floor_rate))[0]
             flat -= self.pattern
             flat *= rate
             self.pattern += flat
@@ -89,34 +100,44 @@ class PatternTracker:
         """(N, 8, 8) °C -> (N, 8, 8) float32, as :meth:`correct_one` on each frame in turn."""
         frames = np.asarray(frames)
         n = len(frames)
-        out = np.empty((n, 8, 8), np.float32)
+        out = np.empty((n, PIXELS), np.float32)
         done = 0
         if n and self.frames_seen == 0:
-            out[0] = self.correct_one(frames[0])
+            out[0] = self.correct_one(frames[0]).reshape(PIXELS)
             done = 1
-        while done < n:
-            stop = min(n, done + STEP - self.frames_seen % STEP)
-            out[done:stop] = self._correct_step(frames[done:stop])
-            done = stop
-        return out
+        if done < n:
+            # Per frame, vectorised over the batch; only the recurrence goes step by step.
+            flat = np.asarray(frames[done:], np.float64).reshape(-1, PIXELS)
+            relative = flat - flat.mean(axis=1, keepdims=True)
+            base = np.maximum(1.0 / (self.frames_seen + 1 + np.arange(len(flat), dtype=np.float64)), self.floor_rate)
+            before = np.empty_like(flat)
+            start = 0
+            while start < len(flat):
+                stop = min(len(flat), start + STEP - self.frames_seen % STEP)
+                self._step(relative[start:stop], base[start:stop], before[start:stop])
+                start = stop
+            np.subtract(flat, before, out=flat)
+            out[done:] = flat
+        return out.reshape(n, 8, 8)
 
-    def _correct_step(self, frames: np.ndarray) -> np.ndarray:
-        """Frames up to the next step boundary. The recurrence p_t = (1 - a_t) p_(t-1) + a_t r_t
-        (per pixel) in closed form: p_t = P_t (p_0 + sum_k a_k r_k / P_k), P_t the running
-        product of (1 - a); a step is short enough that P stays far from underflow."""
+    def _step(self, relative: np.ndarray, base: np.ndarray, before: np.ndarray) -> None:
+        """Frames up to the next step boundary: writes the pattern each frame sees into
+        ``before`` and advances the state. The recurrence p_t = (1 - a_t) p_(t-1) + a_t r_t
+        (per pixel) in closed form, p_t = P_t (p_0 + sum_k a_k r_k / P_k) with P_t the
+        running product of (1 - a); a step is short enough that P stays far from underflow."""
         if self.frames_seen % STEP == 0:
             self._gate_reference = self.pattern.copy()
-        flat = np.asarray(frames, np.float64).reshape(-1, PIXELS)
-        relative = flat - flat.mean(axis=1, keepdims=True)
-        k = self.frames_seen + 1 + np.arange(len(flat), dtype=np.float64)
-        rates = np.maximum(1.0 / k, self.floor_rate)[:, None] * np.where(
-            relative - self._gate_reference > GATE_C, SLOW_FACTOR, 1.0)
-        keep = np.cumprod(1.0 - rates, axis=0)
-        after = keep * (self.pattern + np.cumsum(rates * relative / keep, axis=0))
-        before = np.vstack((self.pattern[None, :], after[:-1]))  # frame t sees the pattern of frames < t
+        rates = self._rates(relative, base[:, None])
+        keep = np.multiply.accumulate(1.0 - rates, axis=0)  # cheaper than np.cumprod here
+        rates *= relative
+        rates /= keep
+        after = np.add.accumulate(rates, axis=0)
+        after += self.pattern
+        after *= keep
+        before[0] = self.pattern
+        before[1:] = after[:-1]  # frame t sees the pattern of the frames before it
         self.pattern = after[-1].copy()
-        self.frames_seen += len(flat)
-        return (flat - before).astype(np.float32).reshape(-1, 8, 8)
+        self.frames_seen += len(relative)
 
 
 __all__ = ["PatternTracker"]

@@ -54,7 +54,14 @@ class TorchPreprocessing(nn.Module):
             if spec.clips:
                 flat = torch.clamp(flat, min=spec.clip_low, max=spec.clip_high)
             return (flat - spec.offset) / spec.scale
-        flat = (flat - spec.offset) / (torch.clamp(spec.contrast_skin - mean, min=CONTRAST_FLOOR) / CONTRAST_REFERENCE)
+        divisor = torch.clamp(spec.contrast_skin - mean, min=CONTRAST_FLOOR,
+                              max=CONTRAST_REFERENCE if spec.gain_first else None) / CONTRAST_REFERENCE
+        if spec.gain_first:
+            flat = flat / divisor
+            if spec.clips:
+                flat = torch.clamp(flat, min=spec.clip_low, max=spec.clip_high)
+            return (flat - spec.offset) / spec.scale
+        flat = (flat - spec.offset) / divisor
         if spec.clips:
             flat = torch.clamp(flat, min=None if spec.clip_low is None else 0.0,
                                max=None if spec.clip_high is None else spec.clip_high - spec.offset)

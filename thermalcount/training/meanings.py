@@ -9,6 +9,12 @@
   clusters in between are ``middle`` (or ``low``/``high`` with a suffix when near an edge).
   With 4+ clusters, a cluster whose heat is >= TWO_PEOPLE_RATIO (1.5) x the median heat of the person clusters is
   ``two`` (two people in view), as long as a ``low`` and a ``high`` remain.
+* A cluster whose heat along the travel axis has **two humps** (two peaks at least
+  ``APART_MIN_ROWS`` apart, nearly nothing between them) is ``two`` as well, whatever its
+  heat: two people apart in the view, typically one at each edge as they start to pass each
+  other. Its heat-weighted centre sits in the middle, where it looked like one person, so
+  its position is None: "two people apart" (the counter reads it as a pass when it comes
+  before, or after, anyone seen alone on a side).
 """
 
 from __future__ import annotations
@@ -22,6 +28,25 @@ BLOB_MARGIN_C = 1.5  # °C above a real frame's median for the travel-axis estim
 #: person at the mid line became 'two' and was counted twice (docs/model.md).
 TWO_PEOPLE_RATIO = 1.5
 EMPTY_HEAT_FRACTION = 0.25
+#: Two humps: peaks this many rows apart or more, the lower one at least APART_PEAK_RATIO of
+#: the higher, and between them a valley below APART_VALLEY_RATIO of the lower peak.
+APART_MIN_ROWS = 3
+APART_PEAK_RATIO = 0.3
+APART_VALLEY_RATIO = 0.25
+
+
+def two_humps(profile) -> bool:
+    """True when a heat profile along the travel axis shows two separate blobs."""
+    profile = np.asarray(profile, np.float64)
+    top = float(profile.max())
+    if top <= 0:
+        return False
+    for i in range(len(profile)):
+        for j in range(i + APART_MIN_ROWS, len(profile)):
+            low_peak = min(profile[i], profile[j])
+            if low_peak >= APART_PEAK_RATIO * top and profile[i + 1:j].min() <= APART_VALLEY_RATIO * low_peak:
+                return True
+    return False
 
 
 def _warmth(frames_c: np.ndarray, margin: float) -> np.ndarray:
@@ -79,10 +104,14 @@ def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
     others = [c for c in range(k) if c not in empties]
     position = {c: (float(np.clip(along[c] / 7.0, 0.0, 1.0)) if np.isfinite(along[c]) else 0.5) for c in others}
 
-    two = set()
+    profiles = _warmth(frames, HEAT_MARGIN_C).sum(axis=2 if travel_axis == "rows" else 1)
+    two = {c for c in others if two_humps(profiles[c])}
+    if len(others) - len(two) < 2:
+        two = set()  # a low and a high one-person state must remain
+    apart = set(two)  # their centre says nothing: position None (the counter's "both edges")
     if len(others) >= 3:
         reference = float(np.median([heat[c] for c in others]))
-        for c in sorted(others, key=lambda c: -heat[c]):
+        for c in sorted((c for c in others if c not in two), key=lambda c: -heat[c]):
             if len(others) - len(two) <= 2:
                 break
             if heat[c] >= TWO_PEOPLE_RATIO * reference:
@@ -108,7 +137,7 @@ def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
         used[base] = used.get(base, 0) + 1
         name = base if used[base] == 1 else f"{base}-{used[base]}"
         states.append({"cluster": c, "name": name,
-                       "position": None if c in empties else round(position[c], 4),
+                       "position": None if c in empties or c in apart else round(position[c], 4),
                        "people": 0 if c in empties else 2 if c in two else 1})
     return sorted(states, key=lambda s: s["cluster"])
 
