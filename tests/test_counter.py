@@ -173,7 +173,15 @@ def test_two_people_passing_count_one_each_way():
     assert [d for d, _ in events] == ["in", "out"]
     assert counter.occupancy == 1
     events, _ = count("E*10 H*3 T*12 H*3 E*15", occupancy=1)
-    assert [d for d, _ in events] == ["out", "in"]
+    assert [d for d, _ in events] == ["in", "out"]  # the entry first, whichever side began
+
+
+def test_a_pass_in_an_empty_room_leaves_it_empty_without_a_clamped_exit():
+    for flip in (False, True):
+        for spec in ("E*10 L*3 T*12 L*3 E*15", "E*10 H*3 T*12 H*3 E*15", "E*10 A*6 E*15"):
+            events, counter = count(spec, flip=flip)
+            assert sorted(d for d, _ in events) == ["in", "out"]
+            assert counter.occupancy == 0 and counter.clamped == 0, (spec, flip)
 
 
 def test_two_people_leaving_together_follow_the_known_side():
@@ -211,6 +219,20 @@ def test_two_people_apart_in_the_view_are_passing_each_other():
     assert sorted(d for d, _ in events) == ["in", "out"] and counter.occupancy == 1
     events, _ = count("E*10 A*6 E*15", occupancy=1)
     assert sorted(d for d, _ in events) == ["in", "out"]
+    # The apart state later in a run of two-people states still marks the pass.
+    events, _ = count("E*10 L*2 T A*4 T H*2 E*15", occupancy=1)
+    assert sorted(d for d, _ in events) == ["in", "out"]
+
+
+def test_a_two_people_run_split_between_chunks_counts_as_in_one():
+    states = np.array(states_of("E*10 T U*4 E*10"))
+    times = np.arange(len(states)) / 10.0
+    stepwise = Counter(MEANINGS)
+    expected = [e for t, s in zip(times, states) for e in stepwise.update(t, s)]
+    for cut in range(1, len(states)):
+        batch = Counter(MEANINGS)
+        got = batch.process(times[:cut], states[:cut]) + batch.process(times[cut:], states[cut:], start_frame=cut)
+        assert got == expected, cut
 
 
 def test_separate_people_make_separate_passages():

@@ -80,11 +80,38 @@ def test_someone_standing_there_when_the_stream_starts_is_forgotten_when_they_le
     person = room.copy()
     person[3:5, 3:5] += 4.0
     tracker = PatternTracker(60, 10)
-    out = tracker.correct(np.concatenate([np.repeat(person[None], 30, axis=0), np.repeat(room[None], 30, axis=0)]))
+    out = tracker.correct(np.concatenate([np.repeat(person[None], 30, axis=0), np.repeat(room[None], 70, axis=0)]))
     assert abs(float(out[0, 3:5, 3:5].mean() - out[0].mean())) < 0.01  # part of the first background
-    assert float(out[-1, 3:5, 3:5].mean() - out[-1].mean()) > -0.6  # 3 s after leaving: mostly forgotten
+    # The pattern is updated every STEP (32) frames: 7 s after leaving they are forgotten.
+    assert float(out[-1, 3:5, 3:5].mean() - out[-1].mean()) > -0.6
     back = tracker.correct(person[None])
     assert float(back[0, 3:5, 3:5].mean() - back[0].mean()) > 3.0  # seen when they come back
+
+
+def test_a_broken_frame_passes_through_unlearnt_and_does_not_poison_the_stream():
+    frames = simulate(300, "single", seed=4).frames.copy()
+    frames[0, 2, 2] = np.nan  # even as the very first frame
+    frames[100, 5, 5] = np.nan
+    frames[101] = np.inf
+    live = _frame_by_frame(PatternTracker(60, 10), frames)
+    batched = PatternTracker(60, 10)
+    parts = [batched.correct(frames[a:b]) for a, b in ((0, 1), (1, 99), (99, 102), (102, 300))]
+    np.testing.assert_array_equal(np.concatenate(parts), live)
+    broken = ~np.isfinite(live).all(axis=(1, 2))
+    assert broken.tolist() == [i in (0, 100, 101) for i in range(300)]
+    assert np.isfinite(batched.pattern).all()
+    assert np.isfinite(live[102:]).all()  # the frames after them are corrected as usual
+
+
+def test_odd_rates_and_chunkings_stay_finite_and_agree():
+    frames = simulate(500, "busy", seed=6, fps=1.0).frames
+    for seconds, fps in ((1.0, 1.0), (0.5, 1.0), (600.0, 10.0)):
+        live = _frame_by_frame(PatternTracker(seconds, fps), frames)
+        assert np.isfinite(live).all()
+        for size in (1, 7, 33, 100, 500):
+            batched = PatternTracker(seconds, fps)
+            out = np.concatenate([batched.correct(frames[i:i + size]) for i in range(0, len(frames), size)])
+            np.testing.assert_array_equal(out, live)
 
 
 def test_reset_and_bad_parameters():
@@ -142,7 +169,8 @@ def test_training_data_removes_the_pattern_as_the_runtime_does_in_any_chunk_orde
     from thermalcount.training.data import ArraySource, TrainingData
 
     frames = simulate(3000, "single", seed=9).frames
-    data = TrainingData([ArraySource(frames, "a")], chunk_frames=512, val_split=0.0, pattern_seconds=60.0)
+    # 500 frames per chunk: the chunk starts fall inside the tracker's 32-frame steps.
+    data = TrainingData([ArraySource(frames, "a")], chunk_frames=500, val_split=0.0, pattern_seconds=60.0)
     data.scan()
     expected = PatternTracker(60.0, 10.0).correct(frames).reshape(-1, 64)
     everything = np.concatenate([flat for _, _, flat in data.iter_all()])

@@ -178,6 +178,10 @@ class Counter:
         two_key = -1 if self.tuning.merge_two_states else None
         self._key_list = [two_key if p >= 2 and two_key is not None else index for index, p in enumerate(people)]
         self._key_array = np.array(self._key_list, np.int64)
+        # A merged two-people run stands for two people apart when any of its frames before it
+        # was confirmed is an "apart" state: it is then seen as this (apart) state.
+        self._apart_array = np.array(self._apart_list, bool)
+        self._apart_state = next((index for index, apart in enumerate(self._apart_list) if apart), None)
         self._warnings: list = []
         self._dropped_warnings = 0
         self.reset()
@@ -199,6 +203,7 @@ class Counter:
         self._run_time = 0.0
         self._run_deadline = 0.0
         self._run_confirmed = False
+        self._run_apart = False  # an "apart" state among the open run's frames so far
         self._seen_state: Optional[int] = None
         self._seen_time = 0.0
         #: States currently taken for a static warm thing (they count as empty).
@@ -259,14 +264,21 @@ class Counter:
         events: list = []
         if self._run_state is not None and not self._run_confirmed and time >= self._run_deadline:
             self._run_confirmed = True
-            self._seen(self._run_state, self._run_frame, self._run_time, events)
+            self._seen(self._shown(self._run_state, self._run_apart), self._run_frame, self._run_time, events)
         if self._run_state is None or self._key_list[state] != self._key_list[self._run_state]:
             self._run_state = state
             self._run_frame = frame
             self._run_time = time
             self._run_deadline = time + self._thresholds[state]
             self._run_confirmed = False
+            self._run_apart = bool(self._apart_list[state])
+        elif self._apart_list[state]:
+            self._run_apart = True
         return events
+
+    def _shown(self, state: int, apart: bool) -> int:
+        """The state a confirmed run is seen as: its first, or an apart state (see __init__)."""
+        return self._apart_state if apart and self._apart_state is not None else state
 
     def process(self, times, states, start_frame: Optional[int] = None) -> list:
         """Feed many frames at once; same result as calling :meth:`update` for each.
@@ -302,9 +314,12 @@ class Counter:
         run_times = times[starts]
         events: list = []
 
+        apart_so_far = np.concatenate(([0], np.cumsum(self._apart_array[states])))
         merged = self._run_state is not None and keys[0] == self._key_list[self._run_state]
+        carried_apart = merged and self._run_apart
         if merged:
-            # The chunk continues the open run: its start, deadline and status carry over.
+            # The chunk continues the open run: its state, start, deadline and status carry over.
+            run_states[0] = self._run_state
             deadlines[0] = self._run_deadline
             earliest[0] = 0
             confirmed_before[0] = self._run_confirmed
@@ -312,7 +327,7 @@ class Counter:
             run_times[0] = self._run_time
         elif self._run_state is not None and not self._run_confirmed and times[0] >= self._run_deadline:
             self._run_confirmed = True
-            self._seen(self._run_state, self._run_frame, self._run_time, events)
+            self._seen(self._shown(self._run_state, self._run_apart), self._run_frame, self._run_time, events)
 
         hit = np.maximum(np.searchsorted(times, deadlines, side="left"), earliest)
         # Confirmed inside this chunk: by a frame of the run or the first frame after it.
@@ -326,8 +341,12 @@ class Counter:
                                        seen_keys[:-1]))
             changed = seen[seen_keys != previous]
             seen_frames, seen_times = run_frames[changed].tolist(), run_times[changed].tolist()
-            for state, frame, time in zip(run_states[changed].tolist(), seen_frames, seen_times):
-                self._seen(state, frame, time, events)
+            # Apart frames among each run's frames before the one that confirmed it.
+            apart = (apart_so_far[hit[changed]] - apart_so_far[starts[changed]]) > 0
+            apart |= (changed == 0) & carried_apart
+            for state, apart_run, frame, time in zip(run_states[changed].tolist(), apart.tolist(), seen_frames,
+                                                     seen_times):
+                self._seen(self._shown(state, apart_run), frame, time, events)
 
         last = len(starts) - 1
         self._run_state = int(run_states[last])
@@ -335,6 +354,7 @@ class Counter:
         self._run_time = float(run_times[last])
         self._run_deadline = float(deadlines[last])
         self._run_confirmed = bool(confirmed_before[last] or newly[last])
+        self._run_apart = bool(apart_so_far[n] - apart_so_far[starts[last]] > 0 or (last == 0 and carried_apart))
         return events
 
     def finish(self) -> list:
@@ -497,8 +517,11 @@ class Counter:
         about the same moment, halfway through the time both were in view."""
         frame = (first_two[0] + two_end[0]) // 2
         moment = (first_two[1] + two_end[1]) / 2.0
-        self._emit(first_from, _other(first_from), frame, moment, events)
-        self._emit(_other(first_from), first_from, frame, moment, events)
+        # The entry first: an exit first could find the room at 0 and be clamped.
+        inward_first = (first_from == _SIDE_A) != self.flip
+        first = first_from if inward_first else _other(first_from)
+        self._emit(first, _other(first), frame, moment, events)
+        self._emit(_other(first), first, frame, moment, events)
 
     def _emit(self, from_side: int, to_side: int, frame: int, time: float, events: list) -> None:
         inward = (from_side == _SIDE_A) != self.flip

@@ -78,16 +78,16 @@ class Model:
         self.start_stream()
 
     def start_stream(self, fps: float = 10.0) -> None:
-        """Begin a new frame stream at ``fps``: forget the per-pixel background of the last
-        one (models without one: nothing to forget). ``infer_one``, ``infer`` and
+        """Begin a new frame stream at ``fps`` (10 when unknown): forget the per-pixel
+        background of the last one (models without one: nothing to forget). ``infer_one``, ``infer`` and
         ``infer_states`` then take the stream's frames in order."""
         if self.pattern_seconds is None:
             # Bound once: the live loop calls this ~10 times a second for days.
             self.infer_one = self._impl.infer_one
             return
-        from thermalcount.runtime.pattern import PatternTracker
+        from thermalcount.runtime.pattern import PatternTracker, stream_fps
 
-        self.tracker = PatternTracker(self.pattern_seconds, fps)
+        self.tracker = PatternTracker(self.pattern_seconds, stream_fps(fps))
         correct_one, infer_one = self.tracker.correct_one, self._impl.infer_one
         self.infer_one = lambda frame: infer_one(correct_one(frame))
 

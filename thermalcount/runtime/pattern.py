@@ -11,14 +11,17 @@ graph sees it. What is left is what changed: people.
   moves the frame mean at once and is not learned pixel by pixel, so it never lags; the
   graph's own per-frame background removal takes it off. The pattern has mean 0, so the
   frame mean, and the room temperature the graph normalises contrast with, are unchanged.
-* **Slow.** Time constant ``seconds`` (30 s for the default model): a person crossing in
-  2 s leaves ~7 % of their heat in the pattern, a lingerer standing 8 s ~25 %; a warm object
-  that appears is absorbed within a minute or two.
-* **Quick start.** For the first ``seconds`` of a stream the pattern is the plain average
-  of the frames seen so far, so the first frame already removes the room's pattern.
-* **Causal.** Frame *t* is corrected with the pattern of frames before it; the same stream
-  gives the same output frame by frame (:meth:`correct_one`, the live loop) or in chunks of
-  any size (:meth:`correct`, ``count``), up to float rounding.
+* **Slow.** Time constant ``seconds`` (60 s for the default model). A pixel more than
+  ``GATE_C`` above its pattern (someone there) learns 5x slower still, so a lingerer is not
+  absorbed; a warm object that appears is, in a few minutes. A pixel far BELOW its pattern
+  (something warm has left) learns within seconds.
+* **Quick start.** The first frame is the first pattern, so the room's fixed pattern is gone
+  from the start; for the first ``seconds`` the pattern is the plain average of the frames.
+* **In steps.** The pattern is brought up to date every ``STEP`` frames (3.2 s at 10 FPS),
+  in closed form over the step's frames, and each frame is corrected with the pattern of the
+  last step boundary before it. A live frame costs one subtraction and one copy; the same
+  stream gives the same output frame by frame (:meth:`correct_one`, the live loop) or in
+  chunks of any size (:meth:`correct`, ``count``), up to float rounding.
 
 The parameters travel in the model's metadata (``preprocessing.pattern_seconds``), so the
 model is still one file. No torch, no scikit-learn: this runs on the Pi.
@@ -37,15 +40,26 @@ GATE_C = 1.0
 SLOW_FACTOR = 0.2
 #: A pixel this much (°C) BELOW its pattern shows where something warm has left - often
 #: someone who stood under the sensor when the stream began - and learns with a time
-#: constant of COOL_SECONDS (the rate capped at MAX_COOL_RATE per frame, which keeps the
-#: closed form far from underflow at 1 FPS). Noise rarely reaches it (4 standard deviations).
+#: constant of COOL_SECONDS (at most MAX_COOL_RATE per frame: at 1 FPS a frame is 1 s).
+#: Noise rarely reaches it (4 standard deviations).
 COOL_C = 1.5
 COOL_SECONDS = 1.0
 MAX_COOL_RATE = 0.3
-#: Frames per step: which pixels are warm is judged against the pattern at the start of each
-#: step of this many frames (the same steps live and in batches, so both agree), and each step
-#: is one closed-form update in batches.
+#: Frames per step: the pattern is updated at every multiple of STEP frames of the stream.
 STEP = 32
+
+
+#: The frame rate assumed for a stream that does not say (the AMG8833's default).
+DEFAULT_FPS = 10.0
+
+
+def stream_fps(fps) -> float:
+    """``fps`` when it is a positive number, else DEFAULT_FPS (a recording without the attribute)."""
+    try:
+        fps = float(fps)
+    except (TypeError, ValueError):
+        return DEFAULT_FPS
+    return fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
 
 
 class PatternTracker:
@@ -60,84 +74,101 @@ class PatternTracker:
         #: The slowest update rate per frame, reached after ``seconds`` of frames.
         self.floor_rate = 1.0 / max(seconds * fps, 1.0)
         self.cool_rate = min(1.0 - math.exp(-1.0 / (COOL_SECONDS * fps)), MAX_COOL_RATE)
+        self._step_frames = np.empty((STEP, PIXELS), np.float64)  # this step's frames, relative
+        self._flat = np.empty(PIXELS, np.float64)
         self.reset()
 
     def reset(self) -> None:
         """Forget the pattern: the next frame starts a new stream."""
         self.frames_seen = 0
         self.pattern = np.zeros(PIXELS, np.float64)
-        self._gate_reference = self.pattern
-        self._flat = np.empty(PIXELS, np.float64)
+        self._held = 0  # frames of the current step so far
 
-    def _rates(self, relative: np.ndarray, base) -> np.ndarray:
-        """Per-pixel update rates for frames ``relative`` (to their mean): ``base`` where the
-        pixel is near its pattern, 1/5 of it where warmer, ``cool_rate`` where much cooler."""
-        change = relative - self._gate_reference
-        rates = np.where(change > GATE_C, SLOW_FACTOR, 1.0) * base
-        return np.where(change < -COOL_C, np.maximum(rates, self.cool_rate), rates)
+    # -- state, for training (chunks read in any order) --------------------------------------
+    def state(self) -> tuple:
+        """Everything the tracker knows, as a copy (see :meth:`restore`)."""
+        return self.pattern.copy(), self.frames_seen, self._step_frames[:self._held].copy()
 
+    def restore(self, state: tuple) -> None:
+        pattern, frames_seen, held = state
+        self.pattern = pattern.copy()
+        self.frames_seen = int(frames_seen)
+        self._held = len(held)
+        self._step_frames[:self._held] = held
+
+    # -- correcting frames -------------------------------------------------------------------
     def correct_one(self, frame: np.ndarray) -> np.ndarray:
-        """(8, 8) °C -> (8, 8) float32 °C with the pattern so far removed; learns the frame."""
+        """(8, 8) °C -> (8, 8) float32 °C with the pattern removed; learns the frame."""
         flat = self._flat
         flat[:] = frame.reshape(PIXELS)
-        if self.frames_seen == 0:
-            self.pattern = flat - flat.mean()  # the first frame is all there is to go on
-        out = (flat - self.pattern).astype(np.float32).reshape(8, 8)
-        if self.frames_seen:
-            if self.frames_seen % STEP == 0:
-                self._gate_reference = self.pattern.copy()
-            flat -= flat.mean()  # now relative to the frame mean
-            rate = self._rates(flat[None, :], max(1.0 / (self.frames_seen + 1), self.floor_rate))[0]
-            flat -= self.pattern
-            flat *= rate
-            self.pattern += flat
+        mean = flat.sum() * (1.0 / PIXELS)
+        if not math.isfinite(mean):
+            # A broken frame (NaN, inf) is passed on as it is - the caller marks it - and
+            # not learnt: it must not poison the pattern for the rest of the stream.
+            out = (flat - self.pattern).astype(np.float32).reshape(8, 8)
+            if self.frames_seen == 0:
+                return out  # nothing learnt yet: the next good frame starts the stream
+            self._step_frames[self._held] = self.pattern
         else:
-            self._gate_reference = self.pattern.copy()
+            if self.frames_seen == 0:
+                self.pattern = flat - mean  # the first frame is all there is to go on
+            out = (flat - self.pattern).astype(np.float32).reshape(8, 8)
+            np.subtract(flat, mean, out=self._step_frames[self._held])
+        self._held += 1
         self.frames_seen += 1
+        if self._held == STEP:
+            self._advance(self._step_frames)
         return out
 
     def correct(self, frames: np.ndarray) -> np.ndarray:
         """(N, 8, 8) °C -> (N, 8, 8) float32, as :meth:`correct_one` on each frame in turn."""
-        frames = np.asarray(frames)
-        n = len(frames)
-        out = np.empty((n, PIXELS), np.float32)
-        done = 0
-        if n and self.frames_seen == 0:
-            out[0] = self.correct_one(frames[0]).reshape(PIXELS)
-            done = 1
-        if done < n:
-            # Per frame, vectorised over the batch; only the recurrence goes step by step.
-            flat = np.asarray(frames[done:], np.float64).reshape(-1, PIXELS)
+        flat = np.asarray(frames, np.float64).reshape(-1, PIXELS)
+        n = len(flat)
+        if n == 0:
+            return np.empty((0, 8, 8), np.float32)
+        with np.errstate(invalid="ignore"):  # inf - inf in a broken frame: NaN, handled below
             relative = flat - flat.mean(axis=1, keepdims=True)
-            base = np.maximum(1.0 / (self.frames_seen + 1 + np.arange(len(flat), dtype=np.float64)), self.floor_rate)
-            before = np.empty_like(flat)
-            start = 0
-            while start < len(flat):
-                stop = min(len(flat), start + STEP - self.frames_seen % STEP)
-                self._step(relative[start:stop], base[start:stop], before[start:stop])
-                start = stop
-            np.subtract(flat, before, out=flat)
-            out[done:] = flat
-        return out.reshape(n, 8, 8)
+        broken = ~np.isfinite(relative).all(axis=1)
+        start = 0
+        if self.frames_seen == 0:
+            # The first good frame starts the stream; broken ones before it pass unlearnt.
+            good = np.flatnonzero(~broken)
+            start = int(good[0]) if len(good) else n
+            if start < n:
+                self.pattern = relative[start].copy()
+        while start < n:
+            stop = min(n, start + STEP - self._held)
+            flat[start:stop] -= self.pattern  # every frame of a step sees the pattern of its start
+            step_broken = broken[start:stop]
+            if step_broken.any():
+                relative[start:stop][step_broken] = self.pattern  # not learnt (see correct_one)
+            self._step_frames[self._held:self._held + stop - start] = relative[start:stop]
+            self._held += stop - start
+            self.frames_seen += stop - start
+            if self._held == STEP:
+                self._advance(self._step_frames)
+            start = stop
+        return flat.astype(np.float32).reshape(n, 8, 8)
 
-    def _step(self, relative: np.ndarray, base: np.ndarray, before: np.ndarray) -> None:
-        """Frames up to the next step boundary: writes the pattern each frame sees into
-        ``before`` and advances the state. The recurrence p_t = (1 - a_t) p_(t-1) + a_t r_t
-        (per pixel) in closed form, p_t = P_t (p_0 + sum_k a_k r_k / P_k) with P_t the
-        running product of (1 - a); a step is short enough that P stays far from underflow."""
-        if self.frames_seen % STEP == 0:
-            self._gate_reference = self.pattern.copy()
-        rates = self._rates(relative, base[:, None])
-        keep = np.multiply.accumulate(1.0 - rates, axis=0)  # cheaper than np.cumprod here
-        rates *= relative
-        rates /= keep
-        after = np.add.accumulate(rates, axis=0)
-        after += self.pattern
-        after *= keep
-        before[0] = self.pattern
-        before[1:] = after[:-1]  # frame t sees the pattern of the frames before it
-        self.pattern = after[-1].copy()
-        self.frames_seen += len(relative)
+    def _advance(self, relative: np.ndarray) -> None:
+        """Bring the pattern up to date with one full step of frames (relative to their mean).
+
+        Per pixel p_t = (1 - a_t) p_(t-1) + a_t r_t, so after the step
+        p = S_1 p_0 + sum_k a_k S_(k+1) r_k with S_k the product of (1 - a_j) for j >= k (a
+        product from the end: no division, nothing to underflow). Rates: 1/k for the k-th
+        frame of the stream, at least
+        ``floor_rate``; SLOW_FACTOR of that where the pixel is warmer than its pattern by
+        GATE_C; at least ``cool_rate`` where it is cooler by COOL_C.
+        """
+        k = self.frames_seen - len(relative) + 1 + np.arange(len(relative), dtype=np.float64)
+        base = np.maximum(1.0 / k, self.floor_rate)[:, None]
+        change = relative - self.pattern
+        rates = np.where(change > GATE_C, SLOW_FACTOR, 1.0) * base
+        rates = np.where(change < -COOL_C, np.maximum(rates, self.cool_rate), rates)
+        after = np.ones_like(rates)  # after[k]: product of (1 - a_j) for the frames after k
+        after[:-1] = np.multiply.accumulate((1.0 - rates)[:0:-1], axis=0)[::-1]
+        self.pattern = after[0] * (1.0 - rates[0]) * self.pattern + (rates * after * relative).sum(axis=0)
+        self._held = 0
 
 
-__all__ = ["PatternTracker"]
+__all__ = ["DEFAULT_FPS", "PatternTracker", "stream_fps"]

@@ -141,20 +141,19 @@ class TrainingData:
         #: exactly as the runtime will (thermalcount.runtime.pattern). The tracker's state at
         #: each chunk start is kept from the scan, so chunks can be read in any order later.
         self.pattern_seconds = pattern_seconds
-        self._pattern_at: dict = {}  # (source index, start) -> (pattern, frames seen)
+        self._pattern_at: dict = {}  # (source index, start) -> PatternTracker.state()
 
     def _tracker(self, index: int):
-        from thermalcount.runtime.pattern import PatternTracker
+        from thermalcount.runtime.pattern import PatternTracker, stream_fps
 
-        return PatternTracker(self.pattern_seconds, self.sources[index].fps)
+        return PatternTracker(self.pattern_seconds, stream_fps(self.sources[index].fps))
 
     def _corrected(self, index: int, start: int, flat: np.ndarray) -> np.ndarray:
         """Frames of chunk (index, start) with the stream's pattern removed, as at run time."""
         if self.pattern_seconds is None:
             return flat
         tracker = self._tracker(index)
-        tracker.pattern, tracker.frames_seen = self._pattern_at[(index, start)]
-        tracker.pattern = tracker.pattern.copy()
+        tracker.restore(self._pattern_at[(index, start)])
         return tracker.correct(flat.reshape(-1, 8, 8)).reshape(-1, PIXELS)
 
     # -- pass 0: check everything, hash it, take the samples --------------------------------
@@ -183,7 +182,7 @@ class TrainingData:
                         "frames in this part); check the units or drop those frames before training")
                 digest.update(np.ascontiguousarray(frames, dtype="<f4").tobytes())
                 if tracker is not None:
-                    self._pattern_at[(index, start)] = (tracker.pattern.copy(), tracker.frames_seen)
+                    self._pattern_at[(index, start)] = tracker.state()
                     flat = tracker.correct(frames).reshape(-1, PIXELS)
                 is_val, keys = self._split(index, start, len(frames))
                 self.sample.offer(keys[~is_val], flat[~is_val])
