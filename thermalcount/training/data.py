@@ -148,7 +148,7 @@ class TrainingData:
 
         return PatternTracker(self.pattern_seconds, stream_fps(self.sources[index].fps))
 
-    def _corrected(self, index: int, start: int, flat: np.ndarray) -> np.ndarray:
+    def corrected(self, index: int, start: int, flat: np.ndarray) -> np.ndarray:
         """Frames of chunk (index, start) with the stream's pattern removed, as at run time."""
         if self.pattern_seconds is None:
             return flat
@@ -222,7 +222,7 @@ class TrainingData:
             for position in order[first:first + self.pool_chunks]:
                 index, start = chunks[position]
                 frames = self.sources[index].read(start, start + self.chunk_frames)
-                flat = self._corrected(index, start, np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS))
+                flat = self.corrected(index, start, np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS))
                 is_val, _ = self._split(index, start, len(flat))
                 parts.append(flat[~is_val])
             pool = np.concatenate(parts)

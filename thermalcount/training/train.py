@@ -149,7 +149,9 @@ def train_model(sources, options: Optional[TrainOptions] = None,
 
     first = data.sources[0]
     timeline_frames = np.asarray(first.read(0, TIMELINE_FRAMES), np.float32).reshape(-1, 8, 8)
-    timeline_embedding = ae.encode_frames(autoencoder, spec, timeline_frames)
+    # The model sees them with the stream's per-pixel background removed, as at run time.
+    seen_frames = data.corrected(0, 0, timeline_frames.reshape(-1, 64)).reshape(-1, 8, 8)
+    timeline_embedding = ae.encode_frames(autoencoder, spec, seen_frames)
     timeline = {"frames": timeline_frames, "embedding": timeline_embedding,
                 "states": nearest(timeline_embedding, centroids)[0], "fps": first.fps, "name": first.name}
 
