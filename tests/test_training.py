@@ -138,6 +138,26 @@ def test_report_figures_and_meanings(small_result):
     assert loaded["train_frames"] + loaded["val_frames"] == 10_000 and loaded["val_frames"] > 500
 
 
+def test_report_warns_when_no_state_holds_two_people(small_result):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from thermalcount.training.report import print_report
+
+    def report(result):
+        console = Console(record=True, width=200)
+        print_report(result, console)
+        return console.export_text()
+
+    assert "No two-people state" in report(small_result)  # 4 clusters: empty, low, middle, high
+    states = [dict(s) for s in small_result.model.states]
+    states[2].update(name="two", people=2)
+    model = SimpleNamespace(**{**vars(small_result.model), "states": states})
+    with_pairs = SimpleNamespace(**{**vars(small_result), "model": model})
+    assert "No two-people state" not in report(with_pairs)
+
+
 def test_model_file_round_trip(tmp_path, small_result):
     save_model(small_result.model, tmp_path / "m.npz")
     loaded = load_model(tmp_path / "m.npz")

@@ -40,6 +40,10 @@ def print_report(result, console, out=None) -> None:
     quality = ("well separated" if score >= 0.5 else "overlapping: consider more data or --clusters"
                if score >= 0.25 else "poorly separated") if not math.isnan(score) else "n/a"
     console.print(f"Separation (silhouette on a sample): {score:.3f} ({quality})")
+    if not any(state["people"] >= 2 for state in model.states):
+        # The counter then reads two people close together as one (docs/counting.md).
+        console.print("[yellow]No two-people state:[/yellow] two people in view together will be counted "
+                      "as one. Train on recordings with pairs (following, passing) and 8+ --clusters.")
     if out is not None:
         console.print(f"Model written to [bold]{out}[/bold]; next: thermalcount export {out} --out model.onnx")
     for path in result.plot_files:
