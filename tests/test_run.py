@@ -233,6 +233,32 @@ def test_run_starts_with_the_given_occupancy(single_crossings, tmp_path):
     assert stats.occupancy == 5 + stats.entries - stats.exits
 
 
+def test_run_command_passes_occupancy_and_a_configured_off_delay_of_zero(single_crossings, monkeypatch):
+    # Through the CLI, not run_session: the options must reach the session.
+    import re
+
+    from thermalcount.config import config_path
+
+    path, _ = single_crossings
+    result = CliRunner().invoke(cli, ["run", "--sensor", f"replay:{path}", "--speed", "max", "--lights", "none",
+                                      "--occupancy", "5", "--no-dashboard"])
+    assert result.exit_code == 0, result.output
+    entries, exits, occupancy = map(int, re.search(r"(\d+) in, (\d+) out, occupancy (\d+)", result.stderr).groups())
+    assert occupancy == 5 + entries - exits
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text("[hue]\noff_delay = 0\n")
+    seen = {}
+    import thermalcount.runtime.session as session
+
+    def capture(options, **_):
+        seen["off_delay"] = options.off_delay
+        raise SystemExit(0)
+    monkeypatch.setattr(session, "run_session", capture)
+    CliRunner().invoke(cli, ["run", "--sensor", "sim", "--lights", "none", "--no-dashboard"])
+    assert seen == {"off_delay": 0.0}
+
+
 def test_run_with_a_training_model_says_export_it(tmp_path):
     model = tmp_path / "door.tcmodel"
     model.write_bytes(b"PK\x03\x04" + b"\0" * 64)

@@ -68,11 +68,12 @@ def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names
     if off_delay is None:
         from thermalcount.config import load_config
 
-        off_delay = load_config().off_delay or 30.0
+        configured = load_config().off_delay
+        off_delay = 30.0 if configured is None else configured  # 0 in the config means 0
     options = RunOptions(
         sensor_spec=sensor_spec, model_path=model_path, backend=backend, flip=flip,
         lights_kind=lights_kind, bridge=bridge, light_names=tuple(light_names), group_name=group_name,
-        off_delay=off_delay, events_out=events_out, duration=duration, speed=speed,
+        off_delay=off_delay, occupancy=occupancy, events_out=events_out, duration=duration, speed=speed,
         dashboard=not no_dashboard, fps=float(fps), bus=bus, address=address, orientation=orientation,
         scenario=scenario, seed=seed, faults=faults, mqtt_url=mqtt_url, door=door, room=room, mqtt_ca=mqtt_ca,
     )
