@@ -116,11 +116,7 @@ def live_variants(models: dict, frames: np.ndarray, raw: list, sensor, meanings,
     variants["light_decision"] = light_step
 
     for backend, model in models.items():
-        infer_one, cursor = model.infer_one, _Cursor(n)
-
-        def infer_step(infer_one=infer_one, cursor=cursor):
-            infer_one(frames[cursor.next()[0]])
-        variants[f"inference.{backend}"] = infer_step
+        variants[f"inference.{backend}"] = on_frames(model.infer_one, frames)
         variants[f"whole_frame.{backend}"] = _whole_frame(model, raw, meanings, off_delay, read=None)
         variants[f"whole_frame_with_read.{backend}"] = _whole_frame(model, raw, meanings, off_delay, read=read)
     return variants, states

@@ -53,12 +53,16 @@ class CountResult:
     exits: int
     occupancy: int
     score: Optional[dict]
-    truth_events: int
+    truth: list  # the recording's ground-truth events (empty without them)
     skipped_frames: int = 0
     warnings: list = field(default_factory=list)
     backend: str = ""
     model: str = ""
     seconds: float = 0.0
+
+    @property
+    def truth_events(self) -> int:
+        return len(self.truth)
 
     def to_json(self) -> dict:
         """The JSON object ``thermalcount count --json`` prints (schema in docs/counting.md)."""
@@ -90,7 +94,7 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
     choose_backend = not isinstance(model, Model) and backend == "auto"
     if not isinstance(model, Model):
         model = Model.load(model, backend=backend)
-    counter = Counter(model.meanings, flip=flip, **(tuning or {}))
+    counter = Counter(model.meanings, flip=flip, warn_clamped=False, **(tuning or {}))
     # The state held through unreadable frames when nothing good came before: "nobody".
     empty_states = [m.cluster for m in model.meanings if m.people == 0]
     held_state = empty_states[0] if empty_states else 0
@@ -121,8 +125,7 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
                 progress(chunk.start + len(states), n_frames)
     events.extend(counter.finish())
     # One line for all clamped exits (a recording that starts with people inside has many).
-    warnings = [w for w in counter.drain_warnings()
-                if not w.startswith("exit at frame") and "more warning(s)" not in w]
+    warnings = counter.drain_warnings()
     if counter.clamped:
         warnings.insert(0, f"{counter.clamped} exit(s) were counted while the occupancy was 0 "
                            f"(first at frame {counter.first_clamped_frame}); occupancy was kept at "
@@ -134,7 +137,7 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
     return CountResult(
         path=str(path), frames=n_frames, fps=fps, events=events, entries=counter.entries,
         exits=counter.exits, occupancy=counter.occupancy, score=score,
-        truth_events=len(truth), skipped_frames=skipped, warnings=warnings,
+        truth=list(truth), skipped_frames=skipped, warnings=warnings,
         backend=model.backend, model=str(model.path), seconds=_time.perf_counter() - began)
 
 

@@ -199,13 +199,13 @@ def trained_on_default_recipe(metadata: dict) -> bool:
     """True when the model's training summary names exactly the default recipe's sources."""
     import json
 
-    from thermalcount.training.default import default_sources
+    from thermalcount.training.default import source_names
 
     try:
         names = [entry["name"] for entry in json.loads(metadata.get("training", "{}")).get("files", [])]
     except (ValueError, TypeError, KeyError, AttributeError):
         return False
-    return bool(names) and names == [source.name for source in default_sources()]
+    return bool(names) and names == source_names()
 
 
 def default_model_recordings() -> list:
@@ -430,7 +430,6 @@ def _run_family(item: Family, model: EvalModel, size: str, folder: Path, kept: b
                 say: Callable[[str], None]) -> tuple:
     """(the family's part of the report, its per-recording scores)."""
     from thermalcount.counting import count_recording
-    from thermalcount.store import open_recording
 
     began = time.perf_counter()
     specs = recording_specs(item, size, model)
@@ -441,9 +440,7 @@ def _run_family(item: Family, model: EvalModel, size: str, folder: Path, kept: b
             f"seed {spec.seed}, room {spec.room})")
         facts = write_recording(spec, path)
         counted = count_recording(path, model=model.path, tolerance=tolerance)
-        with open_recording(path) as recording:
-            truth = recording.events
-        score = dict(counted.score, errors=error_kinds(counted.events, truth, counted.score, tolerance))
+        score = dict(counted.score, errors=error_kinds(counted.events, counted.truth, counted.score, tolerance))
         scores.append(score)
         facts.update(path=str(path) if kept else None, f1=score["overall"]["f1"],
                      net_count_error=score["net_count_error"], true_events=counted.truth_events,

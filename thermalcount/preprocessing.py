@@ -206,7 +206,7 @@ class Preprocessing:
             return ((residual - np.float32(self.offset)) / np.float32(self.scale)).astype(np.float32)
         # The noise floor (clip_low) is taken off in °C first, so only what stands out above
         # the noise is amplified; the cap applies after the gain, in 21 °C-room units.
-        mean = np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS).mean(axis=1, keepdims=True, dtype=np.float32)
+        mean = level  # contrast_skin needs the mean background: the level IS the frame mean
         contrast = np.maximum(np.float32(self.contrast_skin) - mean, np.float32(CONTRAST_FLOOR))
         if self.gain_first:  # never shrink: a cool room's person stays above the floor
             contrast = np.minimum(contrast, np.float32(CONTRAST_REFERENCE))

@@ -27,8 +27,6 @@ class RecordStats:
     outages: int = 0  # runs of two or more consecutive failed reads
     events: int = 0  # ground-truth events stored (simulator only)
     suspect_frames: int = 0  # frames stored with NaN or a pixel outside -55..125 °C
-    first_time: Optional[float] = None  # timestamp of the first frame written
-    last_time: Optional[float] = None  # timestamp of the latest frame written
     fps: float = 10.0  # the sensor's frame rate
     first_index: Optional[int] = None  # sensor stream index of the first frame written
     last_index: Optional[int] = None  # ... and of the latest
@@ -87,7 +85,6 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
     truth = getattr(sensor, "ground_truth", None)
     truth_seen = len(truth) if truth is not None else 0
     expected_index = None
-    index_offset = 0  # file frame index - sensor stream index
     outage_started = None
     outage_errors = 0
     last_frame_wall = clock()
@@ -141,16 +138,12 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
             if expected_index is not None and frame.index > expected_index:
                 stats.dropped += frame.index - expected_index
             expected_index = frame.index + 1
-            index_offset = writer.frames_written - frame.index
 
             writer.append(frame.pixels, frame.time, frame.thermistor)
             stats.frames += 1
             # Stored as read (the recording is the evidence); counted so the user sees it.
             if not _plausible(frame.pixels):
                 stats.suspect_frames += 1
-            if stats.first_time is None:
-                stats.first_time = frame.time
-            stats.last_time = frame.time
             if stats.first_index is None:
                 stats.first_index = frame.index
             stats.last_index = frame.index
@@ -159,6 +152,7 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
             if truth is not None and len(truth) > truth_seen:
                 new = truth[truth_seen:]
                 truth_seen = len(truth)
+                index_offset = writer.frames_written - 1 - frame.index  # file index - stream index
                 writer.add_events([e.frame + index_offset for e in new], [e.time for e in new],
                                   [e.direction for e in new])
                 stats.events += len(new)

@@ -574,14 +574,9 @@ class RecordingWriter:
             if self._pending_events:
                 self._write_events(self.frames_on_disk + n_new)
             self._sync()
-        except OSError as error:
+        except (OSError, RuntimeError) as error:  # h5py reports failed flushes as RuntimeError
             self._broken = True
             if getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error):
-                raise DiskFullError(f"disk full while writing {self.path}; free some space") from None
-            raise OutputPathError(f"writing {self.path} failed: {_short(str(error))}") from None
-        except RuntimeError as error:  # h5py reports failed flushes as RuntimeError
-            self._broken = True
-            if "No space left" in str(error):
                 raise DiskFullError(f"disk full while writing {self.path}; free some space") from None
             raise OutputPathError(f"writing {self.path} failed: {_short(str(error))}") from None
         self.frames_on_disk += n_new

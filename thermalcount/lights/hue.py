@@ -149,6 +149,12 @@ def _check_put(results) -> None:
             raise BridgeRefusal("the bridge answered the command with something that is not a Hue result")
 
 
+def rejected_key_error(host: str) -> LightsError:
+    """The bridge refused the stored key: the one fix is to pair again."""
+    return LightsError(f"the Hue bridge {host} rejected the stored key (unauthorized user); "
+                       f"run thermalcount hue pair --bridge {host}")
+
+
 def describe_error(error: BaseException, host: str) -> str:
     """One line for a phue failure, with any key redacted."""
     if isinstance(error, HueApiError):
@@ -214,12 +220,6 @@ class HueDriver:
         self._group_spec = None if group is None else str(group)
         self._api = _client(host, key)
 
-    def _rejected_key(self, error: HueApiError) -> LightsError:
-        return LightsError(
-            f"the Hue bridge {self.host} rejected the stored key (unauthorized user); "
-            f"run thermalcount hue pair --bridge {self.host}"
-        )
-
     def resolve(self) -> List[Target]:
         try:
             targets = []
@@ -234,7 +234,7 @@ class HueDriver:
                     targets.append(_match("group", self._group_spec, groups, self.host))
         except HueApiError as error:
             if error.type == UNAUTHORIZED:
-                raise self._rejected_key(error) from None
+                raise rejected_key_error(self.host) from None
             raise
         # The same light named twice (by name and by id) is one target.
         return list(dict.fromkeys(targets))
@@ -398,10 +398,7 @@ def list_bridge(bridge: Optional[str] = None) -> BridgeInventory:
         groups = _as_object(api.get_group(), "the group list")
     except HueApiError as error:
         if error.type == UNAUTHORIZED:
-            raise LightsError(
-                f"the Hue bridge {host} rejected the stored key (unauthorized user); "
-                f"run thermalcount hue pair --bridge {host}"
-            ) from None
+            raise rejected_key_error(host) from None
         raise LightsError(f"the Hue bridge {host}: {describe_error(error, host)}") from None
     except Exception as error:
         raise LightsError(f"cannot reach the Hue bridge at {host}: {describe_error(error, host)}") from None

@@ -92,9 +92,13 @@ def status_topic(discovery_prefix: str) -> str:
     return f"{discovery_prefix}/status"
 
 
+def state_dict(occupancy: int, entries: int, exits: int, **extra) -> dict:
+    return {"occupancy": int(occupancy), "occupied": "ON" if occupancy > 0 else "OFF",
+            "entries": int(entries), "exits": int(exits), **extra}
+
+
 def state_payload(occupancy: int, entries: int, exits: int, **extra) -> str:
-    return json.dumps({"occupancy": int(occupancy), "occupied": "ON" if occupancy > 0 else "OFF",
-                       "entries": int(entries), "exits": int(exits), **extra})
+    return json.dumps(state_dict(occupancy, entries, exits, **extra))
 
 
 def parse_count_command(payload: bytes) -> tuple[str, Optional[int]]:

@@ -38,7 +38,6 @@ class DoorStatus:
     online: Optional[bool] = None  # None until the broker told us either way
     events: int = 0
     duplicates: int = 0
-    last_event_wall: Optional[float] = None
 
 
 @dataclass
@@ -86,7 +85,6 @@ class RoomCount:
         if len(self._seen) > DEDUPE_MEMORY:
             self._seen.popitem(last=False)
         door.events += 1
-        door.last_event_wall = event.get("wall_time")
         if direction == "in":
             self.entries += 1
             self.occupancy += 1
@@ -118,7 +116,7 @@ class RoomCount:
         self.occupancy = int(value)
 
     def state(self, **extra) -> dict:
-        return json.loads(ha.state_payload(self.occupancy, self.entries, self.exits, **extra))
+        return ha.state_dict(self.occupancy, self.entries, self.exits, **extra)
 
     def doors_payload(self) -> dict:
         return {door_id: ha.ONLINE if door.online else ha.OFFLINE for door_id, door in self.status.items()}
@@ -182,7 +180,6 @@ class RoomService:
             from thermalcount.lights.policy import LightPolicy
 
             self.policy = LightPolicy(off_delay)
-        self.lights_desired: Optional[bool] = None
         self._report = reporter or log.warning
         self._clock = clock
         self._inbox: "queue.SimpleQueue[tuple[str, bytes, bool]]" = queue.SimpleQueue()
@@ -300,15 +297,15 @@ class RoomService:
     def _publish_state(self) -> None:
         extra = {}
         if self.lights is not None:
-            extra["lights"] = None if self.lights_desired is None else ("ON" if self.lights_desired else "OFF")
+            desired = self.policy.desired  # None until the policy first decides
+            extra["lights"] = None if desired is None else ("ON" if desired else "OFF")
         self._link.publish_latest(self.topics.state, json.dumps(self.count.state(**extra)))
 
     def _update_lights(self) -> None:
         if self.policy is None:
             return
-        desired = self.policy.update(self._clock(), self.count.occupancy)
-        if desired is not None and desired != self.lights_desired:
-            self.lights_desired = desired
+        desired = self.policy.update(self._clock(), self.count.occupancy)  # only when it changes
+        if desired is not None:
             self.lights.set_on(desired)
             self._publish_state()
 

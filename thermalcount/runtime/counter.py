@@ -123,22 +123,29 @@ _SIDE_M, _SIDE_A, _SIDE_B = 0, 1, 2
 
 
 class _Passage:
-    __slots__ = ("runs", "has_two", "first_two", "two_end", "last_was_two")
+    __slots__ = ("runs", "first_two", "two_end", "last_was_two")
 
     def __init__(self):
         self.runs: list = []  # (people, side, frame, time, state) of each seen non-empty state
-        self.has_two = False
         self.first_two: Optional[tuple] = None  # (frame, time) the first two-person state began
         self.two_end: Optional[tuple] = None  # (frame, time) the last two-person state ended
         self.last_was_two = False
+
+    @property
+    def has_two(self) -> bool:
+        """A two-person state was seen in this passage."""
+        return self.first_two is not None
 
 
 class Counter:
     """Count crossings from a stream of model states. See the module docstring."""
 
-    def __init__(self, meanings, *, flip: bool = False, **tuning):
+    def __init__(self, meanings, *, flip: bool = False, warn_clamped: bool = True, **tuning):
         self.tuning = CounterTuning(**tuning)
         self.flip = bool(flip)
+        #: One warning per exit counted at occupancy 0 (False: only ``clamped`` counts them,
+        #: for callers that report them in one line, like ``count``).
+        self.warn_clamped = bool(warn_clamped)
         self.meanings = list(meanings)
         if not self.meanings:
             raise ModelError("the model has no states; re-export it")
@@ -427,8 +434,7 @@ class Counter:
             previous = passage.runs[-1]
             # Cheapest tests first: this runs for every seen state change.
             if (previous[0] == 1 and previous[1] == _other(side) and side == _first_side(passage.runs)
-                    and abs(_position_or(self._positions[previous[4]], 0.5)
-                            - _position_or(self._positions[state], 0.5)) >= self.tuning.jump_back_min_gap):
+                    and abs(self._positions[previous[4]] - self._positions[state]) >= self.tuning.jump_back_min_gap):
                 self._close(passage, frame, time, events)
                 passage = self._passage = _Passage()
         if len(passage.runs) >= MAX_PASSAGE_STATES:
@@ -438,7 +444,6 @@ class Counter:
                        f"frame {frame}; not counted (a warm object in view?)")
             passage = self._passage = _Passage()
         if people >= 2:
-            passage.has_two = True
             if passage.first_two is None:
                 passage.first_two = (frame, time)
             passage.last_was_two = True
@@ -538,17 +543,14 @@ class Counter:
                 self.clamped += 1
                 if self.first_clamped_frame is None:
                     self.first_clamped_frame = int(frame)
-                self._warn(f"exit at frame {frame} with occupancy already 0; "
-                                     "occupancy stays 0 (set it by hand if the room was not empty)")
+                if self.warn_clamped:
+                    self._warn(f"exit at frame {frame} with occupancy already 0; "
+                               "occupancy stays 0 (set it by hand if the room was not empty)")
         events.append(CountEvent(int(frame), float(time), direction, self._occupancy))
 
 
 def _other(side: int) -> int:
     return _SIDE_B if side == _SIDE_A else _SIDE_A
-
-
-def _position_or(position: Optional[float], default: float) -> float:
-    return default if position is None else position
 
 
 def _first_side(runs: list) -> Optional[int]:

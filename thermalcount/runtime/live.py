@@ -108,7 +108,7 @@ class LiveLoop:
         self._stop = threading.Event()
         self._commands: "queue.SimpleQueue[tuple[str, Optional[int]]]" = queue.SimpleQueue()
         self.snapshot = LiveSnapshot()
-        self._names = {m.cluster: m.name for m in getattr(model, "meanings", [])}
+        self._names = [m.name for m in model.meanings]  # meaning k is cluster k (checked on load)
 
     # -- control from other threads -------------------------------------------------------
     def stop(self) -> None:
@@ -131,7 +131,7 @@ class LiveLoop:
         stopped_by = "signal"
         snapshot = self.snapshot
         # A new stream: a model that keeps a per-pixel background starts learning this one.
-        self.model.start_stream(getattr(getattr(self.sensor, "info", None), "fps", None) or 10.0)
+        self.model.start_stream(self.sensor.info.fps)
         infer_one = self.model.infer_one
         update = self.counter.update
         perf = time.perf_counter
@@ -221,7 +221,7 @@ class LiveLoop:
             snapshot.frame_time = frame.time
             snapshot.pixels = frame.pixels
             snapshot.state = state
-            snapshot.state_name = self._names.get(state, str(state))
+            snapshot.state_name = self._names[state]
 
             if max_frames is not None and snapshot.frames >= max_frames:
                 stopped_by = "duration"
@@ -274,7 +274,7 @@ class LiveLoop:
             if self.publisher is not None:
                 self.publisher.publish_event(event)
         self._sync_counts()
-        for warning in _drain_warnings(self.counter):
+        for warning in self.counter.drain_warnings():
             self._notice(warning)
 
     def _sync_counts(self) -> None:
@@ -313,7 +313,3 @@ class LiveLoop:
         self.reporter(message)
 
 
-def _drain_warnings(counter) -> list[str]:
-    """Counter warnings (e.g. occupancy clamped at 0) surface as notices, once each."""
-    drain = getattr(counter, "drain_warnings", None)
-    return list(drain()) if drain is not None else []

@@ -123,9 +123,7 @@ class Model:
 
     def infer(self, frames: np.ndarray) -> InferenceResult:
         """(N, 8, 8) float32 °C -> InferenceResult(state, distances, embedding)."""
-        frames = np.asarray(frames, dtype=np.float32)
-        if frames.ndim != 3 or frames.shape[1:] != (8, 8):
-            raise ModelError(f"frames must have shape (N, 8, 8), got {frames.shape}")
+        frames = _batch(frames)
         if len(frames) == 0:
             return InferenceResult(np.zeros(0, np.int64), np.zeros((0, self.clusters), np.float32),
                                    np.zeros((0, self.latent), np.float32))
@@ -134,9 +132,7 @@ class Model:
     def infer_states(self, frames: np.ndarray) -> np.ndarray:
         """Only the states (N,) int64 of a batch: what ``count`` needs, skipping the nodes
         that compute distances and embedding."""
-        frames = np.asarray(frames, dtype=np.float32)
-        if frames.ndim != 3 or frames.shape[1:] != (8, 8):
-            raise ModelError(f"frames must have shape (N, 8, 8), got {frames.shape}")
+        frames = _batch(frames)
         if len(frames) == 0:
             return np.zeros(0, np.int64)
         return self._impl.infer_states(self._prepared(frames))
@@ -250,6 +246,14 @@ def _check_metadata(metadata: dict, path: Path):
                              f"({entry}); re-export the model")
         meanings.append(meaning)
     return meanings, travel_axis, latent, clusters
+
+
+def _batch(frames) -> np.ndarray:
+    """Frames as float32 (N, 8, 8); ModelError for any other shape."""
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 3 or frames.shape[1:] != (8, 8):
+        raise ModelError(f"frames must have shape (N, 8, 8), got {frames.shape}")
+    return frames
 
 
 def _pattern_seconds(metadata: dict, path: Path) -> Optional[float]:

@@ -97,10 +97,9 @@ class SimulatorSource:
     def next_frame(self):
         if self._frames is None or self._pos >= len(self._frames):
             chunk = self._sim.generate(self._chunk_frames)
-            self._frames, self._pos = chunk.frames, 0
-            self._thermistor = getattr(chunk, "thermistor", None)
+            self._frames, self._thermistor, self._pos = chunk.frames, chunk.thermistor, 0
         frame = self._frames[self._pos]
-        thermistor = None if self._thermistor is None else float(self._thermistor[self._pos])
+        thermistor = float(self._thermistor[self._pos])
         self._pos += 1
         return frame, thermistor
 

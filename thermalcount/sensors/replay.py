@@ -64,10 +64,6 @@ class ReplaySensor(Sensor):
         return SensorFrame(frames[k].copy(), float(timestamps[k]), index,
                            None if thermistor is None else float(thermistor[k]))
 
-    @property
-    def frames_left(self) -> int:
-        return max(0, self.n_frames - self._next)
-
     def close(self) -> None:
         if self.recording is not None:
             self.recording.close()

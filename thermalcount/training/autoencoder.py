@@ -34,6 +34,8 @@ class TorchPreprocessing(nn.Module):
     def __init__(self, spec: Preprocessing):
         super().__init__()
         self.spec = spec
+        # Built once: forward runs for every minibatch of every epoch.
+        self.smoothing = torch.from_numpy(spec.smoothing_matrix().astype(np.float32)) if spec.blur else None
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         spec = self.spec
@@ -45,7 +47,7 @@ class TorchPreprocessing(nn.Module):
         elif spec.background == "lowest":
             level = torch.topk(flat, spec.lowest_pixels, dim=1, largest=False).values.mean(dim=1, keepdim=True)
         if spec.blur:
-            flat = flat @ torch.from_numpy(spec.smoothing_matrix().astype(np.float32))
+            flat = flat @ self.smoothing
         if spec.sort_axis is not None:
             flat = torch.sort(flat.reshape(-1, 8, 8), dim=spec.sort_axis, descending=True).values.reshape(-1, PIXELS)
         if level is not None:

@@ -48,18 +48,24 @@ RECIPE = (
 )
 
 
+def source_names() -> list:
+    """The names of the recipe's sources, as the model's training summary records them
+    (without simulating the frames)."""
+    names = []
+    for index, (scenario, _frames, keywords) in enumerate(RECIPE):
+        label = ",".join(f"{k}={v}" for k, v in sorted(keywords.items()))
+        names.append(f"sim:{scenario}:seed={SEED + index}" + (f":{label}" if label else ""))
+    return names
+
+
 def default_sources():
     """The in-memory frame sources the default model is trained on (deterministic)."""
     from thermalcount.sensors.simulator import simulate
     from thermalcount.training.data import ArraySource
 
-    sources = []
-    for index, (scenario, frames, keywords) in enumerate(RECIPE):
-        chunk = simulate(frames, scenario, seed=SEED + index, **keywords)
-        label = ",".join(f"{k}={v}" for k, v in sorted(keywords.items()))
-        sources.append(ArraySource(chunk.frames, f"sim:{scenario}:seed={SEED + index}" + (f":{label}" if label else ""),
-                                   fps=keywords.get("fps", 10.0)))
-    return sources
+    return [ArraySource(simulate(frames, scenario, seed=SEED + index, **keywords).frames, name,
+                        fps=keywords.get("fps", 10.0))
+            for index, ((scenario, frames, keywords), name) in enumerate(zip(RECIPE, source_names()))]
 
 
 def default_options():
