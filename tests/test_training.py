@@ -56,6 +56,17 @@ def test_numpy_preprocessing_equals_torch(spec):
     np.testing.assert_allclose(mirrored, reference, atol=1e-5, rtol=0)
 
 
+def test_linear_parts_are_what_apply_computes_smoothing_included():
+    # The exported graph folds a linear preprocessing into its first Gemm through these.
+    frames = simulate(500, "busy", seed=4).frames.reshape(-1, 64)
+    for spec in (Preprocessing(clip_low=None, clip_high=None),
+                 Preprocessing(blur=0.5, clip_low=None, clip_high=None, scale=2.0),
+                 Preprocessing(background="none", clip_low=None, clip_high=None, scale=10.0)):
+        assert spec.is_linear
+        matrix, shift = spec.linear_parts()
+        np.testing.assert_allclose(frames.astype(np.float64) @ matrix + shift, spec.apply(frames), atol=1e-4)
+
+
 @pytest.mark.parametrize("background", ["mean", "lowest"])
 def test_background_removal_cancels_a_warmer_room(background):
     spec = Preprocessing(background=background)

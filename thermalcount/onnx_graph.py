@@ -123,7 +123,7 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
             # The floor's shift rides on this Gemm, unless the gain comes first: then the
             # clip is in 21 °C-room units and the shift is folded into the first layer's bias.
             shift = 0.0 if preprocessing.gain_first else preprocessing.offset
-            centring = preprocessing.smoothing_matrix() - 1.0 / PIXELS
+            centring = preprocessing.centring_matrix()
             nodes.append(helper.make_node(
                 "Gemm", [source, constant("centring", centring.astype(np.float32)),
                          constant("centring_shift", np.full(PIXELS, -shift, np.float32))],

@@ -227,7 +227,10 @@ class Preprocessing:
         """(A, c) with ``apply(x) == x @ A + c`` for flat x; only when :attr:`is_linear`."""
         if not self.is_linear:
             raise ValueError("this preprocessing is not linear")
-        identity = np.eye(PIXELS, dtype=np.float64)
-        if self.background == "mean":
-            identity = identity - 1.0 / PIXELS
-        return identity / self.scale, np.zeros(PIXELS)
+        return self.centring_matrix() / self.scale, np.zeros(PIXELS)
+
+    def centring_matrix(self) -> np.ndarray:
+        """(64, 64) float64 C with ``flat @ C`` = smoothed pixels minus the frame mean (for
+        background "mean"; just smoothed for "none"): the linear part every graph starts with."""
+        matrix = self.smoothing_matrix()
+        return matrix - 1.0 / PIXELS if self.background == "mean" else matrix
