@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,3 +24,13 @@ def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
+
+
+def modules_loaded_by(code: str, roots=("torch", "sklearn")) -> list:
+    """Run ``code`` in a fresh interpreter; the modules under the packages ``roots`` that it
+    left imported (sorted). The code must succeed."""
+    probe = (code + "\nimport sys as _sys, json as _json\n"
+             f"print(_json.dumps(sorted(m for m in _sys.modules if m.split('.')[0] in {tuple(roots)!r})))\n")
+    result = run_python(probe)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -121,6 +121,7 @@ def test_offline_count_equals_the_live_path(single, model_path):
 def test_flip_swaps_every_direction(single, model_path):
     plain = as_json(single, "--model", model_path)["events"]
     flipped = as_json(single, "--model", model_path, "--flip")["events"]
+    assert plain
     assert [e["frame"] for e in flipped] == [e["frame"] for e in plain]
     assert all(a["direction"] != b["direction"] for a, b in zip(plain, flipped))
 

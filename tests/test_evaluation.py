@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from thermalcount import evaluation
 from thermalcount.cli import cli
-from thermalcount.evaluation import (FAMILIES, EvalModel, ModelSet, aggregate, bar_verdict, given_model,
+from thermalcount.evaluation import (FAMILIES, EvalModel, aggregate, bar_verdict, given_model,
                                      recording_specs, run_suite, weakest, write_recording)
 from thermalcount.evaluation_training import training_plan, training_seeds_and_rooms
 from thermalcount.runtime.scoring import score_events

@@ -197,11 +197,10 @@ def _expected_final_light(events, off_delay, end_time):
 def _run_with_bridge(path, bridge, tmp_path, fault, *, off_delay=1.0):
     events_file = tmp_path / "events.jsonl"
     lines = _Lines()
-    loops = []
     threading.Thread(target=fault, daemon=True).start()
     stats = run_session(RunOptions(sensor_spec=f"replay:{path}", speed=10.0, lights_kind="hue", bridge=bridge.host,
                                    light_names=("Hall",), off_delay=off_delay, events_out=str(events_file),
-                                   dashboard=False), out=lines, on_loop=loops.append)
+                                   dashboard=False), out=lines)
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
     return stats, events, lines.lines
 

@@ -85,14 +85,10 @@ def test_unknown_backend():
 
 
 def test_light_backends_import_no_network_or_training_stack():
-    from tests.conftest import run_python
+    from tests.conftest import modules_loaded_by
 
     code = (
-        "import sys, json\n"
         "from thermalcount.lights import open_lights\n"
         "open_lights('console').set_on(True); open_lights('none')\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('phue', 'torch', 'sklearn'))))\n"
     )
-    result = run_python(code)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert modules_loaded_by(code, roots=("phue", "torch", "sklearn")) == []

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from thermalcount.cli import cli
 from thermalcount.errors import EndOfStream, SensorError
-from thermalcount.recorder import RecordStats, record
+from thermalcount.recorder import record
 from thermalcount.sensors.base import Sensor, SensorFrame, SensorInfo
 from thermalcount.sensors.simulator import simulate
 from thermalcount.store import RecordingWriter, open_recording

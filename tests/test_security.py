@@ -143,6 +143,7 @@ def test_mqtt_password_never_printed_or_logged_by_run_or_room(debug_logs, tmp_pa
                                       "--lights", "none", "--mqtt", server.url, "--no-dashboard"])
     finally:
         server.close()
+    assert "Not authorized" in refused.output  # the wrong password was really refused
     everything = "\n".join([ran.output, room.output, refused.output, *debug_logs])
     assert secret not in everything and secret[::-1] not in everything
 

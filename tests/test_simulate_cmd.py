@@ -33,7 +33,7 @@ def test_writes_frames_and_ground_truth_identical_to_the_library(tmp_path):
     assert attrs["travel_axis"] == "rows" and attrs["reverse"] in (False, 0)
     n_in = sum(e.direction == "in" for e in expected.events)
     n_out = len(expected.events) - n_in
-    assert f"5,000 frames" in result.output and f"({n_in:,} in, {n_out:,} out)" in result.output
+    assert "5,000 frames" in result.output and f"({n_in:,} in, {n_out:,} out)" in result.output
     assert "frames/s" in result.output and len(result.output.strip().splitlines()) == 1
 
 

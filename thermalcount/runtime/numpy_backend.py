@@ -291,7 +291,6 @@ def _fast_call(step: _Step, ins: list, outs: list, constant_slots: set) -> Calla
     if op == "ArgMin":
         attrs = attributes(step.node)
         x = ins[0]
-        axis = attrs.get("axis", 0) % x.ndim
         if not attrs.get("select_last_index", 0) and out.size == 1 and x.flags.c_contiguous:
             # One row: the argmin along the axis is the argmin of the flat buffer.
             flat = out.reshape(-1)
