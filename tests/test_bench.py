@@ -171,7 +171,11 @@ def test_state_graph_drops_the_shared_norm_and_keeps_states():
     reduced = state_only_graph(proto)
     onnx.checker.check_model(reduced, full_check=True)
     ops = [node.op_type for node in reduced.graph.node]
-    assert "ReduceSumSquare" not in ops and "Split" not in ops and ops[-1] == "ArgMin"
+    names = {node.name for node in reduced.graph.node}
+    assert "ReduceSumSquare" not in ops and "Split" not in ops and "ArgMin" in ops
+    # Neither the embedding nor the distances: the nearest centroid, then the frame rules.
+    assert not names & {"encoder_linear2", "embedding_squared", "distances"}
+    assert ops[-1] == "Where" and {"edge_rule", "apart_rule"} <= names
     frames = simulate(20000, "mixed", seed=5).frames
     full = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     small = ort.InferenceSession(reduced.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -14,6 +14,7 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 from tests.conftest import modules_loaded_by  # noqa: E402
+from thermalcount.frame_rules import FrameRules  # noqa: E402
 from thermalcount.cli import cli  # noqa: E402
 from thermalcount.errors import ModelError, OutputPathError  # noqa: E402
 from thermalcount.onnx_graph import REQUIRED_METADATA, build_graph, load_graph  # noqa: E402
@@ -25,7 +26,7 @@ from thermalcount.training.train import TrainOptions, train_model  # noqa: E402
 
 ALLOWED_OPS = set("Reshape Flatten Identity Cast Add Sub Mul Div Max Min Relu PRelu Clip Abs Sqrt Gemm MatMul "
                   "ReduceMean ReduceMin ReduceMax ReduceSum ReduceSumSquare TopK ArgMin Split Concat Squeeze "
-                  "Unsqueeze Slice Gather Transpose".split())
+                  "Unsqueeze Slice Gather Transpose GreaterOrEqual Where".split())
 SPECS = {
     "default": Preprocessing(),
     "linear": Preprocessing(background="mean", clip_low=None, clip_high=None, scale=2.0),
@@ -54,8 +55,11 @@ def trained(request):
 @pytest.fixture(scope="module")
 def frames():
     # Held-out frames, incl. a warmer room and drift, so every preprocessing branch is exercised.
+    # And a 1 FPS doorway without the fixed pattern (as the runtime's per-pixel background
+    # leaves it), whose quiet frames show faint edges: the edge rule's case.
     parts = [simulate(5000, "mixed", seed=99).frames, simulate(3000, "warm_room", seed=98).frames,
-             simulate(3000, "drift", seed=97).frames]
+             simulate(3000, "drift", seed=97).frames,
+             simulate(1000, "single", seed=96, fps=1.0, fixed_pattern=0.0).frames]
     return np.concatenate(parts)
 
 
@@ -63,7 +67,7 @@ def _session(model):
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
-def test_onnxruntime_matches_torch_on_11000_frames(trained, frames):
+def test_onnxruntime_matches_torch_on_12000_frames(trained, frames):
     import torch
 
     from thermalcount.training.autoencoder import FrameAutoencoder, FrameClassifier
@@ -78,11 +82,24 @@ def test_onnxruntime_matches_torch_on_11000_frames(trained, frames):
         t_state, t_distances, t_embedding = (t.numpy() for t in classifier(torch.from_numpy(frames)))
     assert len(frames) >= 10_000
     assert state.dtype == np.int64 and state.shape == (len(frames),)
-    np.testing.assert_array_equal(state, t_state)
+    # The frame rules, computed apart from the graph: numpy preprocessing and FrameRules.
+    rules = FrameRules(model.states)
+    assert (rules.apart is None) == (name == "linear")  # no noise floor, no apart rule
+    assert (rules.edges is None) == name.startswith("lowest")  # the edges need the mean background
+    spec = model.preprocessing
+    expected = rules.apply(t_state, frames.reshape(-1, 64) @ spec.centring_matrix().astype(np.float32),
+                           spec.apply(frames), model.travel_axis)
+    for taken in (rules.apart_state, rules.edge_low, None if rules.edges is None else rules.edge_low + 1):
+        if taken is not None:  # each rule state is taken by some frames, and not by most
+            assert 10 < (expected == taken).sum() < 0.1 * len(frames)
+    # float32 rounding (ONNX vs numpy sums) may only tip frames that sit on a rule's threshold.
+    differ = np.flatnonzero(state != expected)
+    assert len(differ) <= 3, (differ, state[differ], expected[differ])
+    np.testing.assert_array_equal(state[state < model.clusters], t_state[state < model.clusters])
     np.testing.assert_allclose(distances, t_distances, atol=1e-4, rtol=0)
     np.testing.assert_allclose(embedding, t_embedding, atol=1e-4, rtol=0)
-    # The clusters are actually used: a graph that always answered 0 would pass nothing above.
-    assert len(np.unique(state)) == model.clusters
+    # The states are actually used: a graph that always answered 0 would pass nothing above.
+    assert len(np.unique(state)) == len(model.states)
 
 
 def test_graph_is_fused_checked_and_uses_only_allowed_ops(trained):
@@ -97,11 +114,22 @@ def test_graph_is_fused_checked_and_uses_only_allowed_ops(trained):
     # Fused: the distances come from the hidden layer in one Gemm (second Linear folded in)...
     partial = producer["partial_distances"]
     assert partial.op_type == "Gemm" and partial.input[0] == "hidden"
-    assert producer["state"].op_type == "ArgMin" and producer["state"].input[0] == "partial_distances"
+    nearest = producer["state"]
+    while nearest.op_type == "Where":  # a frame rule: Where(its test, its state, the state before)
+        assert producer[nearest.input[0]].op_type == "GreaterOrEqual"
+        nearest = producer[nearest.input[2]]
+    assert nearest.op_type == "ArgMin" and nearest.input[0] == "partial_distances"
+    if name != "linear":
+        assert producer["profile"].input[0] == "clipped"  # the apart rule reads the model input
     # ...and linear preprocessing is folded into the first Gemm, which reads the input directly.
     first = producer["hidden_linear"]
     assert (first.input[0] == "pixels") == (name == "linear")
+    # The apart rule: 16 nodes (not without a floor); the edge rule: 18 (+1 Gemm where the
+    # centring Gemm shifts; not with the lowest background).
+    rule_nodes = {"linear": 19, "default": 16 + 19, "lowest": 16, "lowest48": 16, "sorted": 16 + 19,
+                  "gain_first": 16 + 18}[name]
     expected = {"linear": 8, "default": 10, "lowest": 12, "lowest48": 12, "sorted": 16, "gain_first": 16}[name]
+    expected += rule_nodes
     assert len(ops) == expected, ops
 
 
@@ -145,12 +173,15 @@ def test_export_and_inspect_cli(tmp_path, small):
     runner = CliRunner()
     out = runner.invoke(cli, ["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")])
     assert out.exit_code == 0, out.output
-    assert "10 nodes" in out.output
+    assert "45 nodes" in out.output  # 10, 19 for the edge rule and 16 for the apart rule
     again = runner.invoke(cli, ["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")])
     assert again.exit_code != 0 and "--overwrite" in again.output
     shown = runner.invoke(cli, ["inspect", str(tmp_path / "m.onnx")])
     assert shown.exit_code == 0, shown.output
-    for text in ("travel_axis: rows", "empty", "frames: float ['N', 8, 8]", "state: int64 ['N']", "10 nodes"):
+    for text in ("travel_axis: rows", "empty", "frames: float ['N', 8, 8]", "state: int64 ['N']", "45 nodes",
+                 "3: edge-low   position 0.00  people 1 (rule: faint edge, cool_pixels 48, min_c 0.5, "
+                 "noise_units 25, side low)",
+                 "5: apart      position -     people 2 (rule: two humps, min_peak 1, min_rows 3"):
         assert text in shown.output
     as_json = json.loads(runner.invoke(cli, ["inspect", str(tmp_path / "m.npz"), "--json"]).output)
     assert as_json["metadata"]["states"] == result.model.states

@@ -265,6 +265,12 @@ def _op_graph(op, rng):
         i = [_c("s8", [-1, 8, 8], np.int64), _c("s64", [-1, 64], np.int64), _w(rng, "w", (64, 4))]
         return [n("Reshape", ["flat", "s8"], ["r"]), n("Transpose", ["r"], ["t"], perm=[0, 2, 1]),
                 n("Reshape", ["t", "s64"], ["f"]), n("MatMul", ["f", "w"], ["emb"])], i
+    if op in ("GreaterOrEqual", "Where"):
+        # Where a pixel reaches its threshold (ties at 0.25 °C steps included) keep it, else
+        # a constant; as the apart rule picks its state or the nearest centroid.
+        i = [_c("k", rng.choice([0.0, 0.25, 0.5, 1.0], 64)), _c("other", [-1.0]), _w(rng, "w", (64, 4))]
+        return [n("GreaterOrEqual", ["flat", "k"], ["keep"]), n("Where", ["keep", "flat", "other"], ["f"]),
+                n("MatMul", ["f", "w"], ["emb"])], i
     raise AssertionError(f"no test graph for {op}")
 
 
@@ -310,9 +316,22 @@ def test_exporter_graph_backends_agree(tmp_path):
 
 
 def test_default_model_backends_agree():
+    from thermalcount.sensors.simulator import simulate
+
     model = Model.load("default")
-    assert model.clusters == len(model.meanings) >= 2
-    assert_backends_agree(default_model_path(), doorway_frames(3000))
+    # The clusters' states, then the frame rules': edge-low, edge-high, apart.
+    assert [m.rule for m in model.meanings[model.clusters:]] == ["faint edge", "faint edge", "two humps"]
+    rule_states = set(range(model.clusters, len(model.meanings)))
+    # Pairs passing and a 1 FPS doorway make the frame rules speak, in one stream.
+    frames = np.concatenate([doorway_frames(3000), simulate(1500, "passing", seed=4).frames,
+                             simulate(600, "single", seed=5, fps=1.0, fixed_pattern=0.0).frames])
+    batch = assert_backends_agree(default_model_path(), frames)
+    assert rule_states <= set(batch.state.tolist())
+    # The single-frame paths (the numpy backend's compiled plan) on every frame, rules included.
+    for backend in ("onnxruntime", "numpy"):
+        single = Model.load("default", backend=backend)
+        single.start_stream()
+        np.testing.assert_array_equal([single.infer_one(frame) for frame in frames], batch.state)
 
 
 # ------------------------------------------------------------------------------- errors

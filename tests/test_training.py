@@ -12,6 +12,7 @@ pytest.importorskip("torch")
 import torch  # noqa: E402
 
 from tests.conftest import run_python  # noqa: E402
+from thermalcount.frame_rules import rule_states  # noqa: E402
 from thermalcount.cli import cli  # noqa: E402
 from thermalcount.errors import RecordingError, TrainingError  # noqa: E402
 from thermalcount.preprocessing import Preprocessing  # noqa: E402
@@ -138,8 +139,15 @@ def test_report_figures_and_meanings(small_result):
     result = small_result
     # People walk along rows, uniformly: 4 clusters = empty + the two edges + the middle.
     names = [s["name"] for s in result.model.states]
-    assert names == ["empty", "low", "middle", "high"]
-    low, middle, high = (s["position"] for s in result.model.states[1:])
+    # ... and the frame rules' states, after the clusters (thermalcount.frame_rules).
+    assert names == ["empty", "low", "middle", "high", "edge-low", "edge-high", "apart"]
+    assert result.model.states[4:] == rule_states(4)
+    rule_frames = result.model.training["rule_frames"]
+    # The busy doorway has pairs passing each other: a few % of its frames show them apart.
+    assert 0 < rule_frames["apart"] < 500
+    # At 10 FPS the clusters see people at the edges; the edge rule takes few frames.
+    assert rule_frames["edge-low"] + rule_frames["edge-high"] < 300
+    low, middle, high = (s["position"] for s in result.model.states[1:4])
     assert low < 0.25 and 0.3 < middle < 0.7 and high > 0.75
     assert sum(result.cluster_sizes) == 10_000 and min(result.cluster_sizes) > 500
     assert result.cluster_sizes[0] == max(result.cluster_sizes)  # most frames are empty scenes
@@ -163,6 +171,8 @@ def test_report_warns_when_no_state_holds_two_people(small_result):
 
     assert "No two-people state" in report(small_result)  # 4 clusters: empty, low, middle, high
     states = [dict(s) for s in small_result.model.states]
+    assert "apart (rule: two humps)" in report(small_result)  # the rules' rows, not clusters
+    assert "edge-low (rule: faint edge)" in report(small_result)
     states[2].update(name="two", people=2)
     model = SimpleNamespace(**{**vars(small_result.model), "states": states})
     with_pairs = SimpleNamespace(**{**vars(small_result), "model": model})
@@ -184,7 +194,7 @@ def test_columns_travel_axis_is_found_and_can_be_forced():
     assert result.model.travel_axis == "columns"
     assert result.travel_evidence["blob_variance_columns"] > result.travel_evidence["blob_variance_rows"]
     names = {s["name"]: s for s in result.model.states}
-    assert set(names) == {"empty", "low", "high"}
+    assert set(names) == {"empty", "low", "high", "edge-low", "edge-high", "apart"}
     assert names["low"]["position"] < names["high"]["position"] - 0.25
     # The decoded "low" centroid has its heat on the low-index columns.
     low = result.decoded_c[names["low"]["cluster"]]
@@ -347,12 +357,18 @@ def test_train_cli_end_to_end(tmp_path):
         assert text in result.output
     model = load_model(tmp_path / "m.npz")
     assert model.clusters == 4 and [f["name"] for f in model.training["files"]] == ["a.h5", "b.h5"]
+    assert [s["name"] for s in model.states[4:]] == ["edge-low", "edge-high", "apart"]  # the frame rules
     with open_recording(tmp_path / "a.h5") as recording:
         assert model.training["files"][0]["sha256"] == recording.content_hash()
     for png in ("embedding.png", "clusters.png", "centroids.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     refused = CliRunner().invoke(cli, args)
     assert refused.exit_code == 1 and "--overwrite" in refused.output
+    plain = CliRunner().invoke(cli, args[:4] + [str(tmp_path / "plain.npz"), "--epochs", "2", "--clusters", "4",
+                                                "--no-frame-rules"])
+    assert plain.exit_code == 0, plain.output
+    plain_model = load_model(tmp_path / "plain.npz")
+    assert len(plain_model.states) == 4 and plain_model.training["options"]["frame_rules"] is False
     empty = CliRunner().invoke(cli, ["train", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.npz")])
     assert empty.exit_code != 0 and empty.output.strip().startswith("Error: ")
     assert len(empty.output.strip().splitlines()) == 1

@@ -87,8 +87,9 @@ def floor_graph(weights: dict, with_preprocessing_of=None):
     """The hand-folded floor: Gemm, PRelu, Gemm 32->K, ArgMin (input ``x`` [1, 64]).
 
     With ``with_preprocessing_of`` (the exported ModelProto), the exported graph's own nodes
-    before its first Gemm are kept in front (input ``frames`` [N, 8, 8]): the same states as
-    the exported graph, since ``argmin_k(‖z‖² + p_k) = argmin_k p_k``, in fewer nodes.
+    before its first Gemm are kept in front (input ``frames`` [N, 8, 8]): the exported graph's
+    nearest cluster, since ``argmin_k(‖z‖² + p_k) = argmin_k p_k``, in fewer nodes - without
+    its frame rules (docs/model.md), which a floor leaves out.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper

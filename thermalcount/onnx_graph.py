@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from thermalcount.errors import ModelError, OutputPathError
+from thermalcount.frame_rules import FrameRules, travel_profile_matrix
 from thermalcount.preprocessing import CONTRAST_FLOOR, CONTRAST_REFERENCE, PIXELS, Preprocessing
 
 OPSET = 17
@@ -71,15 +72,9 @@ def folded_weights(weights: dict, preprocessing: Preprocessing) -> dict:
             or centroids.ndim != 2 or centroids.shape[1] != latent):
         raise ModelError("the model's weight shapes do not fit together; re-train it with 'thermalcount train'")
 
-    # First layer. Where the graph clips, the Gemm sees (clipped residual - offset) / scale,
-    # with the offset either already subtracted in the graph (mean background: it rides on the
-    # centring Gemm's bias) or folded into this bias.
-    first = w1.T / preprocessing.scale  # (64, hidden)
-    if preprocessing.contrast_skin is not None:
-        # The graph divides by (skin - mean) only; the constant reference rides on W1.
-        first = first * CONTRAST_REFERENCE
-    offset_here = 0.0 if _centring_gemm(preprocessing) and not preprocessing.gain_first else preprocessing.offset
-    bias1 = b1 - (offset_here / preprocessing.scale) * w1.sum(axis=1)
+    gain, shift = input_affine(preprocessing)
+    first = w1.T * gain  # (64, hidden)
+    bias1 = b1 + shift * w1.sum(axis=1)
     if preprocessing.is_linear:
         projection, _ = preprocessing.linear_parts()
         first, bias1 = projection @ w1.T, b1
@@ -95,6 +90,22 @@ def folded_weights(weights: dict, preprocessing: Preprocessing) -> dict:
     }
 
 
+def input_affine(preprocessing: Preprocessing) -> tuple:
+    """(gain, shift) with the model input (``Preprocessing.apply``) = gain x the graph's
+    clipped tensor + shift, for preprocessings that clip.
+
+    Where the graph clips, the first Gemm sees (clipped residual - offset) / scale, with the
+    offset either already subtracted in the graph (mean background: it rides on the centring
+    Gemm's bias) or folded into the first layer's bias; with a contrast gain the graph divides
+    by (skin - mean) only, and the constant reference rides on the weights.
+    """
+    gain = 1.0 / preprocessing.scale
+    if preprocessing.contrast_skin is not None:
+        gain *= CONTRAST_REFERENCE
+    offset_here = 0.0 if _centring_gemm(preprocessing) and not preprocessing.gain_first else preprocessing.offset
+    return gain, -offset_here / preprocessing.scale
+
+
 def _centring_gemm(preprocessing: Preprocessing) -> bool:
     """Mean background, not linear: S x - mean(x) - offset as one Gemm (cheaper than
     ReduceMean + Sub), with the smoothing S (identity without blur) folded in."""
@@ -108,6 +119,14 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
 
     folded = folded_weights(weights, preprocessing)
     latent, clusters = folded["latent"], folded["clusters"]
+    rules = FrameRules(json.loads(metadata.get("states", "[]")))
+    if rules.apart is not None and preprocessing.clip_low is None:
+        raise ModelError("the apart rule needs a preprocessing with a noise floor (clip_low); "
+                         "re-train the model")
+    if rules.edges is not None and preprocessing.background != "mean":
+        raise ModelError("the faint-edge rule needs the mean background; re-train the model")
+    if rules and rules.clusters != clusters:
+        raise ModelError("the model's states do not match its centroids; re-train the model")
 
     def constant(name, array):
         inits.append(numpy_helper.from_array(np.asarray(array), name))
@@ -189,11 +208,29 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
                          ["partial_distances"], name="linear2_folded_into_distances"),
         # ||z||^2 is the same for every centroid: the nearest one is the ArgMin of the partial
         # distances, so the state does not wait for (or, pruned, need) the two nodes below.
-        helper.make_node("ArgMin", ["partial_distances"], ["state"], axis=1, keepdims=0, name="nearest_centroid"),
+        helper.make_node("ArgMin", ["partial_distances"], ["nearest" if rules else "state"], axis=1, keepdims=0,
+                         name="nearest_centroid"),
         helper.make_node("Mul", ["embedding", "embedding"], ["embedding_squared"], name="embedding_squared"),
         helper.make_node("Gemm", ["embedding_squared", constant("sum_to_each_centroid", np.ones((latent, clusters), np.float32)),
                                   "partial_distances"], ["distances"], name="distances"),
     ]
+    travel_axis = metadata.get("travel_axis")
+    chosen = "nearest"
+    if rules.edges is not None:
+        residual = "residual"
+        if not (_centring_gemm(preprocessing) and preprocessing.gain_first):  # that one has no shift
+            residual = "edge_residual"
+            nodes.append(helper.make_node("Gemm", ["pixels", constant("edge_centring", preprocessing.centring_matrix()
+                                                                      .astype(np.float32))],
+                                          [residual], name="edge_residual"))
+        empty = np.array([[0.0 if flag else 1.0] for flag in rules.empty], np.float32)
+        nodes += _edge_rule_nodes(rules.edges, residual, travel_axis=travel_axis, first_state=rules.edge_low,
+                                  not_empty=empty, out="state" if rules.apart is None else "edge_or_nearest",
+                                  constant=constant)
+        chosen = "edge_or_nearest"
+    if rules.apart is not None:
+        nodes += _apart_rule_nodes(rules.apart, source, gain_shift=input_affine(preprocessing), travel_axis=travel_axis,
+                                   state_index=rules.apart_state, otherwise=chosen, constant=constant)
     graph = helper.make_graph(
         nodes, "thermalcount",
         [helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["N", 8, 8])],
@@ -208,6 +245,88 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
     helper.set_model_props(model, {str(k): str(v) for k, v in metadata.items()})
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _edge_rule_nodes(test, residual: str, *, travel_axis: str, first_state: int, not_empty: np.ndarray,
+                     out: str, constant) -> list:
+    """The faint-edge rule (thermalcount.frame_rules): where the nearest cluster is empty and
+    an end line is the warmest and ``noise_units`` x the frame's noise, that end's state.
+
+    Node for node what ``EdgeTest.deficits`` computes, on the smoothed residual in °C; the
+    profile Gemm divides by ``noise_units`` so the noise is compared as it is.
+    """
+    from onnx import helper
+
+    node = helper.make_node
+    return [
+        node("TopK", [residual, constant("edge_k_cool", np.array([test.cool_pixels], np.int64))],
+             ["edge_cool", "edge_cool_index"], axis=1, largest=0, sorted=0, name="edge_coolest_pixels"),
+        node("ReduceMean", ["edge_cool"], ["edge_cool_mean"], axes=[1], keepdims=1, name="edge_cool_mean"),
+        node("Sub", ["edge_cool", "edge_cool_mean"], ["edge_cool_deviation"], name="edge_cool_deviation"),
+        node("Abs", ["edge_cool_deviation"], ["edge_cool_spread"], name="edge_cool_spread"),
+        node("ReduceMean", ["edge_cool_spread"], ["edge_spread"], axes=[1], keepdims=1, name="edge_noise_spread"),
+        node("Clip", ["edge_spread", constant("edge_noise_floor", np.array(test.min_c / test.noise_units, np.float32))],
+             ["edge_noise"], name="edge_noise"),
+        node("Gemm", [residual, constant("edge_profile_weights",
+                                         (travel_profile_matrix(travel_axis) / test.noise_units).astype(np.float32))],
+             ["edge_profile"], name="edge_profile"),
+        node("ReduceMax", ["edge_profile"], ["edge_top"], axes=[1], keepdims=1, name="edge_warmest_line"),
+        node("Gather", ["edge_profile", constant("edge_end_lines", np.array([0, 7], np.int64))], ["edge_ends"],
+             axis=1, name="edge_end_lines"),
+        node("Sub", ["edge_top", "edge_ends"], ["edge_not_warmest"], name="edge_not_warmest"),
+        node("Sub", ["edge_noise", "edge_ends"], ["edge_too_faint"], name="edge_too_faint"),
+        node("Gather", [constant("edge_cluster_not_empty", not_empty), "nearest"], ["edge_cluster_saw"], axis=0,
+             name="edge_cluster_saw"),
+        node("Max", ["edge_not_warmest", "edge_too_faint", "edge_cluster_saw"], ["edge_deficit"], name="edge_deficit"),
+        node("ReduceMin", ["edge_deficit"], ["edge_best"], axes=[1], keepdims=0, name="edge_best"),
+        node("ArgMin", ["edge_deficit"], ["edge_side"], axis=1, keepdims=0, name="edge_side"),
+        node("Add", ["edge_side", constant("edge_first_state", np.array(first_state, np.int64))], ["edge_state"],
+             name="edge_state"),
+        node("GreaterOrEqual", [constant("edge_zero", np.array(0.0, np.float32)), "edge_best"], ["edge_found"],
+             name="edge_found"),
+        node("Where", ["edge_found", "edge_state", "nearest"], [out], name="edge_rule"),
+    ]
+
+
+def _apart_rule_nodes(test, source: str, *, gain_shift: tuple, travel_axis: str, state_index: int,
+                      otherwise: str, constant) -> list:
+    """The apart rule (thermalcount.frame_rules): ``state = apart if two humps else otherwise``.
+
+    Node for node what ``HumpTest.margin`` computes, on the model input's profile along the
+    travel axis: one Gemm from the clipped tensor (the input's gain and shift folded in).
+    """
+    from onnx import helper
+
+    gain, shift = gain_shift
+    profile = travel_profile_matrix(travel_axis) * gain
+    return [
+        helper.make_node("Gemm", [source, constant("profile_weights", profile.astype(np.float32)),
+                                  constant("profile_bias", np.full(8, 8 * shift, np.float32))],
+                         ["profile"], name="travel_profile"),
+        helper.make_node("Gather", ["profile", constant("pair_ends", test.pair_ends())], ["pair_heat"], axis=1,
+                         name="hump_pairs"),
+        helper.make_node("ReduceMin", ["pair_heat"], ["lower_end"], axes=[1], keepdims=0, name="lower_hump"),
+        helper.make_node("Unsqueeze", ["profile", constant("pair_axis", np.array([1], np.int64))],
+                         ["profile_per_pair"], name="profile_per_pair"),
+        helper.make_node("Add", ["profile_per_pair", constant("outside_pair", test.outside_penalty())],
+                         ["between_ends"], name="between_humps"),
+        helper.make_node("ReduceMin", ["between_ends"], ["valley"], axes=[2], keepdims=0, name="valley"),
+        helper.make_node("ReduceMax", ["profile"], ["top"], axes=[1], keepdims=1, name="highest_hump"),
+        helper.make_node("Mul", ["top", constant("peak_ratio", np.array(test.peak_ratio, np.float32))],
+                         ["top_share"], name="top_share"),
+        helper.make_node("Sub", ["lower_end", "top_share"], ["peak_margin"], name="peak_margin"),
+        helper.make_node("Mul", ["lower_end", constant("valley_ratio", np.array(test.valley_ratio, np.float32))],
+                         ["valley_limit"], name="valley_limit"),
+        helper.make_node("Sub", ["valley_limit", "valley"], ["valley_margin"], name="valley_margin"),
+        helper.make_node("Sub", ["lower_end", constant("min_peak", np.array(test.min_peak, np.float32))],
+                         ["size_margin"], name="size_margin"),
+        helper.make_node("Min", ["peak_margin", "valley_margin", "size_margin"], ["pair_margin"], name="pair_margin"),
+        helper.make_node("ReduceMax", ["pair_margin"], ["hump_margin"], axes=[1], keepdims=0, name="best_pair"),
+        helper.make_node("GreaterOrEqual", ["hump_margin", constant("zero", np.array(0.0, np.float32))],
+                         ["apart"], name="two_humps"),
+        helper.make_node("Where", ["apart", constant("apart_state", np.array(state_index, np.int64)), otherwise],
+                         ["state"], name="apart_rule"),
+    ]
 
 
 def save_graph(model, path, *, overwrite: bool = False) -> Path:

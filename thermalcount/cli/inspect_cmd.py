@@ -54,7 +54,13 @@ def _print_summary(summary: dict) -> None:
     click.echo("states:")
     for state in meta.get("states", []):
         position = "-" if state["position"] is None else f"{state['position']:.2f}"
-        click.echo(f"  {state['cluster']}: {state['name']:<10} position {position:<5} people {state['people']}")
+        line = f"  {state['cluster']}: {state['name']:<10} position {position:<5} people {state['people']}"
+        if isinstance(state.get("rule"), dict):  # a frame rule's state (thermalcount/frame_rules.py)
+            rule = dict(state["rule"])
+            shown = [f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in sorted(rule.items())
+                     if k != "test"]
+            line += f" (rule: {rule.get('test')}, {', '.join(shown)})"
+        click.echo(line)
     training = meta.get("training", {})
     if isinstance(training, dict) and training:
         click.echo(f"training: {training.get('frames', '?')} frames, seed {training.get('seed')}, "

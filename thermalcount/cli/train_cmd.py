@@ -47,11 +47,14 @@ DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=0.8, clip_hi
               type=click.FloatRange(min=0),
               help="Time constant of the per-pixel background each stream learns (fixed pattern, static "
                    "warm objects), s (0: off).")
+@click.option("--frame-rules/--no-frame-rules", default=True, show_default=True,
+              help="Add the frame rules to the model: someone just outside the view, two people apart "
+                   "(docs/model.md, 'Frame rules').")
 @click.option("--plots", default=None, type=click.Path(file_okay=False), help="Directory for training PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 def train(recordings, out, latent, clusters, epochs, batch_size, seed, val_split, travel_axis, background,
-          lowest_pixels, lateral_sort, blur, contrast_skin, clip_low, clip_high, no_clip, pattern_seconds, plots,
-          overwrite):
+          lowest_pixels, lateral_sort, blur, contrast_skin, clip_low, clip_high, no_clip, pattern_seconds, frame_rules,
+          plots, overwrite):
     """Train a model on one or more recordings (no labels needed).
 
     Frames are streamed from the files in chunks, so recordings larger than memory work.
@@ -84,7 +87,7 @@ def train(recordings, out, latent, clusters, epochs, batch_size, seed, val_split
     except ValueError as error:
         raise TrainingError(f"bad preprocessing option: {error}") from None
     options = TrainOptions(latent=latent, clusters=clusters, epochs=epochs, batch_size=batch_size, seed=seed,
-                           val_split=val_split, travel_axis=travel_axis, preprocessing=spec)
+                           val_split=val_split, travel_axis=travel_axis, preprocessing=spec, frame_rules=frame_rules)
     console = Console(stderr=True)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())

@@ -14,6 +14,7 @@ state sequences; the short version:
    (position >= ``high_side_min``) or ``M`` (between, or unknown).
 3. **Counting at the end of a passage.** One person: first side A, last side B -> one event
    A->B; same first and last side (lingering at the door line, turning back) -> nothing.
+   One side and the middle: see ``infer_middle_entry`` and ``infer_middle_exit`` (1 FPS).
    Two people (a state with ``people >= 2`` was seen): first side != last side -> two events
    in that direction (one following another); same side -> one each way (passing).
 4. **Split on a jump back.** When one person's position jumps straight from the far side back
@@ -67,6 +68,11 @@ class CounterTuning:
     #: crossing (a blob a little larger for a moment) must not count twice. Pairs stay
     #: in view together for 0.3 s and more.
     two_seconds: float = 0.25
+    #: A state of the faint-edge rule (someone just outside the view, frame_rules.py) must
+    #: last this long: two frames at 10 FPS, where one noisy frame could fake an edge before
+    #: a crossing and make it look like it came from the far side; one frame at 1 FPS,
+    #: where that one frame is all a crossing may show of its start or end.
+    edge_seconds: float = 0.15
     #: The view must be empty this long to end a passage: bridges a faint person missed for
     #: several frames (a warm room: seen at the edges, lost in the middle). People closer
     #: together than this are kept apart by the jump-back split; 2 s merged busy doorways,
@@ -83,6 +89,12 @@ class CounterTuning:
     #: A lone person first seen in the middle who then leaves on one side only (1 FPS, or an
     #: edge the model misses) is counted as coming from the other side.
     infer_middle_entry: bool = True
+    #: The mirror image, for a passage that begins with a faint-edge state (frame rules:
+    #: someone just outside the view): a lone person seen at the edge, then in the middle,
+    #: then gone, is counted as leaving on the other side. At 1 FPS a crossing often shows
+    #: just that. Not for other states: at 10 FPS "low, middle, gone" is flicker or a
+    #: person the model lost, and a walker takes several frames to leave from the middle.
+    infer_middle_exit: bool = True
     #: Close a passage when one person jumps from the far side straight back to the entry
     #: side: the first left as the next came in, with no empty frame between them.
     split_on_jump_back: bool = True
@@ -101,8 +113,10 @@ class CounterTuning:
     static_seconds: float = 40.0
 
     def __post_init__(self):
-        if min(self.min_state_seconds, self.empty_seconds, self.two_seconds, self.static_seconds) < 0:
-            raise ValueError("min_state_seconds, two_seconds, empty_seconds and static_seconds must be >= 0")
+        if min(self.min_state_seconds, self.empty_seconds, self.two_seconds, self.static_seconds,
+               self.edge_seconds) < 0:
+            raise ValueError("min_state_seconds, two_seconds, edge_seconds, empty_seconds and static_seconds "
+                             "must be >= 0")
         if not 0.0 <= self.jump_back_min_gap <= 1.0:
             raise ValueError("jump_back_min_gap must be between 0 and 1")
         if not 0.0 <= self.low_side_max < self.high_side_min <= 1.0:
@@ -149,11 +163,13 @@ class Counter:
         self.meanings = list(meanings)
         if not self.meanings:
             raise ModelError("the model has no states; re-export it")
-        people, sides, positions = [], [], []
+        people, sides, positions, edges = [], [], [], []
         for index, meaning in enumerate(self.meanings):
-            get = meaning.get if isinstance(meaning, dict) else (lambda k, m=meaning: getattr(m, k))
+            get = meaning.get if isinstance(meaning, dict) else (lambda k, m=meaning: getattr(m, k, None))
             count = int(get("people"))
             position = get("position")
+            rule = get("rule")  # StateMeaning: the test's name; a states-list entry: its parameters
+            edges.append((rule.get("test") if isinstance(rule, dict) else rule) == "faint edge")
             if count == 0:
                 side = _SIDE_M
             elif position is None:
@@ -171,13 +187,15 @@ class Counter:
             raise ModelError("the model's states have no one-person positions on both sides of "
                              "the door line, so no direction can be told; retrain or re-export it")
         self._people_list, self._sides_list, self._positions = people, sides, positions
+        self._edge_rule_list = edges  # states of the faint-edge frame rule
         #: Two-people states without a position: two people apart in the view (meanings).
         self._apart_list = [p >= 2 and pos is None for p, pos in zip(people, positions)]
         #: States at one edge of the view (someone just coming in or going out).
         self._edge_list = [p is not None and min(p, 1.0 - p) <= EDGE_POSITION for p in positions]
         self._n_states = len(people)
-        self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.min_state_seconds if p == 1
-                            else self.tuning.two_seconds for p in people]
+        self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.edge_seconds if edge
+                            else self.tuning.min_state_seconds if p == 1 else self.tuning.two_seconds
+                            for p, edge in zip(people, edges)]
         self._threshold_array = np.array(self._thresholds, np.float64)
         # Debounce key of each state: one-person and empty states are themselves; every
         # two-people state shares one key, so a pair read as two-3, two-2, two-3 in three
@@ -481,6 +499,10 @@ class Counter:
             elif (self.tuning.infer_middle_entry and passage.runs[0][1] == _SIDE_M
                   and all(side == exit_ for side, _, _ in known)):
                 self._emit(_other(exit_), exit_, known[0][1], known[0][2], events)
+            elif (self.tuning.infer_middle_exit and passage.runs[-1][1] == _SIDE_M
+                  and self._edge_rule_list[passage.runs[0][4]] and all(side == entry for side, _, _ in known)):
+                last = passage.runs[-1]
+                self._emit(entry, _other(entry), last[2], last[3], events)
             return
         if passage.last_was_two:
             passage.two_end = (frame, time)

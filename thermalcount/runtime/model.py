@@ -26,6 +26,7 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from thermalcount.errors import ModelError
+from thermalcount.frame_rules import FrameRules
 
 MODEL_FORMAT = "thermalcount-model/1"
 INPUT_NAME = "frames"
@@ -44,6 +45,8 @@ class StateMeaning:
     name: str
     position: Optional[float]
     people: int
+    #: None for a cluster; "faint edge" or "two humps" for a frame rule's state (frame_rules.py).
+    rule: Optional[str] = None
 
 
 class InferenceResult(NamedTuple):
@@ -227,16 +230,22 @@ def _check_metadata(metadata: dict, path: Path):
     if travel_axis not in ("rows", "columns"):
         raise ModelError(f"{path}: metadata travel_axis is {travel_axis!r}, expected 'rows' or "
                          "'columns'; re-export the model")
-    if not isinstance(states, list) or len(states) != clusters or clusters < 1:
-        raise ModelError(f"{path}: metadata 'states' must list one entry per cluster ({clusters}); "
-                         "re-export the model")
+    if not isinstance(states, list) or not all(isinstance(entry, dict) for entry in states) or clusters < 1:
+        raise ModelError(f"{path}: metadata 'states' must be a list of states; re-export the model")
+    try:
+        rules = FrameRules(states)
+    except ModelError as error:
+        raise ModelError(f"{path}: {error}") from None
+    if rules.clusters != clusters:
+        raise ModelError(f"{path}: metadata 'states' must list one entry per cluster ({clusters}), then the "
+                         "frame rules' states; re-export the model")
     meanings = []
     for index, entry in enumerate(states):
         try:
             position = entry["position"]
             meaning = StateMeaning(int(entry["cluster"]), str(entry["name"]),
                                    None if position is None else float(position),
-                                   int(entry["people"]))
+                                   int(entry["people"]), entry["rule"]["test"] if "rule" in entry else None)
         except (KeyError, TypeError, ValueError):
             raise ModelError(f"{path}: metadata 'states' entry {index} needs cluster, name, "
                              "position and people; re-export the model") from None

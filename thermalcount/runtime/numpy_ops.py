@@ -19,7 +19,7 @@ SUPPORTED_OPS = (
     "Reshape", "Flatten", "Identity", "Cast", "Add", "Sub", "Mul", "Div", "Max", "Min",
     "Relu", "PRelu", "Clip", "Abs", "Sqrt", "Gemm", "MatMul", "ReduceMean", "ReduceMin",
     "ReduceMax", "ReduceSum", "ReduceSumSquare", "TopK", "ArgMin", "Split", "Concat",
-    "Squeeze", "Unsqueeze", "Slice", "Gather", "Transpose",
+    "Squeeze", "Unsqueeze", "Slice", "Gather", "Transpose", "GreaterOrEqual", "Where",
 )
 # MAKERS also has Constant: not in the contract's list, but exporters emit it for shapes.
 
@@ -334,5 +334,5 @@ MAKERS: dict = {
     "ReduceSumSquare": _make_reduce("sumsquare"), "TopK": make_topk, "ArgMin": _make_argmin,
     "Concat": _make_concat, "Squeeze": _make_squeeze, "Unsqueeze": _make_unsqueeze,
     "Slice": _make_slice, "Gather": _make_gather, "Transpose": _make_transpose,
-    "Constant": _make_constant,
+    "Constant": _make_constant, "GreaterOrEqual": _binary(np.greater_equal), "Where": lambda a, o: np.where,
 }

@@ -10,7 +10,7 @@
   With 4+ clusters, a cluster whose heat is >= TWO_PEOPLE_RATIO (1.5) x the median heat of the person clusters is
   ``two`` (two people in view), as long as a ``low`` and a ``high`` remain.
 * A cluster whose heat along the travel axis has **two humps** (two peaks at least
-  ``APART_MIN_ROWS`` apart, nearly nothing between them) is ``two`` as well, whatever its
+  3 rows apart, nearly nothing between them: ``thermalcount.apart``) is ``two`` as well, whatever its
   heat: two people apart in the view, typically one at each edge as they start to pass each
   other. Its heat-weighted centre sits in the middle, where it looked like one person, so
   its position is None: "two people apart" (the counter reads it as a pass when it comes
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from thermalcount.frame_rules import CLUSTER_TEST
+
 TRAVEL_AXES = ("rows", "columns")
 HEAT_MARGIN_C = 0.5  # °C above a decoded frame's median before a pixel counts as warm
 BLOB_MARGIN_C = 1.5  # °C above a real frame's median for the travel-axis estimate
@@ -28,25 +30,12 @@ BLOB_MARGIN_C = 1.5  # °C above a real frame's median for the travel-axis estim
 #: person at the mid line became 'two' and was counted twice (docs/model.md).
 TWO_PEOPLE_RATIO = 1.5
 EMPTY_HEAT_FRACTION = 0.25
-#: Two humps: peaks this many rows apart or more, the lower one at least APART_PEAK_RATIO of
-#: the higher, and between them a valley below APART_VALLEY_RATIO of the lower peak.
-APART_MIN_ROWS = 3
-APART_PEAK_RATIO = 0.3
-APART_VALLEY_RATIO = 0.25
 
 
 def two_humps(profile) -> bool:
-    """True when a heat profile along the travel axis shows two separate blobs."""
-    profile = np.asarray(profile, np.float64)
-    top = float(profile.max())
-    if top <= 0:
-        return False
-    for i in range(len(profile)):
-        for j in range(i + APART_MIN_ROWS, len(profile)):
-            low_peak = min(profile[i], profile[j])
-            if low_peak >= APART_PEAK_RATIO * top and profile[i + 1:j].min() <= APART_VALLEY_RATIO * low_peak:
-                return True
-    return False
+    """True when a heat profile along the travel axis shows two separate blobs
+    (thermalcount.apart: the same test the graph's apart rule runs on each frame)."""
+    return bool(CLUSTER_TEST.holds(np.asarray(profile, np.float32)[None])[0])
 
 
 def _warmth(frames_c: np.ndarray, margin: float) -> np.ndarray:

@@ -37,7 +37,7 @@ def write_plots(result, directory) -> list:
     figure, axis = plt.subplots(figsize=(9, 2.8))
     axis.step(seconds, timeline["states"], where="post", linewidth=1.0)
     axis.set_yticks(range(len(names)), names)
-    axis.set(xlabel="time (s)", title=f"Cluster assignment over time ({timeline['name']})")
+    axis.set(xlabel="time (s)", title=f"State over time ({timeline['name']})")
     paths.append(_save(figure, directory / "clusters.png", plt))
 
     k = len(result.decoded_c)

@@ -35,12 +35,19 @@ def print_report(result, console, out=None) -> None:
         position = "-" if state["position"] is None else f"{state['position']:.2f}"
         table.add_row(str(state["cluster"]), state["name"], position, str(state["people"]),
                       f"{size:,}", f"{100 * size / total:.1f} %")
+    rule_frames = training.get("rule_frames") or {}
+    for state in model.states:
+        if "rule" in state:  # the frame rules' states: their frames also count in their nearest cluster
+            position = "-" if state["position"] is None else f"{state['position']:.2f}"
+            frames = rule_frames.get(state["name"], 0)
+            table.add_row(str(state["cluster"]), f"{state['name']} (rule: {state['rule']['test']})", position,
+                          str(state["people"]), f"{frames:,}", f"{100 * frames / total:.1f} %")
     console.print(table)
     score = result.silhouette
     quality = ("well separated" if score >= 0.5 else "overlapping: consider more data or --clusters"
                if score >= 0.25 else "poorly separated") if not math.isnan(score) else "n/a"
     console.print(f"Separation (silhouette on a sample): {score:.3f} ({quality})")
-    if not any(state["people"] >= 2 for state in model.states):
+    if not any(state["people"] >= 2 for state in model.states if "rule" not in state):  # clusters only
         # The counter then reads two people close together as one (docs/counting.md).
         console.print("[yellow]No two-people state:[/yellow] two people in view together will be counted "
                       "as one. Train on recordings with pairs (following, passing) and 8+ --clusters.")

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from thermalcount import __version__
+from thermalcount.frame_rules import EDGE_TEST, FRAME_TEST, FrameRules, rule_states
 from thermalcount.errors import OutputPathError, TrainingError
 from thermalcount.preprocessing import Preprocessing
 from thermalcount.training import require_training_stack
@@ -41,6 +42,10 @@ class TrainOptions:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     chunk_frames: int = 16384
     sample_size: int = 50_000
+    #: Add the frame rules to the model (thermalcount.frame_rules): someone just outside the
+    #: view (states edge-low, edge-high; needs the mean background) and two people apart
+    #: along the travel axis (state apart; needs a noise floor, clip_low).
+    frame_rules: bool = True
 
     def check(self) -> None:
         if not 2 <= self.latent <= 16:
@@ -58,7 +63,8 @@ class TrainOptions:
         return {"latent": self.latent, "clusters": self.clusters, "epochs": self.epochs,
                 "batch_size": self.batch_size, "seed": self.seed, "val_split": self.val_split,
                 "travel_axis": self.travel_axis, "learning_rate": self.learning_rate,
-                "chunk_frames": self.chunk_frames, "sample_size": self.sample_size}
+                "chunk_frames": self.chunk_frames, "sample_size": self.sample_size,
+                "frame_rules": self.frame_rules}
 
 
 @dataclass
@@ -138,12 +144,28 @@ def train_model(sources, options: Optional[TrainOptions] = None,
     centroids, decoded_c = centroids[order], decoded_c[order]
     states = [dict(states[old], cluster=new) for new, old in enumerate(order)]
 
+    # The apart rule judges the model input itself, so it needs the input's noise floor; the
+    # edge rule the residual over the frame mean.
+    if options.frame_rules:
+        states += rule_states(len(states), edges=EDGE_TEST if spec.background == "mean" else None,
+                              apart=FRAME_TEST if spec.clip_low is not None else None)
+    rules = FrameRules(states)
+    centring = spec.centring_matrix().astype(np.float32)
+
+    def graph_states(flat, embedding):
+        """The states the exported graph gives these (per-pixel corrected) frames."""
+        assigned, _ = nearest(embedding, centroids)
+        return assigned, rules.apply(assigned, flat @ centring, spec.apply(flat), travel_axis) if rules else assigned
+
     _progress(on_progress, "stage", text="assigning clusters", total=summary.n_frames)
-    sizes = np.zeros(options.clusters, np.int64)
+    sizes = np.zeros(len(states), np.int64)
+    rule_frames = np.zeros(len(states), np.int64)
     for _, _, flat in data.iter_all():
-        assigned, _ = nearest(ae.encode_frames(autoencoder, spec, flat), centroids)
-        sizes += np.bincount(assigned, minlength=options.clusters)
+        assigned, final = graph_states(flat, ae.encode_frames(autoencoder, spec, flat))
+        sizes += np.bincount(assigned, minlength=len(states))
+        rule_frames += np.bincount(final, minlength=len(states))
         _progress(on_progress, "scan", frames=len(flat))
+    sizes = sizes[:options.clusters]
     sample_states, _ = nearest(sample_embedding, centroids)
     silhouette = separation_score(sample_embedding, sample_states, options.seed)
 
@@ -152,8 +174,9 @@ def train_model(sources, options: Optional[TrainOptions] = None,
     # The model sees them with the stream's per-pixel background removed, as at run time.
     seen_frames = data.corrected(0, 0, timeline_frames.reshape(-1, 64)).reshape(-1, 8, 8)
     timeline_embedding = ae.encode_frames(autoencoder, spec, seen_frames)
+    timeline_states = graph_states(seen_frames.reshape(-1, 64), timeline_embedding)[1]
     timeline = {"frames": timeline_frames, "embedding": timeline_embedding,
-                "states": nearest(timeline_embedding, centroids)[0], "fps": first.fps, "name": first.name}
+                "states": timeline_states, "fps": first.fps, "name": first.name}
 
     weights = autoencoder.numpy_weights()
     weights["centroids"] = centroids.astype(np.float32)
@@ -165,6 +188,8 @@ def train_model(sources, options: Optional[TrainOptions] = None,
         "train_loss": round(last["train_loss"], 6),
         "val_loss": round(last["val_loss"], 6) if "val_loss" in last else None,
         "cluster_sizes": sizes.tolist(),
+        # Frames each frame rule's state takes (from whatever their nearest cluster).
+        "rule_frames": {state["name"]: int(rule_frames[state["cluster"]]) for state in states[options.clusters:]},
         "silhouette": None if math.isnan(silhouette) else round(silhouette, 4),
         "travel_axis_evidence": evidence,
         "torch": torch.__version__.split("+")[0],

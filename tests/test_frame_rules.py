@@ -1,0 +1,151 @@
+"""The frame rules: the two-humps and faint-edge tests, their states, and what the counter makes of them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from thermalcount.errors import ModelError
+from thermalcount.frame_rules import EDGE_TEST, FRAME_TEST, FrameRules, HumpTest, rule_states, travel_profile_matrix
+from thermalcount.preprocessing import Preprocessing
+from thermalcount.runtime.counter import Counter
+from thermalcount.runtime.model import Model
+from thermalcount.sensors.simulator import simulate
+
+CLUSTERS = [{"cluster": 0, "name": "empty", "position": None, "people": 0},
+            {"cluster": 1, "name": "low", "position": 0.0, "people": 1},
+            {"cluster": 2, "name": "middle", "position": 0.5, "people": 1},
+            {"cluster": 3, "name": "high", "position": 1.0, "people": 1}]
+STATES = CLUSTERS + rule_states(4)
+EMPTY, LOW, MIDDLE, HIGH, EDGE_LOW, EDGE_HIGH, APART = range(7)
+
+
+def test_the_frame_humps_need_a_clearly_warm_second_hump():
+    profiles = np.array([[0, 3, 4, 0, 0, 4, 3, 0],      # two people apart
+                         [4.6, 0.6, 0, 0, 0, 0, 2.3, 4.7],  # one at each edge
+                         [0.3, 0, 0, 0.24, 0.09, 0, 0, 0],  # a warm room's noise: humps, but faint
+                         [0, 3, 6, 6, 3, 0, 0, 0],       # one person
+                         [0] * 8], np.float32)
+    assert FRAME_TEST.holds(profiles).tolist() == [True, True, False, False, False]
+    assert HumpTest().holds(profiles).tolist() == [True, True, True, False, False]  # no floor: noise passes
+
+
+def _residual(rng, noise, edge=None, warm=0.0, frames=200):
+    """(frames, 64) residual °C: Gaussian noise, and ``warm`` °C on 3 pixels of line ``edge``."""
+    residual = rng.normal(0.0, noise, (frames, 8, 8)).astype(np.float32)
+    if edge is not None:
+        residual[:, edge, 2:5] += warm
+    return residual.reshape(frames, 64)
+
+
+def test_a_faint_edge_fires_in_a_quiet_frame_and_not_in_a_noisy_one():
+    rng = np.random.default_rng(1)
+    empty = np.ones(200, bool)
+
+    def fires(residual, nearest_empty=empty):
+        deficits = EDGE_TEST.deficits(residual, "rows", nearest_empty)
+        return deficits.min(axis=1) <= 0, deficits.argmin(axis=1)
+
+    # 1 FPS noise (0.08 °C): a 1 °C edge on three pixels of the first line stands out.
+    found, side = fires(_residual(rng, 0.08, edge=0, warm=1.0))
+    assert found.mean() > 0.95 and np.all(side[found] == 0)
+    found, side = fires(_residual(rng, 0.08, edge=7, warm=1.0))
+    assert found.mean() > 0.95 and np.all(side[found] == 1)
+    # 10 FPS noise (0.37 °C): the same edge is noise-sized; the rule stays quiet.
+    assert fires(_residual(rng, 0.37, edge=0, warm=1.0))[0].mean() < 0.05
+    # Not at an end line, or a cluster already saw someone: nothing.
+    assert not fires(_residual(rng, 0.08, edge=3, warm=1.0))[0].any()
+    assert not fires(_residual(rng, 0.08, edge=0, warm=1.0), np.zeros(200, bool))[0].any()
+    # A frame with no noise at all does not fire on nothing (min_c).
+    assert not fires(np.zeros((200, 64), np.float32))[0].any()
+
+
+def test_rules_apply_in_order_and_the_humps_win():
+    rules = FrameRules(STATES)
+    assert (rules.clusters, rules.edge_low, rules.apart_state) == (4, EDGE_LOW, APART)
+    rng = np.random.default_rng(2)
+    residual = _residual(rng, 0.08, edge=7, warm=1.0, frames=3)
+    model_input = np.zeros((3, 64), np.float32)
+    model_input.reshape(3, 8, 8)[2, [0, 7], 2:5] = 1.5  # frame 2: two people, one at each end
+    nearest = np.array([EMPTY, MIDDLE, EMPTY])
+    assert rules.apply(nearest, residual, model_input, "rows").tolist() == [EDGE_HIGH, MIDDLE, APART]
+
+
+@pytest.mark.parametrize("states", [
+    CLUSTERS[:2] + rule_states(2)[:1] + CLUSTERS[2:],                     # a rule before a cluster
+    CLUSTERS + [dict(rule_states(4)[0], rule={"test": "three humps"})],   # unknown test
+    CLUSTERS + rule_states(4)[1:2],                                        # edge-high without edge-low
+    CLUSTERS + [dict(rule_states(4, edges=None)[0], rule={"test": "two humps", "min_peak": 0.0})],
+])
+def test_malformed_rules_are_refused(states):
+    with pytest.raises(ModelError, match="rule"):
+        FrameRules(states)
+
+
+def test_a_model_with_malformed_rules_is_refused_on_load(tmp_path):
+    import onnx
+
+    proto = onnx.load(str(Model.load("default").path))
+    meta = {p.key: p for p in proto.metadata_props}
+    states = json.loads(meta["states"].value)
+    states[-1]["rule"]["test"] = "three humps"
+    meta["states"].value = json.dumps(states)
+    onnx.save(proto, str(tmp_path / "bad.onnx"))
+    with pytest.raises(ModelError, match="bad.onnx: the model's frame rules are malformed"):
+        Model.load(tmp_path / "bad.onnx")
+
+
+def test_one_noisy_edge_frame_does_not_turn_a_crossing_around():
+    # 10 FPS: one frame of edge-high (noise) just before someone comes in from the low side.
+    states = [EMPTY] * 10 + [EDGE_HIGH] + [EMPTY] * 2 + [LOW, LOW, MIDDLE, MIDDLE, HIGH, HIGH] + [EMPTY] * 10
+    times = np.arange(len(states)) / 10.0
+
+    def directions(**tuning):
+        counter = Counter(STATES, **tuning)
+        return [e.direction for e in counter.process(times, states) + counter.finish()]
+
+    assert directions() == ["in"]
+    # Seen like any one-person state, the edge and the low side before the middle read as
+    # two people passing each other.
+    assert directions(edge_seconds=0.08) == ["in", "out"]
+
+
+def test_at_1_fps_an_edge_frame_gives_the_direction():
+    # Each crossing shows the person inside the view once; the frame before or after, their edge.
+    gap = [EMPTY] * 5
+    states = gap + [EDGE_LOW, MIDDLE] + gap + [MIDDLE, EDGE_LOW] + gap + [EDGE_HIGH, LOW] + gap
+    counter = Counter(STATES)
+    events = counter.process(np.arange(len(states), dtype=float), states) + counter.finish()
+    assert [(e.direction, e.frame) for e in events] == [("in", 6), ("out", 13), ("out", 20)]
+    # Without inferring the exit, edge-then-middle says nothing.
+    counter = Counter(STATES, infer_middle_exit=False)
+    events = counter.process(np.arange(len(states), dtype=float), states) + counter.finish()
+    assert [e.direction for e in events] == ["out", "out"]
+    alone = [EMPTY] * 5 + [MIDDLE] + [EMPTY] * 5  # no edge: no direction, nothing counted
+    counter = Counter(STATES)
+    assert counter.process(np.arange(len(alone), dtype=float), alone) + counter.finish() == []
+
+
+def test_the_default_model_finds_edges_only_next_to_people():
+    model = Model.load("default", backend="numpy")
+    names = [m.name for m in model.meanings]
+    for fps, near in ((1.0, 1), (10.0, 20)):
+        chunk = simulate(3000, "single", seed=11, fps=fps)
+        model.start_stream(fps)
+        edge = np.isin(model.infer_states(chunk.frames), [names.index("edge-low"), names.index("edge-high")])
+        # Someone's centre is in view within a frame (1 FPS) or two seconds (10 FPS) of each
+        # edge frame (a fast walker at 1 FPS can cross between two frames and show only edges).
+        in_view = np.convolve(chunk.people > 0, np.ones(2 * near + 1), mode="same") > 0
+        assert edge.sum() > 20 and in_view[edge].mean() > 0.97, fps
+        if fps == 1.0:
+            assert edge.mean() > 0.03  # at 1 FPS ~1 frame in 15 is only someone's edge
+
+
+def test_the_profile_matrix_sums_across_the_travel_axis():
+    frame = np.arange(64, dtype=np.float64).reshape(8, 8)
+    np.testing.assert_array_equal(frame.reshape(1, 64) @ travel_profile_matrix("rows"), frame.sum(axis=1)[None])
+    np.testing.assert_array_equal(frame.reshape(1, 64) @ travel_profile_matrix("columns"), frame.sum(axis=0)[None])
+    # The edge rule needs the frame mean removed, which the centring matrix does.
+    assert np.allclose((np.ones((1, 64)) @ Preprocessing(blur=0.5).centring_matrix()), 0)

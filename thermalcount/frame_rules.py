@@ -1,0 +1,228 @@
+"""Frame rules: two tests the exported graph applies to each frame, next to the nearest centroid.
+
+k-means finds the states the training frames made common. Two pictures are rare in them, or
+too faint for the noise floor, and yet decide a count; the graph tests each frame for them
+itself (``onnx_graph``), and training adds their states after the clusters' (docs/model.md,
+"Third round"). Both tests look at a frame's **profile**: its warmth summed across the travel
+axis, 8 values along it.
+
+* **Two people apart** (:class:`HumpTest`, state ``apart``, people 2, no position). Two people
+  passing each other start, and end, at opposite ends of the view: the profile of the model
+  input has two humps with (nearly) nothing between them. One person never does. k-means
+  does not always give this picture a cluster: with some training seeds it lands in a
+  one-person cluster in the middle (its heat-weighted centre is there), and a pass reads as
+  one person turning back - nothing counted. The same test (without a floor) names such
+  clusters ``two`` in ``training.meanings``.
+* **Someone just outside the view** (:class:`EdgeTest`, states ``edge-low`` and ``edge-high``,
+  people 1, positions 0 and 1). At 1 FPS a crossing spans about two frames, and often only
+  one shows the person inside the view; the frame before or after can still show their
+  edge: one faint warm line at an end of the view, under the noise floor of the model input
+  (so the nearest cluster is ``empty``) but far above the frame's own noise (a 1 FPS frame is
+  4-5x quieter than a 10 FPS one). Where the nearest cluster is empty, the end line is the
+  warmest line and it stands ``noise_units`` times the frame's noise above the frame mean,
+  the frame is that edge. At 10 FPS the noise keeps the rule quiet: people there are seen
+  by the clusters at the edges anyway.
+
+The two-humps test on a profile ``p`` (of the model input: 0 = the noise floor): two
+positions ``i < j`` at least ``min_rows`` (3) apart with
+
+* ``min(p[i], p[j]) >= peak_ratio (0.3) * max(p)``: the smaller hump is a real share of the larger;
+* ``min(p[i+1:j]) <= valley_ratio (0.25) * min(p[i], p[j])``: nearly nothing between them;
+* ``min(p[i], p[j]) >= min_peak`` (and > 0): for frames, the smaller hump is at least one
+  clearly warm line - a warm room's amplified noise makes humps of 0.1-0.5, a person half in
+  view 1.5 and more (measured on the accuracy suite, docs/model.md).
+
+numpy only: the runtime and the exporter import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import numpy as np
+
+from thermalcount.errors import ModelError
+
+SIZE = 8
+#: Added outside each pair's window before taking the minimum between the humps.
+_OUTSIDE = 1.0e6
+
+
+@dataclass(frozen=True)
+class HumpTest:
+    """The two-humps test with its numbers (module docstring)."""
+
+    min_rows: int = 3
+    peak_ratio: float = 0.3
+    valley_ratio: float = 0.25
+    min_peak: float = 0.0
+
+    def __post_init__(self):
+        if not (1 <= int(self.min_rows) < SIZE and 0 <= self.peak_ratio <= 1 and 0 <= self.valley_ratio <= 1
+                and self.min_peak >= 0):
+            raise ValueError(f"invalid two-humps test {self}")
+
+    def pair_ends(self, size: int = SIZE) -> np.ndarray:
+        """(2, P) int64: the positions i and j of every pair at least ``min_rows`` apart."""
+        pairs = [(i, j) for i in range(size) for j in range(i + self.min_rows, size)]
+        return np.array(pairs, np.int64).reshape(-1, 2).T.copy()
+
+    def outside_penalty(self, size: int = SIZE) -> np.ndarray:
+        """(P, size) float32: 0 strictly between each pair's ends, a large number elsewhere."""
+        ends = self.pair_ends(size)
+        index = np.arange(size)
+        inside = (index[None, :] > ends[0][:, None]) & (index[None, :] < ends[1][:, None])
+        return np.where(inside, 0.0, _OUTSIDE).astype(np.float32)
+
+    def margin(self, profiles) -> np.ndarray:
+        """(N, size) profiles -> (N,) float32, the best pair's margin: >= 0 where the frame
+        has two humps (bar the all-zero profile). The graph computes exactly this, node for node."""
+        profiles = np.asarray(profiles, np.float32)
+        profiles = profiles.reshape(-1, profiles.shape[-1])
+        ends = self.pair_ends(profiles.shape[1])
+        lower_end = np.minimum(profiles[:, ends[0]], profiles[:, ends[1]])
+        valley = (profiles[:, None, :] + self.outside_penalty(profiles.shape[1])[None]).min(axis=2)
+        top = profiles.max(axis=1, keepdims=True)
+        margin = np.minimum(np.minimum(lower_end - top * np.float32(self.peak_ratio),
+                                       lower_end * np.float32(self.valley_ratio) - valley),
+                            lower_end - np.float32(self.min_peak))
+        return margin.max(axis=1)
+
+    def holds(self, profiles) -> np.ndarray:
+        """(N, size) profiles -> (N,) bool: two separate blobs along the travel axis."""
+        profiles = np.asarray(profiles, np.float32)
+        profiles = profiles.reshape(-1, profiles.shape[-1])
+        return (self.margin(profiles) >= 0) & (profiles.max(axis=1) > 0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def travel_profile_matrix(travel_axis: str) -> np.ndarray:
+    """(64, 8) float64 M with ``flat @ M`` = each frame's heat summed across the travel axis."""
+    matrix = np.zeros((SIZE, SIZE, SIZE))
+    for r in range(SIZE):
+        for c in range(SIZE):
+            matrix[r, c, r if travel_axis == "rows" else c] = 1.0
+    return matrix.reshape(SIZE * SIZE, SIZE)
+
+
+@dataclass(frozen=True)
+class EdgeTest:
+    """Someone just outside the view (module docstring), on the smoothed residual in °C
+    (pixels minus the frame mean, before any gain or floor)."""
+
+    #: The end line (°C summed across the travel axis) must reach this many times the noise.
+    noise_units: float = 25.0
+    #: ... and at least this many °C, so a frame with no noise at all does not fire on nothing.
+    min_c: float = 0.5
+    #: The noise: mean absolute deviation of the frame's coolest pixels (a person is warm).
+    cool_pixels: int = 48
+
+    def __post_init__(self):
+        if not (self.noise_units > 0 and self.min_c > 0 and 2 <= int(self.cool_pixels) <= SIZE * SIZE):
+            raise ValueError(f"invalid faint-edge test {self}")
+
+    def noise(self, residual) -> np.ndarray:
+        """(N, 64) residual °C -> (N, 1) float32 noise, floored at min_c / noise_units."""
+        residual = np.asarray(residual, np.float32).reshape(-1, SIZE * SIZE)
+        cool = np.partition(residual, self.cool_pixels - 1, axis=1)[:, :self.cool_pixels]
+        spread = np.abs(cool - cool.mean(axis=1, keepdims=True, dtype=np.float32)).mean(axis=1, keepdims=True,
+                                                                                        dtype=np.float32)
+        return np.maximum(spread, np.float32(self.min_c / self.noise_units))
+
+    def deficits(self, residual, travel_axis: str, empty) -> np.ndarray:
+        """(N, 2) float32: <= 0 where the low (column 0) or high (column 1) end holds the
+        frame's faint edge. ``empty``: (N,) whether each frame's nearest cluster is empty.
+        The graph computes exactly this, node for node."""
+        residual = np.asarray(residual, np.float32).reshape(-1, SIZE * SIZE)
+        scaled = residual @ (travel_profile_matrix(travel_axis) / self.noise_units).astype(np.float32)
+        ends = scaled[:, [0, SIZE - 1]]
+        top = scaled.max(axis=1, keepdims=True)
+        not_empty = 1.0 - np.asarray(empty, np.float32).reshape(-1, 1)
+        return np.maximum(np.maximum(top - ends, self.noise(residual) - ends), not_empty)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: The test on decoded centroids (°C above the background): no floor of its own.
+CLUSTER_TEST = HumpTest()
+#: The test on each frame, in the model input's units (0 = the noise floor; a line of one
+#: person's blob sums to 3-6, a warm room's amplified noise to 0.1-0.5).
+FRAME_TEST = HumpTest(min_peak=1.0)
+#: Calibrated on the accuracy suite (docs/model.md, "Third round"): at 10 FPS it never fires
+#: on the suite's recordings where a cluster did not already see the person.
+EDGE_TEST = EdgeTest()
+_TESTS = {"two humps": HumpTest, "faint edge": EdgeTest}
+
+
+def rule_states(first_index: int, *, edges: Optional[EdgeTest] = EDGE_TEST,
+                apart: Optional[HumpTest] = FRAME_TEST) -> list:
+    """The states-list entries of the frame rules, numbered from ``first_index`` (the number
+    of clusters): ``edge-low``, ``edge-high`` (with ``edges``), then ``apart`` (with ``apart``)."""
+    entries = []
+    if edges is not None:
+        for side, position in (("low", 0.0), ("high", 1.0)):
+            entries.append({"name": f"edge-{side}", "position": position, "people": 1,
+                            "rule": dict(test="faint edge", side=side, **edges.to_dict())})
+    if apart is not None:
+        entries.append({"name": "apart", "position": None, "people": 2,
+                        "rule": dict(test="two humps", **apart.to_dict())})
+    return [dict(entry, cluster=first_index + offset) for offset, entry in enumerate(entries)]
+
+
+class FrameRules:
+    """The frame rules a model's states list carries, and where their states are."""
+
+    def __init__(self, states: list):
+        self.clusters = sum(1 for state in states if "rule" not in state)
+        self.edges: Optional[EdgeTest] = None
+        self.edge_low: Optional[int] = None
+        self.apart: Optional[HumpTest] = None
+        self.apart_state: Optional[int] = None
+        self.empty = np.array([state.get("people") == 0 for state in states[:self.clusters]], bool)
+        rules = states[self.clusters:]
+        if any("rule" not in state for state in rules) or any("rule" in state for state in states[:self.clusters]):
+            raise ModelError("the model's frame rules must come after all its clusters; re-train the model")
+        try:
+            for index, state in enumerate(rules, start=self.clusters):
+                parameters = dict(state["rule"])
+                test = _TESTS[parameters.pop("test")]
+                side = parameters.pop("side", None)
+                made = test(**parameters)
+                if test is HumpTest and self.apart is None:
+                    self.apart, self.apart_state = made, index
+                elif side == "low" and self.edges is None:
+                    self.edges, self.edge_low = made, index
+                elif not (side == "high" and self.edges == made and index == self.edge_low + 1):
+                    raise ValueError("edge states must come as a low and high pair")
+        except (KeyError, TypeError, ValueError):
+            raise ModelError("the model's frame rules are malformed; re-train the model") from None
+        if self.edges is not None and self.edge_low + 1 >= len(states):
+            raise ModelError("the model's frame rules are malformed; re-train the model")
+        if self.apart is not None and self.apart.min_peak <= 0:
+            # In the graph a floor above 0 is what keeps an empty frame (all zeros) out.
+            raise ModelError("the model's apart rule needs min_peak > 0; re-train the model")
+
+    def __bool__(self) -> bool:
+        return self.edges is not None or self.apart is not None
+
+    def apply(self, nearest, residual_c, model_input, travel_axis: str) -> np.ndarray:
+        """The states the graph gives: ``nearest`` (N,) clusters, overridden by the rules.
+        ``residual_c``: (N, 64) smoothed pixels minus the frame mean (°C) - for the edges;
+        ``model_input``: ``Preprocessing.apply`` of the frames - for the humps."""
+        states = np.asarray(nearest, np.int64).copy()
+        if self.edges is not None:
+            deficits = self.edges.deficits(residual_c, travel_axis, self.empty[states])
+            edge = deficits.min(axis=1) <= 0
+            states[edge] = self.edge_low + deficits[edge].argmin(axis=1)
+        if self.apart is not None:
+            apart = self.apart.margin(np.asarray(model_input, np.float32) @ travel_profile_matrix(travel_axis)) >= 0
+            states[apart] = self.apart_state
+        return states
+
+
+__all__ = ["HumpTest", "EdgeTest", "FrameRules", "CLUSTER_TEST", "FRAME_TEST", "EDGE_TEST",
+           "travel_profile_matrix", "rule_states"]
