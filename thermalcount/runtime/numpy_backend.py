@@ -288,6 +288,31 @@ def _fast_call(step: _Step, ins: list, outs: list, constant_slots: set) -> Calla
         fast = _fast_reduce(step, ins, out)
         if fast is not None:
             return fast
+    if op in ("Max", "Min") and len(ins) > 2 and out.dtype.kind == "f":
+        # Variadic (the frame rules' margins): fold the operands into the output, in order.
+        ufunc = np.maximum if op == "Max" else np.minimum
+        first, rest = full(0), [full(i) for i in range(1, len(ins))]
+
+        def fold():
+            ufunc(first, rest[0], out=out)
+            for value in rest[1:]:
+                ufunc(out, value, out=out)
+        return fold
+    if op == "GreaterOrEqual":
+        a, b = full(0), full(1)
+        return lambda: np.greater_equal(a, b, out=out)
+    if op == "Where" and ins[0].dtype == bool and all(x is not out for x in ins):
+        # A frame rule: its state where the test holds, else the state so far.
+        condition, value, otherwise = ins
+
+        def where():
+            np.copyto(out, otherwise)
+            np.copyto(out, value, where=condition)
+        return where
+    if op == "Gather" and ins[1].dtype.kind == "i":
+        # mode "wrap" reads negative indices as ONNX does; "raise" would copy through a buffer.
+        axis, data, indices = attributes(step.node).get("axis", 0), ins[0], ins[1]
+        return lambda: np.take(data, indices, axis=axis, out=out, mode="wrap")
     if op == "ArgMin":
         attrs = attributes(step.node)
         x = ins[0]
