@@ -24,9 +24,11 @@ MEANINGS = [
     StateMeaning(5, "low-2", 0.3, 1),
     StateMeaning(6, "two-2", 0.7, 2),
     StateMeaning(7, "two-3", None, 2),  # two people apart (no position): meanings' "two humps"
+    StateMeaning(8, "edge-low", 0.0, 1, "faint edge"),  # the frame rules' edge states
+    StateMeaning(9, "edge-high", 1.0, 1, "faint edge"),
 ]
 LETTERS = {"E": "empty", "L": "low", "l": "low-2", "M": "middle", "H": "high", "T": "two", "U": "two-2",
-           "A": "two-3"}
+           "A": "two-3", "<": "edge-low", ">": "edge-high"}
 INDEX = {letter: next(m.cluster for m in MEANINGS if m.name == name) for letter, name in LETTERS.items()}
 
 
@@ -289,8 +291,8 @@ def test_update_takes_the_frame_index_and_process_continues_it():
 
 def test_bad_states_and_lengths_are_refused():
     counter = Counter(MEANINGS)
-    with pytest.raises(ValueError, match="not one of the model's 8 states"):
-        counter.update(0.0, 8)
+    with pytest.raises(ValueError, match="not one of the model's 10 states"):
+        counter.update(0.0, 10)
     with pytest.raises(ValueError, match="not one of"):
         counter.process([0.0, 0.1], [0, -1])
     with pytest.raises(ValueError, match="2 times for 3 states"):
@@ -344,16 +346,17 @@ _runs = st.lists(st.tuples(st.sampled_from(sorted(INDEX.values())), st.integers(
 @given(runs=_runs, steps=st.lists(st.floats(0.0, 1.2), min_size=1, max_size=30),
        cuts=st.lists(st.integers(0, 400), max_size=6), flip=st.booleans(),
        backwards=st.booleans(), occupancy=st.integers(0, 3),
-       min_state=st.sampled_from([0.0, 0.15, 0.5]), empty=st.sampled_from([0.0, 0.3, 1.0]))
+       min_state=st.sampled_from([0.0, 0.15, 0.5]), empty=st.sampled_from([0.0, 0.3, 1.0]),
+       edge=st.sampled_from([0.0, 0.15, 1.0]))
 def test_process_in_chunks_equals_update_per_frame(runs, steps, cuts, flip, backwards, occupancy,
-                                                   min_state, empty):
+                                                   min_state, empty, edge):
     states = np.array([s for s, n in runs for _ in range(n)], np.int64)
     n = len(states)
     deltas = np.resize(np.array(steps), n)
     times = 100.0 + np.cumsum(deltas)
     if backwards and n > 3:
         times[n // 2] -= 5.0  # a clock stepping back must be handled the same way
-    tuning = {"min_state_seconds": min_state, "empty_seconds": empty}
+    tuning = {"min_state_seconds": min_state, "empty_seconds": empty, "edge_seconds": edge}
     stepwise, batch = Counter(MEANINGS, flip=flip, **tuning), Counter(MEANINGS, flip=flip, **tuning)
     stepwise.set_occupancy(occupancy)
     batch.set_occupancy(occupancy)

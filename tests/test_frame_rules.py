@@ -149,3 +149,24 @@ def test_the_profile_matrix_sums_across_the_travel_axis():
     np.testing.assert_array_equal(frame.reshape(1, 64) @ travel_profile_matrix("columns"), frame.sum(axis=0)[None])
     # The edge rule needs the frame mean removed, which the centring matrix does.
     assert np.allclose((np.ones((1, 64)) @ Preprocessing(blur=0.5).centring_matrix()), 0)
+
+
+def test_edge_low_without_edge_high_and_fractional_numbers_are_refused():
+    edges, apart = rule_states(4)[0], rule_states(4)[2]
+    with pytest.raises(ModelError, match="edge-low without edge-high"):
+        FrameRules(CLUSTERS + [edges, dict(apart, cluster=5)])
+    with pytest.raises(ModelError, match="malformed"):
+        FrameRules(CLUSTERS + [dict(apart, rule=dict(apart["rule"], min_rows=3.5))])
+    with pytest.raises(ModelError, match="malformed"):
+        FrameRules(["empty", "low"])
+
+
+def test_export_refuses_malformed_rules_in_one_line():
+    from thermalcount.onnx_graph import build_graph
+
+    rng = np.random.default_rng(0)
+    weights = {"enc1.weight": rng.normal(0, .3, (32, 64)), "enc1.bias": np.zeros(32), "prelu.weight": np.full(32, .25),
+               "enc2.weight": rng.normal(0, .3, (4, 32)), "enc2.bias": np.zeros(4), "centroids": rng.normal(0, 1, (4, 4))}
+    for states, axis in ((CLUSTERS + rule_states(4)[:1], "rows"), (STATES, "diagonal"), ([1, 2], "rows")):
+        with pytest.raises(ModelError):
+            build_graph(weights, Preprocessing(), {"states": json.dumps(states), "travel_axis": axis})

@@ -59,8 +59,8 @@ class HumpTest:
     min_peak: float = 0.0
 
     def __post_init__(self):
-        if not (1 <= int(self.min_rows) < SIZE and 0 <= self.peak_ratio <= 1 and 0 <= self.valley_ratio <= 1
-                and self.min_peak >= 0):
+        if not (isinstance(self.min_rows, int) and 1 <= self.min_rows < SIZE and 0 <= self.peak_ratio <= 1
+                and 0 <= self.valley_ratio <= 1 and self.min_peak >= 0):
             raise ValueError(f"invalid two-humps test {self}")
 
     def pair_ends(self, size: int = SIZE) -> np.ndarray:
@@ -101,6 +101,8 @@ class HumpTest:
 
 def travel_profile_matrix(travel_axis: str) -> np.ndarray:
     """(64, 8) float64 M with ``flat @ M`` = each frame's heat summed across the travel axis."""
+    if travel_axis not in ("rows", "columns"):
+        raise ModelError(f"the travel axis must be rows or columns, not {travel_axis!r}; re-train the model")
     matrix = np.zeros((SIZE, SIZE, SIZE))
     for r in range(SIZE):
         for c in range(SIZE):
@@ -121,7 +123,8 @@ class EdgeTest:
     cool_pixels: int = 48
 
     def __post_init__(self):
-        if not (self.noise_units > 0 and self.min_c > 0 and 2 <= int(self.cool_pixels) <= SIZE * SIZE):
+        if not (self.noise_units > 0 and self.min_c > 0 and isinstance(self.cool_pixels, int)
+                and 2 <= self.cool_pixels <= SIZE * SIZE):
             raise ValueError(f"invalid faint-edge test {self}")
 
     def noise(self, residual) -> np.ndarray:
@@ -177,6 +180,8 @@ class FrameRules:
     """The frame rules a model's states list carries, and where their states are."""
 
     def __init__(self, states: list):
+        if not isinstance(states, list) or not all(isinstance(state, dict) for state in states):
+            raise ModelError("the model's states are malformed; re-train the model")
         self.clusters = sum(1 for state in states if "rule" not in state)
         self.edges: Optional[EdgeTest] = None
         self.edge_low: Optional[int] = None
@@ -200,8 +205,10 @@ class FrameRules:
                     raise ValueError("edge states must come as a low and high pair")
         except (KeyError, TypeError, ValueError):
             raise ModelError("the model's frame rules are malformed; re-train the model") from None
-        if self.edges is not None and self.edge_low + 1 >= len(states):
-            raise ModelError("the model's frame rules are malformed; re-train the model")
+        edge_high = self.edge_low + 1 if self.edges is not None else None
+        if edge_high is not None and (edge_high >= len(states) or states[edge_high]["rule"].get("side") != "high"):
+            raise ModelError("the model's frame rules are malformed (edge-low without edge-high); "
+                             "re-train the model")
         if self.apart is not None and self.apart.min_peak <= 0:
             # In the graph a floor above 0 is what keeps an empty frame (all zeros) out.
             raise ModelError("the model's apart rule needs min_peak > 0; re-train the model")

@@ -310,9 +310,16 @@ def _fast_call(step: _Step, ins: list, outs: list, constant_slots: set) -> Calla
             np.copyto(out, value, where=condition)
         return where
     if op == "Gather" and ins[1].dtype.kind == "i":
-        # mode "wrap" reads negative indices as ONNX does; "raise" would copy through a buffer.
         axis, data, indices = attributes(step.node).get("axis", 0), ins[0], ins[1]
-        return lambda: np.take(data, indices, axis=axis, out=out, mode="wrap")
+        if const[1]:
+            # Constant indices: negative ones resolved and bounds checked once, so "clip"
+            # (no buffering, unlike "raise") never clips.
+            size = data.shape[axis]
+            if indices.size and not (-size <= int(indices.min()) and int(indices.max()) < size):
+                raise ModelError(f"a Gather node indexes outside its {size} values; re-export the model")
+            indices = np.where(indices < 0, indices + size, indices)
+            return lambda: np.take(data, indices, axis=axis, out=out, mode="clip")
+        return lambda: np.take(data, indices, axis=axis, out=out)  # raises for bad indices, as ONNX
     if op == "ArgMin":
         attrs = attributes(step.node)
         x = ins[0]

@@ -10,7 +10,7 @@
   With 4+ clusters, a cluster whose heat is >= TWO_PEOPLE_RATIO (1.5) x the median heat of the person clusters is
   ``two`` (two people in view), as long as a ``low`` and a ``high`` remain.
 * A cluster whose heat along the travel axis has **two humps** (two peaks at least
-  3 rows apart, nearly nothing between them: ``thermalcount.apart``) is ``two`` as well, whatever its
+  3 rows apart, nearly nothing between them: ``thermalcount.frame_rules``) is ``two`` as well, whatever its
   heat: two people apart in the view, typically one at each edge as they start to pass each
   other. Its heat-weighted centre sits in the middle, where it looked like one person, so
   its position is None: "two people apart" (the counter reads it as a pass when it comes
@@ -34,7 +34,8 @@ EMPTY_HEAT_FRACTION = 0.25
 
 def two_humps(profile) -> bool:
     """True when a heat profile along the travel axis shows two separate blobs
-    (thermalcount.apart: the same test the graph's apart rule runs on each frame)."""
+    (thermalcount.frame_rules: the graph's apart rule runs the same test on each frame, with a
+    floor for the smaller hump that a decoded centroid does not need)."""
     return bool(CLUSTER_TEST.holds(np.asarray(profile, np.float32)[None])[0])
 
 
