@@ -10,6 +10,10 @@ The graph computes, for a batch of °C frames ``[N, 8, 8]``::
     state     = ArgMin(partial)                 nearest centroid (||z||^2 is the same for all k)
     distances = (z * z) @ ones + partial        squared Euclidean distance to each centroid
 
+and, in models with frame rules (``thermalcount.frame_rules``), ``state`` becomes a rule's
+state where the frame shows someone just outside the view (18 nodes, 19 with their own
+residual Gemm) or two people apart (16 nodes).
+
 "Fused in fact": the linear parts of the preprocessing (mean subtraction, scaling, the shift
 after clipping) are folded into the first Gemm's weights, and the second Linear is folded into
 the distance computation, because ``||z - c||^2 = ||z||^2 + ||c||^2 - 2 z.c`` is linear in

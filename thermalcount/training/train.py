@@ -17,8 +17,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from thermalcount import __version__
-from thermalcount.frame_rules import EDGE_TEST, FRAME_TEST, FrameRules, rule_states
 from thermalcount.errors import OutputPathError, TrainingError
+from thermalcount.frame_rules import EDGE_TEST, FRAME_TEST, FrameRules, rule_states
 from thermalcount.preprocessing import Preprocessing
 from thermalcount.training import require_training_stack
 from thermalcount.training.modelfile import TrainedModel, save_model
