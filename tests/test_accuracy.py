@@ -20,16 +20,16 @@ from thermalcount.evaluation import BAR, FAMILY_NAMES
 # CI size, a little below the measured figures; raise them as the model improves, up to BAR.
 # Measured at CI size when they were set (default model: per-pixel background, gain before
 # the floor, two-people frames with clusters of their own, the frame rules; counter with
-# merged two-person states, static_seconds 40, edge debounce and the inferred middle exit;
-# docs/accuracy.md has the full-size table):
-#   default model: overall 0.994, weakest low_contrast 0.977, fps1 0.993, room +5 °C 0.997
-#   --train:       overall 0.992, weakest lingering 0.967, fps1 0.993, room +5 °C 1.000
-# The room +5 °C floor IS the bar. Models trained on other seeds differ by a few hundredths
-# (docs/model.md, "Third round"), hence the wider floors of --train.
+# merged two-person states, static_seconds 40, edge debounce and the inferred middle exit,
+# heavy frames from the 40th percentile; docs/accuracy.md has the full-size table):
+#   default model: overall 0.995, weakest low_contrast 0.971, fps1 0.993, room +5 °C 0.993
+#   --train:       overall 0.994, weakest lingering 0.981, fps1 0.993, room +5 °C 1.000
+# The room +5 °C floor IS the bar. Models trained on other seeds differ by a hundredth in
+# total and more in single families (docs/model.md, "Third round").
 DEFAULT_MODEL_FLOORS = {"overall_f1": 0.985, "hardest_family_f1": 0.96, "room_plus5_f1": 0.95}
-TRAINED_FLOORS = {"overall_f1": 0.98, "hardest_family_f1": 0.95, "room_plus5_f1": 0.95}
+TRAINED_FLOORS = {"overall_f1": 0.985, "hardest_family_f1": 0.96, "room_plus5_f1": 0.95}
 #: Every family must keep at least this F1 at CI size.
-FAMILY_FLOOR = {"default": 0.96, "trained": 0.95}
+FAMILY_FLOOR = {"default": 0.96, "trained": 0.96}
 # --------------------------------------------------------------------------------------------
 
 
