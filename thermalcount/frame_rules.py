@@ -191,6 +191,7 @@ class FrameRules:
         rules = states[self.clusters:]
         if any("rule" not in state for state in rules) or any("rule" in state for state in states[:self.clusters]):
             raise ModelError("the model's frame rules must come after all its clusters; re-train the model")
+        edge_high = None
         try:
             for index, state in enumerate(rules, start=self.clusters):
                 parameters = dict(state["rule"])
@@ -201,12 +202,13 @@ class FrameRules:
                     self.apart, self.apart_state = made, index
                 elif side == "low" and self.edges is None:
                     self.edges, self.edge_low = made, index
-                elif not (side == "high" and self.edges == made and index == self.edge_low + 1):
+                elif side == "high" and self.edges == made and index == self.edge_low + 1:
+                    edge_high = index
+                else:
                     raise ValueError("edge states must come as a low and high pair")
         except (KeyError, TypeError, ValueError):
             raise ModelError("the model's frame rules are malformed; re-train the model") from None
-        edge_high = self.edge_low + 1 if self.edges is not None else None
-        if edge_high is not None and (edge_high >= len(states) or states[edge_high]["rule"].get("side") != "high"):
+        if self.edges is not None and edge_high is None:
             raise ModelError("the model's frame rules are malformed (edge-low without edge-high); "
                              "re-train the model")
         if self.apart is not None and self.apart.min_peak <= 0:

@@ -32,6 +32,7 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def input_affine(preprocessing: Preprocessing) -> tuple:
     gain = 1.0 / preprocessing.scale
     if preprocessing.contrast_skin is not None:
         gain *= CONTRAST_REFERENCE
-    offset_here = 0.0 if _centring_gemm(preprocessing) and not preprocessing.gain_first else preprocessing.offset
+    offset_here = preprocessing.offset - (_centring_shift(preprocessing) or 0.0)
     return gain, -offset_here / preprocessing.scale
 
 
@@ -114,6 +115,15 @@ def _centring_gemm(preprocessing: Preprocessing) -> bool:
     """Mean background, not linear: S x - mean(x) - offset as one Gemm (cheaper than
     ReduceMean + Sub), with the smoothing S (identity without blur) folded in."""
     return preprocessing.background == "mean" and not preprocessing.is_linear
+
+
+def _centring_shift(preprocessing: Preprocessing) -> Optional[float]:
+    """What the centring Gemm subtracts after the mean (°C), or None without that Gemm: the
+    floor's shift rides on it, unless the gain comes first - then the clip is in 21 °C-room
+    units and the shift is folded into the first layer's bias instead."""
+    if not _centring_gemm(preprocessing):
+        return None
+    return 0.0 if preprocessing.gain_first else preprocessing.offset
 
 
 def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
@@ -142,10 +152,8 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
     source = "pixels"
     if not preprocessing.is_linear:
         low, high = preprocessing.clip_low, preprocessing.clip_high
-        if _centring_gemm(preprocessing):
-            # The floor's shift rides on this Gemm, unless the gain comes first: then the
-            # clip is in 21 °C-room units and the shift is folded into the first layer's bias.
-            shift = 0.0 if preprocessing.gain_first else preprocessing.offset
+        shift = _centring_shift(preprocessing)
+        if shift is not None:
             centring = preprocessing.centring_matrix()
             nodes.append(helper.make_node(
                 "Gemm", [source, constant("centring", centring.astype(np.float32)),
@@ -222,11 +230,11 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
     chosen = "nearest"
     if rules.edges is not None:
         residual = "residual"
-        if not (_centring_gemm(preprocessing) and preprocessing.gain_first):  # that one has no shift
+        if _centring_shift(preprocessing) != 0.0:  # the rule wants the residual without a shift
             residual = "edge_residual"
-            nodes.append(helper.make_node("Gemm", ["pixels", constant("edge_centring", preprocessing.centring_matrix()
-                                                                      .astype(np.float32))],
-                                          [residual], name="edge_residual"))
+            centring = "centring" if _centring_gemm(preprocessing) else \
+                constant("centring", preprocessing.centring_matrix().astype(np.float32))  # shared when it exists
+            nodes.append(helper.make_node("Gemm", ["pixels", centring], [residual], name="edge_residual"))
         empty = np.array([[0.0 if flag else 1.0] for flag in rules.empty], np.float32)
         nodes += _edge_rule_nodes(rules.edges, residual, travel_axis=travel_axis, first_state=rules.edge_low,
                                   not_empty=empty, out="state" if rules.apart is None else "edge_or_nearest",

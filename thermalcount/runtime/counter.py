@@ -163,13 +163,13 @@ class Counter:
         self.meanings = list(meanings)
         if not self.meanings:
             raise ModelError("the model has no states; re-export it")
-        people, sides, positions, edges = [], [], [], []
+        people, sides, positions, faint_edges = [], [], [], []
         for index, meaning in enumerate(self.meanings):
             get = meaning.get if isinstance(meaning, dict) else (lambda k, m=meaning: getattr(m, k, None))
             count = int(get("people"))
             position = get("position")
             rule = get("rule")  # StateMeaning: the test's name; a states-list entry: its parameters
-            edges.append((rule.get("test") if isinstance(rule, dict) else rule) == "faint edge")
+            faint_edges.append((rule.get("test") if isinstance(rule, dict) else rule) == "faint edge")
             if count == 0:
                 side = _SIDE_M
             elif position is None:
@@ -187,7 +187,8 @@ class Counter:
             raise ModelError("the model's states have no one-person positions on both sides of "
                              "the door line, so no direction can be told; retrain or re-export it")
         self._people_list, self._sides_list, self._positions = people, sides, positions
-        self._edge_rule_list = edges  # states of the faint-edge frame rule
+        #: States of the faint-edge frame rule (someone just outside the view); not _edge_list.
+        self._faint_edge_list = faint_edges
         #: Two-people states without a position: two people apart in the view (meanings).
         self._apart_list = [p >= 2 and pos is None for p, pos in zip(people, positions)]
         #: States at one edge of the view (someone just coming in or going out).
@@ -195,7 +196,7 @@ class Counter:
         self._n_states = len(people)
         self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.edge_seconds if edge
                             else self.tuning.min_state_seconds if p == 1 else self.tuning.two_seconds
-                            for p, edge in zip(people, edges)]
+                            for p, edge in zip(people, faint_edges)]
         self._threshold_array = np.array(self._thresholds, np.float64)
         # Debounce key of each state: one-person and empty states are themselves; every
         # two-people state shares one key, so a pair read as two-3, two-2, two-3 in three
@@ -500,7 +501,7 @@ class Counter:
                   and all(side == exit_ for side, _, _ in known)):
                 self._emit(_other(exit_), exit_, known[0][1], known[0][2], events)
             elif (self.tuning.infer_middle_exit and passage.runs[-1][1] == _SIDE_M
-                  and self._edge_rule_list[passage.runs[0][4]] and all(side == entry for side, _, _ in known)):
+                  and self._faint_edge_list[passage.runs[0][4]] and all(side == entry for side, _, _ in known)):
                 last = passage.runs[-1]
                 self._emit(entry, _other(entry), last[2], last[3], events)
             return

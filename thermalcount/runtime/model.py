@@ -230,13 +230,11 @@ def _check_metadata(metadata: dict, path: Path):
     if travel_axis not in ("rows", "columns"):
         raise ModelError(f"{path}: metadata travel_axis is {travel_axis!r}, expected 'rows' or "
                          "'columns'; re-export the model")
-    if not isinstance(states, list) or not all(isinstance(entry, dict) for entry in states) or clusters < 1:
-        raise ModelError(f"{path}: metadata 'states' must be a list of states; re-export the model")
     try:
-        rules = FrameRules(states)
+        rules = FrameRules(states)  # also checks that states is a list of objects
     except ModelError as error:
         raise ModelError(f"{path}: {error}") from None
-    if rules.clusters != clusters:
+    if rules.clusters != clusters or clusters < 1:
         raise ModelError(f"{path}: metadata 'states' must list one entry per cluster ({clusters}), then the "
                          "frame rules' states; re-export the model")
     meanings = []

@@ -301,7 +301,7 @@ def _fast_call(step: _Step, ins: list, outs: list, constant_slots: set) -> Calla
     if op == "GreaterOrEqual":
         a, b = full(0), full(1)
         return lambda: np.greater_equal(a, b, out=out)
-    if op == "Where" and ins[0].dtype == bool and all(x is not out for x in ins):
+    if op == "Where" and ins[0].dtype == bool:
         # A frame rule: its state where the test holds, else the state so far.
         condition, value, otherwise = ins
 

@@ -236,12 +236,10 @@ class TrainingData:
             yield carry
 
     def iter_all(self) -> Iterator[tuple]:
-        """(source index, start, (n, 64) frames) for every frame in order (assignment pass)."""
+        """(source index, start, (n, 64) frames) for every frame in order (assignment pass),
+        the per-pixel background removed; after :meth:`scan`."""
         for index, source in enumerate(self.sources):
-            tracker = None if self.pattern_seconds is None else self._tracker(index)
             for start, frames in source.iter_chunks(self.chunk_frames):
-                flat = np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS)
-                if tracker is not None:
-                    flat = tracker.correct(flat.reshape(-1, 8, 8)).reshape(-1, PIXELS)
+                flat = self.corrected(index, start, np.asarray(frames, dtype=np.float32).reshape(-1, PIXELS))
                 self._account(len(flat))
                 yield index, start, flat
