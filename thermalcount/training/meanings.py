@@ -22,10 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from thermalcount.frame_rules import CLUSTER_TEST
+# The travel axis lives where the runtime can use it without torch (count and run find it too).
+from thermalcount.travel_axis import BLOB_MARGIN_C, blob_centres, find_travel_axis  # noqa: F401
+from thermalcount.travel_axis import warmth as _warmth
 
 TRAVEL_AXES = ("rows", "columns")
 HEAT_MARGIN_C = 0.5  # °C above a decoded frame's median before a pixel counts as warm
-BLOB_MARGIN_C = 1.5  # °C above a real frame's median for the travel-axis estimate
 #: With the per-pixel background removed a lone person's blob is fuller; at 1.2 a lone
 #: person at the mid line became 'two' and was counted twice (docs/model.md).
 TWO_PEOPLE_RATIO = 1.5
@@ -37,40 +39,6 @@ def two_humps(profile) -> bool:
     (thermalcount.frame_rules: the graph's apart rule runs the same test on each frame, with a
     floor for the smaller hump that a decoded centroid does not need)."""
     return bool(CLUSTER_TEST.holds(np.asarray(profile, np.float32)[None])[0])
-
-
-def _warmth(frames_c: np.ndarray, margin: float) -> np.ndarray:
-    """(n, 8, 8) °C -> non-negative warmth above each frame's median + margin."""
-    median = np.median(frames_c.reshape(len(frames_c), -1), axis=1)[:, None, None]
-    return np.maximum(frames_c - median - margin, 0.0)
-
-
-def blob_centres(frames_c: np.ndarray, margin: float = BLOB_MARGIN_C) -> tuple:
-    """(rows, columns, heat) of the heat-weighted centre of each frame (NaN where no heat)."""
-    warm = _warmth(frames_c.reshape(-1, 8, 8), margin)
-    heat = warm.sum(axis=(1, 2))
-    index = np.arange(8.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rows = (warm.sum(axis=2) * index).sum(axis=1) / heat
-        cols = (warm.sum(axis=1) * index).sum(axis=1) / heat
-    return rows, cols, heat
-
-
-def find_travel_axis(frames_c: np.ndarray, min_heat: float = 3.0) -> tuple:
-    """(axis, evidence) from a sample of raw °C frames; axis is ``rows`` or ``columns``.
-
-    Static warm objects add the same (zero) variance to both axes within a room, so they do
-    not tip the balance; people walking do.
-    """
-    rows, cols, heat = blob_centres(frames_c)
-    person = heat >= min_heat
-    evidence = {"frames_with_blob": int(person.sum())}
-    if person.sum() < 10:
-        evidence["reason"] = "too few frames with a warm blob; assumed rows"
-        return "rows", evidence
-    var_rows, var_cols = float(np.var(rows[person])), float(np.var(cols[person]))
-    evidence.update({"blob_variance_rows": round(var_rows, 3), "blob_variance_columns": round(var_cols, 3)})
-    return ("rows" if var_rows >= var_cols else "columns"), evidence
 
 
 def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
