@@ -81,7 +81,7 @@ def as_json(*args) -> dict:
 
 def test_json_schema_and_score_on_a_simulated_recording(single, model_path):
     data = as_json(single, "--model", model_path)
-    assert set(data) == {"events", "entries", "exits", "score"}
+    assert set(data) == {"events", "entries", "exits", "score", "travel_axis"}
     assert data["events"], "the recording has crossings"
     for event in data["events"]:
         assert set(event) == {"frame", "time", "direction", "occupancy"}
@@ -196,7 +196,7 @@ def test_wrong_input_shape_model_is_refused(tmp_path, single):
 
 def test_default_model_counts_a_recording(single):
     data = as_json(single)
-    assert set(data) == {"events", "entries", "exits", "score"}
+    assert set(data) == {"events", "entries", "exits", "score", "travel_axis"}
     assert data["score"] is not None
     assert data["entries"] + data["exits"] == len(data["events"])
 
@@ -272,3 +272,90 @@ def test_auto_backend_timing_returns_a_working_model(single, model_path):
     chosen = _faster_for_batches(model, frames)
     assert chosen.backend in ("onnxruntime", "numpy")
     np.testing.assert_array_equal(chosen.infer_states(frames), model.infer_states(frames))
+
+
+# ------------------------------------------------------------------ --orientation
+
+
+def _mountings(folder, scenario, seed):
+    paths = {}
+    for axis in ("rows", "columns"):
+        paths[axis] = str(folder / f"{axis}.h5")
+        write_simulation(paths[axis], 6000, scenario, seed=seed, travel_axis=axis)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def walks(tmp_path_factory):
+    """The same 10 minutes of a doorway (the mixed scenario), mounted so people walk along
+    the rows and along the columns."""
+    return _mountings(tmp_path_factory.mktemp("walks"), "mixed", 21)
+
+
+@pytest.fixture(scope="module")
+def lone_walks(tmp_path_factory):
+    """10 minutes of people crossing one at a time (what the blob model counts), both ways."""
+    return _mountings(tmp_path_factory.mktemp("lone"), "single", 11)
+
+
+def test_the_default_model_counts_either_mounting_without_a_setting(walks):
+    """The default model walks along the rows; a columns recording is found to be one and
+    turned, so it counts as well as the rows recording of the same people."""
+    f1 = {}
+    for axis, path in walks.items():
+        result = run(path, "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        f1[axis] = data["score"]["overall"]["f1"]
+        assert data["travel_axis"]["found"] == axis
+        assert data["travel_axis"]["orientation"] == ("rotate=0,mirror=none" if axis == "rows"
+                                                      else "rotate=90,mirror=horizontal")
+        assert f"travel axis: {axis} (found from the frames" in result.stderr
+    as_stored = as_json(walks["columns"], "--orientation", "none")["score"]["overall"]["f1"]
+    print(f"F1 rows {f1['rows']:.3f}, columns found {f1['columns']:.3f}, columns as stored {as_stored:.3f}")
+    assert abs(f1["columns"] - f1["rows"]) <= 0.05
+    assert as_stored < f1["columns"] - 0.2
+
+
+def test_auto_is_the_transpose_and_a_given_orientation_skips_the_search(lone_walks, model_path):
+    walks = lone_walks
+    found = run(walks["columns"], "--model", model_path, "--json")
+    given = run(walks["columns"], "--model", model_path, "--json", "--orientation", "rotate=90,mirror=horizontal")
+    assert found.exit_code == given.exit_code == 0
+    found, given_data = json.loads(found.stdout), json.loads(given.stdout)
+    assert found["events"] == given_data["events"] and found["events"]
+    assert "travel axis" not in given.stderr  # nothing was looked for
+    assert given_data["travel_axis"] == {"setting": "rotate=90,mirror=horizontal", "model_axis": "rows",
+                                         "found": None, "orientation": "rotate=90,mirror=horizontal",
+                                         "evidence": None}
+    evidence = found["travel_axis"]["evidence"]
+    assert evidence["moves"] >= evidence["moves_needed"]
+    assert evidence["move_columns"] > 3 * evidence["move_rows"]
+    # rotate=90 alone mirrors sideways too, which does not change the direction along the rows
+    rotated = as_json(walks["columns"], "--model", model_path, "--orientation", "rotate=270")
+    assert [e["direction"] for e in rotated["events"]] != [e["direction"] for e in found["events"]]
+
+
+def test_none_counts_the_frames_as_stored(lone_walks, model_path):
+    walks = lone_walks
+    auto = as_json(walks["rows"], "--model", model_path)
+    assert as_json(walks["rows"], "--model", model_path, "--orientation", "none")["events"] == auto["events"]
+    assert auto["travel_axis"]["found"] == "rows" and auto["travel_axis"]["orientation"] == "rotate=0,mirror=none"
+
+
+def test_a_recording_without_people_keeps_the_models_axis(tmp_path, model_path):
+    path = str(tmp_path / "empty.h5")
+    write_simulation(path, 3000, "empty", seed=2)
+    result = run(path, "--model", model_path, "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["travel_axis"]["found"] is None and data["travel_axis"]["orientation"] == "rotate=0,mirror=none"
+    assert "travel axis: not found from the frames" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["sideways", "rotate=45", "mirror=diagonal"])
+def test_a_bad_orientation_is_one_line(single, value):
+    result = run(single, "--orientation", value)
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output

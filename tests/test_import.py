@@ -195,3 +195,46 @@ def test_missing_source_and_unwritable_output(tmp_path, frames):
     np.save(tmp_path / "f.npy", frames)
     with pytest.raises(OutputPathError, match="does not exist"):
         import_frames(tmp_path / "f.npy", tmp_path / "missing" / "r.h5")
+
+
+# ------------------------------------------------------------------------ --orientation
+
+
+def test_orientation_turns_the_stored_frames_and_says_so(tmp_path, frames):
+    from thermalcount.sensors.conversions import parse_orientation
+
+    np.save(tmp_path / "f.npy", frames)
+    result = invoke(tmp_path / "f.npy", "--out", tmp_path / "turned.h5", "--orientation", "rotate=90,mirror=horizontal")
+    assert result.exit_code == 0, result.output
+    assert "turned rotate=90,mirror=horizontal" in result.output
+    with open_recording(tmp_path / "turned.h5") as rec:
+        np.testing.assert_array_equal(rec.read(), frames.transpose(0, 2, 1))  # that one is a transpose
+        assert rec.attrs["orientation"] == "rotate=90,mirror=horizontal"
+    write_csv(tmp_path / "f.csv", frames.reshape(-1, 64).tolist())
+    import_frames(tmp_path / "f.csv", tmp_path / "csv.h5", orientation="rotate=180")
+    with open_recording(tmp_path / "csv.h5") as rec:
+        np.testing.assert_array_equal(rec.read(), parse_orientation("rotate=180").apply(frames))
+        assert rec.attrs["orientation"] == "rotate=180,mirror=none"
+    import_frames(tmp_path / "f.npy", tmp_path / "plain.h5")
+    with open_recording(tmp_path / "plain.h5") as rec:
+        np.testing.assert_array_equal(rec.read(), frames)
+        assert rec.attrs["orientation"] == "as in the source file"
+
+
+def test_a_bad_value_is_named_where_it_is_in_the_source_whatever_the_orientation(tmp_path, frames):
+    broken = frames.copy()
+    broken[1, 2, 3] = np.nan
+    np.save(tmp_path / "f.npy", broken)
+    with pytest.raises(ImportFormatError, match=r"frame 1, pixel 19 \(row 2, column 3\)"):
+        import_frames(tmp_path / "f.npy", tmp_path / "r.h5", orientation="rotate=90")
+
+
+@pytest.mark.parametrize("value, words", [("auto", "count and run"), ("rotate=45", "rotate=45"),
+                                          ("upside down", "not understood")])
+def test_a_bad_orientation_is_one_line_and_leaves_no_output(tmp_path, frames, value, words):
+    np.save(tmp_path / "f.npy", frames)
+    result = invoke(tmp_path / "f.npy", "--out", tmp_path / "r.h5", "--orientation", value)
+    assert result.exit_code != 0
+    assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
+    assert words in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npy"]

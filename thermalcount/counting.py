@@ -8,6 +8,11 @@ Frames holding NaN or infinity (a broken read stored as NaN, a damaged file) are
 the counter sees the state of the last good frame held through them (as if the sensor had
 paused), and the result carries a warning naming the first such frame. They are not an
 error because one bad frame in a day-long recording should not stop the count.
+
+``orientation`` turns the frames before the model: an orientation (``rotate=90``...), or
+``auto``, which first finds the travel axis from a sample of the recording
+(:func:`find_recording_axis`) and transposes the frames when it is not the model's. The
+library's default is None, the frames as stored; ``thermalcount count`` passes ``auto``.
 """
 
 from __future__ import annotations
@@ -24,12 +29,19 @@ import numpy as np
 from thermalcount.runtime.counter import Counter, CountEvent
 from thermalcount.runtime.model import Model
 from thermalcount.runtime.scoring import DEFAULT_TOLERANCE_S, score_events
+from thermalcount.travel_axis import AUTO, AxisChoice, AxisFinding, TravelAxisFinder, choose, orientation_setting
 
 DEFAULT_CHUNK_FRAMES = 65536
 #: Frames timed on each backend by ``--backend auto`` before a long count.
 CALIBRATION_FRAMES = 8192
 #: Threads inflating compressed chunks in the parallel reader.
 INFLATE_THREADS = 2
+#: ``--orientation auto``: the travel axis is found from up to this many blocks of this many
+#: seconds, spread evenly over the recording (all of it when it is shorter): 40 minutes of
+#: frames at most, so a recording whose first hour is empty is still decided, and the look
+#: costs ~0.1 s however long the recording.
+AXIS_SAMPLE_BLOCKS = 8
+AXIS_BLOCK_SECONDS = 300.0
 
 
 class DecodedChunk(NamedTuple):
@@ -59,6 +71,8 @@ class CountResult:
     backend: str = ""
     model: str = ""
     seconds: float = 0.0
+    #: How the frames reached the model: the --orientation setting, the travel axis found.
+    axis: Optional[AxisChoice] = None
 
     @property
     def truth_events(self) -> int:
@@ -71,25 +85,30 @@ class CountResult:
             "entries": int(self.entries),
             "exits": int(self.exits),
             "score": self.score,
+            "travel_axis": None if self.axis is None else self.axis.to_json(),
         }
 
 
 def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, None] = None,
-                    backend: str = "auto", flip: bool = False,
+                    backend: str = "auto", flip: bool = False, orientation=None,
                     chunk_frames: int = DEFAULT_CHUNK_FRAMES, tuning: Optional[dict] = None,
                     tolerance: float = DEFAULT_TOLERANCE_S,
                     progress: Optional[Callable[[int, int], None]] = None) -> CountResult:
     """Count the people crossing in a recording.
 
     ``model`` is a loaded :class:`Model`, a path, or None/"default" for the embedded model.
+    ``orientation``: None or ``"none"`` = the frames as stored; ``"auto"`` = find the travel
+    axis from the frames and transpose them when it is not the model's; an orientation
+    string or :class:`~thermalcount.sensors.conversions.Orientation` = turned so.
     ``tuning`` holds :class:`~thermalcount.runtime.counter.CounterTuning` fields.
     ``progress(frames_done, n_frames)`` is called after each chunk. Raises RecordingError
-    for a bad recording and ModelError for a bad model.
+    for a bad recording, ModelError for a bad model and UsageError for a bad orientation.
     """
     from thermalcount.store import open_recording
 
     if chunk_frames < 1:
         raise ValueError("chunk_frames must be at least 1")
+    given = orientation_setting(orientation)  # a bad setting fails before any work
     began = _time.perf_counter()
     choose_backend = not isinstance(model, Model) and backend == "auto"
     if not isinstance(model, Model):
@@ -104,6 +123,9 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
         n_frames, fps = recording.n_frames, recording.fps
         if choose_backend and model.backend != "numpy" and n_frames >= CALIBRATION_FRAMES * 4:
             model = _faster_for_batches(model, recording.read(0, CALIBRATION_FRAMES))
+        finding = find_recording_axis(recording) if given is None else None
+        axis = choose(AUTO if given is None else given, model.travel_axis, finding)
+        turn = None if axis.orientation.is_identity else axis.orientation.apply
         model.start_stream(fps)  # a model with a per-pixel background learns this recording's
         truth = recording.events
         has_truth = bool(truth) or recording.attrs.get("ground_truth") is not None
@@ -111,7 +133,7 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
         if chunks is None:  # a layout the fast reader does not know: the store's own reader
             chunks = recording.iter_chunks(chunk_frames)
         for chunk in _prefetched(chunks):
-            states = model.infer_states(chunk.frames)
+            states = model.infer_states(chunk.frames if turn is None else turn(chunk.frames))
             # The parallel reader checked its frames in its threads; the store's were not.
             bad = chunk.bad_rows if isinstance(chunk, DecodedChunk) else _unreadable_rows(chunk.frames)
             if bad is not None:
@@ -138,7 +160,32 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
         path=str(path), frames=n_frames, fps=fps, events=events, entries=counter.entries,
         exits=counter.exits, occupancy=counter.occupancy, score=score,
         truth=list(truth), skipped_frames=skipped, warnings=warnings,
-        backend=model.backend, model=str(model.path), seconds=_time.perf_counter() - began)
+        backend=model.backend, model=str(model.path), seconds=_time.perf_counter() - began, axis=axis)
+
+
+def find_recording_axis(recording) -> AxisFinding:
+    """The travel axis of an open recording, from a sample of its frames (``auto``).
+
+    Up to AXIS_SAMPLE_BLOCKS blocks of AXIS_BLOCK_SECONDS, spread evenly from its start to
+    its end, each a stream of its own (a fresh per-pixel background), or the whole recording
+    as one stream when it is shorter than those blocks together.
+    """
+    from thermalcount.runtime.pattern import stream_fps
+
+    fps = stream_fps(recording.fps)
+    finder = TravelAxisFinder(fps)
+    n_frames = recording.n_frames
+    block = max(int(AXIS_BLOCK_SECONDS * fps), 1)
+    if n_frames <= AXIS_SAMPLE_BLOCKS * block:
+        spans = [(0, n_frames)]
+    else:
+        starts = np.linspace(0, n_frames - block, AXIS_SAMPLE_BLOCKS).astype(np.int64)
+        spans = [(int(start), int(start) + block) for start in starts]
+    for start, stop in spans:
+        finder.start_stream()
+        for first in range(start, stop, block):
+            finder.add(recording.read(first, min(first + block, stop)))
+    return finder.finding
 
 
 def _faster_for_batches(model: Model, sample: np.ndarray) -> Model:
@@ -318,4 +365,4 @@ def _hold_previous(states: np.ndarray, bad: np.ndarray, held_state: int) -> np.n
     return filled.astype(states.dtype, copy=False)
 
 
-__all__ = ["count_recording", "CountResult", "CountEvent", "DEFAULT_CHUNK_FRAMES"]
+__all__ = ["count_recording", "find_recording_axis", "CountResult", "CountEvent", "DEFAULT_CHUNK_FRAMES"]

@@ -33,11 +33,20 @@ class ImportResult:
     events: int
     source_format: str  # "npy" or "csv"
     timestamps_from_file: bool
+    orientation: Optional[str] = None  # what the frames were turned by (None: as in the source)
 
 
 def import_frames(source, out, *, fps: float = 10.0, events_path=None,
-                  overwrite: bool = False) -> ImportResult:
-    """Convert ``source`` (.npy or CSV, °C) into the recording ``out``; see docs/recording.md."""
+                  overwrite: bool = False, orientation=None) -> ImportResult:
+    """Convert ``source`` (.npy or CSV, °C) into the recording ``out``; see docs/recording.md.
+
+    ``orientation`` (e.g. ``"rotate=90,mirror=horizontal"``) turns every frame before it is
+    stored, and the recording's ``orientation`` attribute says so; None stores the frames as
+    in the source. Values are checked, and bad ones named, in the source's own layout.
+    """
+    from thermalcount.travel_axis import stored_orientation
+
+    turn = None if orientation is None else stored_orientation(orientation)
     source, out = Path(source), Path(out)
     if not source.is_file():
         raise ImportFormatError(f"{source} does not exist or is not a file")
@@ -57,7 +66,7 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
     if first is None:
         raise ImportFormatError(f"{source} holds no frames")
     has_times = first[1] is not None
-    attrs = {"sensor": "imported", "orientation": "as in the source file",
+    attrs = {"sensor": "imported", "orientation": "as in the source file" if turn is None else str(turn),
              "imported_from": source.name, "import_format": kind,
              "timestamps_source": "file" if has_times else "synthetic: file modification time + index / fps"}
     if events_path is not None:
@@ -71,7 +80,7 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
                 if times is None:
                     times = start + (n_frames + np.arange(len(frames))) / fps
                 _check_values(frames, first_row, source)
-                writer.append_many(frames, times)
+                writer.append_many(frames if turn is None or turn.is_identity else turn.apply(frames), times)
                 n_frames += len(frames)
             if events_path is not None:
                 frames_at, directions = read_events_csv(events_path, n_frames)
@@ -84,7 +93,7 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
         except FileNotFoundError:
             pass
         raise
-    return ImportResult(out, n_frames, n_events, kind, has_times)
+    return ImportResult(out, n_frames, n_events, kind, has_times, None if turn is None else str(turn))
 
 
 # ------------------------------------------------------------------------------------ .npy

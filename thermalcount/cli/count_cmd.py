@@ -20,28 +20,35 @@ TABLE_EVENTS = 100
               help="Inference backend; auto = whichever of onnxruntime and numpy needs less "
                    "CPU on the recording's first frames (numpy without onnxruntime).")
 @click.option("--flip", is_flag=True, help="Swap in and out (sensor mounted the other way round).")
+@click.option("--orientation", default="auto", show_default=True, metavar="auto|none|rotate=R,mirror=M",
+              help="auto: find the travel axis from the frames and turn them to the model's; none: "
+                   "the frames as stored; rotate=90,mirror=horizontal...: turned so (no detection).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object: events, entries, exits, score.")
+              help="Print one JSON object: events, entries, exits, score, travel_axis.")
 @click.option("--chunk-frames", type=click.IntRange(min=1), default=65536, show_default=True,
               help="Frames read and inferred per batch (memory ~ 300 bytes per frame).")
-def count(recording, model_path, backend, flip, as_json, chunk_frames):
+def count(recording, model_path, backend, flip, orientation, as_json, chunk_frames):
     """Count people crossing in a RECORDING and print the events and totals.
 
     Runs the model over every frame in batches, then the counter. When the recording holds
     ground-truth events (simulated, or recorded with them), prints precision, recall and
     F1 of the counted events matched within 1.5 s by direction, and the net count error.
-    Frames holding NaN are skipped with a warning.
+    Frames holding NaN are skipped with a warning. Without --orientation the travel axis is
+    found from a sample of the frames first (one line on stderr says what was found).
 
     \b
     Example:
       thermalcount count sim.h5
       thermalcount count doorway.h5 --model my-model.onnx --flip
+      thermalcount count doorway.h5 --orientation rotate=90
       thermalcount count sim.h5 --json --backend numpy
     """
     from thermalcount.counting import count_recording
 
     result = count_recording(recording, model=None if model_path == "default" else model_path,
-                             backend=backend, flip=flip, chunk_frames=chunk_frames)
+                             backend=backend, flip=flip, orientation=orientation, chunk_frames=chunk_frames)
+    if result.axis is not None and result.axis.auto:
+        click.echo(result.axis.describe(), err=True)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if as_json:
