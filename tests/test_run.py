@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -21,6 +22,7 @@ from thermalcount.runtime.session import RunOptions, run_session
 from thermalcount.sensors.simulator import simulate
 from thermalcount.store import write_recording
 from thermalcount.testing.fake_hue import FakeHueBridge
+from thermalcount.travel_axis import TRANSPOSE
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +266,127 @@ def test_run_with_a_training_model_says_export_it(tmp_path):
     result = CliRunner().invoke(cli, ["run", "--model", str(model), "--no-dashboard", "--duration", "1s"])
     assert result.exit_code != 0
     assert "thermalcount export" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------- the travel axis, found live
+
+
+@pytest.fixture(scope="module")
+def columns_walk(tmp_path_factory):
+    """People crossing along the columns: the default model walks along the rows."""
+    path = tmp_path_factory.mktemp("columns") / "columns.h5"
+    chunk = simulate(6000, scenario="single", seed=11, travel_axis="columns")
+    write_recording(path, chunk.frames, chunk.timestamps, fps=10.0,
+                    events=[(e.frame, e.time, e.direction) for e in chunk.events])
+    return path
+
+
+def _count_events(path, *options):
+    result = CliRunner().invoke(cli, ["count", str(path), "--json", *options])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["events"]
+
+
+def test_run_finds_the_axis_says_so_and_recounts_what_came_before(columns_walk, tmp_path):
+    from rich.console import Console
+
+    from thermalcount.cli.dashboard import render_dashboard
+
+    events_file = tmp_path / "events.jsonl"
+    log, loops = [], []
+    stats = run_session(RunOptions(sensor_spec=f"replay:{columns_walk}", speed=None, lights_kind="none",
+                                   events_out=str(events_file), dashboard=False, orientation="auto"),
+                        out=_Lines(log), on_loop=loops.append)
+    found = [line for line in log if "travel axis: columns (found from the frames" in line]
+    assert len(found) == 1 and "re-counted" in found[0], log
+    assert stats.axis.found == "columns" and stats.axis.orientation == TRANSPOSE
+    live = _read_events(events_file)
+    # Every crossing once: the log holds what the counter counted, and what count finds.
+    assert len(live) == stats.entries + stats.exits
+    assert live == _count_events(columns_walk)
+    assert len(live) >= 10
+    # The dashboard says it too.
+    console = Console(width=120, record=True)
+    console.print(render_dashboard(loops[0]))
+    text = console.export_text()
+    assert "travel axis" in text and "transposed to the model's rows" in text
+
+
+def test_run_with_an_orientation_does_not_look(columns_walk, tmp_path):
+    events_file = tmp_path / "events.jsonl"
+    log = []
+    stats = run_session(RunOptions(sensor_spec=f"replay:{columns_walk}", speed=None, lights_kind="none",
+                                   events_out=str(events_file), dashboard=False,
+                                   orientation="rotate=90,mirror=horizontal"), out=_Lines(log))
+    assert stats.axis is None and not any("travel axis:" in line for line in log)
+    assert _read_events(events_file) == _count_events(columns_walk)
+
+
+def test_run_finds_the_models_own_axis_and_keeps_its_count(single_crossings, tmp_path):
+    path, _ = single_crossings
+    events_file = tmp_path / "events.jsonl"
+    log = []
+    stats = run_session(RunOptions(sensor_spec=f"replay:{path}", speed=None, lights_kind="none",
+                                   events_out=str(events_file), dashboard=False, orientation="auto"),
+                        out=_Lines(log))
+    assert stats.axis.found == "rows" and stats.axis.orientation.is_identity
+    assert any("travel axis: rows (found from the frames" in line and "stand" in line for line in log)
+    assert _read_events(events_file) == _count_events(path, "--orientation", "none")
+
+
+def test_run_decides_late_and_counts_each_crossing_once(tmp_path, monkeypatch):
+    """Three empty minutes, then people along the columns; the watch keeps one minute of
+    frames. Crossings older than that when the axis is found stay as the model counted them
+    along its rows; the rest are re-counted; none twice."""
+    import re
+
+    from thermalcount.runtime import axis_watch
+
+    monkeypatch.setattr(axis_watch, "BUFFER_SECONDS", 60.0)
+    empty = simulate(1800, scenario="empty", seed=3)
+    people = simulate(6000, scenario="single", seed=11, travel_axis="columns")
+    frames = np.concatenate([empty.frames, people.frames])
+    times = 1_700_000_000.0 + np.arange(len(frames)) / 10.0
+    path = tmp_path / "late.h5"
+    write_recording(path, frames, times, fps=10.0,
+                    events=[(e.frame + 1800, None, e.direction) for e in people.events])
+    events_file = tmp_path / "events.jsonl"
+    log = []
+    stats = run_session(RunOptions(sensor_spec=f"replay:{path}", speed=None, lights_kind="none",
+                                   events_out=str(events_file), dashboard=False, orientation="auto"),
+                        out=_Lines(log))
+    assert stats.axis.found == "columns", log
+    notice = next(line for line in log if "re-counted" in line)
+    kept = int(re.search(r"the last (\d+) frames re-counted", notice).group(1))
+    decided = 10 * int(re.search(r"after (\d+) s of frames", notice).group(1))
+    assert kept <= 700 and decided > 1800 + kept  # the buffer was cut before the decision
+    live = _read_events(events_file)
+    assert len(live) == stats.entries + stats.exits
+    assert len({e["frame"] for e in live}) == len(live)
+    window = decided - kept
+    turned = [e for e in _count_events(path, "--orientation", "rotate=90,mirror=horizontal")
+              if e["frame"] >= window + 50]
+    # After the cut: as counted with the frames turned, give or take a frame (the re-count's
+    # per-pixel background starts at the cut, count's at frame 0).
+    after = [e for e in live if e["frame"] >= window + 50]
+    assert [e["direction"] for e in after] == [e["direction"] for e in turned] and turned
+    assert all(abs(a["frame"] - b["frame"]) <= 5 for a, b in zip(after, turned))
+    as_stored = [(e["frame"], e["direction"]) for e in _count_events(path, "--orientation", "none")
+                 if e["frame"] < window - 50]
+    assert [(e["frame"], e["direction"]) for e in live if e["frame"] < window - 50] == as_stored
+
+
+class _Lines:
+    """A text stream that keeps the log lines."""
+
+    def __init__(self, lines):
+        self.lines = lines
+
+    def write(self, text):
+        self.lines.extend(line for line in text.splitlines() if line.strip())
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False

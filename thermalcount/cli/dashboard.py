@@ -55,6 +55,8 @@ def render_dashboard(loop, *, lights=None, publisher=None, title: str = "thermal
         facts.add_row("latency", f"p50 {latency[0]:.0f} µs · p99 {latency[2]:.0f} µs")
     sensor = Text("ok", style="green") if snap.sensor_problem is None else Text(snap.sensor_problem, style="red")
     facts.add_row("sensor", sensor)
+    if snap.travel_axis:
+        facts.add_row("travel axis", snap.travel_axis)
     if snap.sensor_errors:
         facts.add_row("sensor errors", str(snap.sensor_errors))
     if lights is not None:

@@ -37,7 +37,10 @@ from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
 @click.option("--fps", type=click.Choice(["10", "1"]), default="10", show_default=True, help="Sensor frame rate.")
 @click.option("--bus", type=int, default=1, show_default=True, help="I2C bus number (amg8833).")
 @click.option("--address", type=I2C_ADDRESS, default="0x69", show_default=True, help="I2C address (amg8833).")
-@click.option("--orientation", default=None, help="Sensor orientation, e.g. rotate=90,mirror=horizontal.")
+@click.option("--orientation", default="auto", show_default=True, metavar="auto|none|rotate=R,mirror=M",
+              help="auto: find the travel axis from the frames (the model's until found, then earlier "
+                   "frames re-counted); none: frames as the sensor gives them; "
+                   "rotate=90,mirror=horizontal...: turned so (no detection).")
 @click.option("--scenario", default=None, help="Simulator scenario for --sensor sim/emulated (default: mixed).")
 @click.option("--seed", type=int, default=None, help="Simulator seed for --sensor sim/emulated.")
 @click.option("--faults", default=None, help="Fault plan for --sensor emulated, e.g. errno=5:0.02,disconnect=3s@10s.")

@@ -4,6 +4,11 @@ This is the only place in the runtime that owns a clock: the counter and the lig
 are pure and get time as an argument. Nothing here may block on the network: lights and
 MQTT take a desired state and apply it from their own threads. Sensor faults after a good
 start never end the loop; they are reported once per outage and the sensor recovers itself.
+
+With ``find_axis`` (``run --orientation auto``, the default) the loop also finds the travel
+axis from the frames while it counts, and re-counts what came before if it is not the
+model's: :mod:`thermalcount.runtime.axis_watch` says how, and what the events, the
+occupancy and the lights do meanwhile.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class LiveSnapshot:
     latencies_us: deque = field(default_factory=lambda: deque(maxlen=2048))
     notices: deque = field(default_factory=lambda: deque(maxlen=8))
     started: float = field(default_factory=time.monotonic)
+    #: The travel axis: being found, found (and what was done), or as set.
+    travel_axis: str = ""
 
     def latency_percentiles(self) -> Optional[tuple[float, float, float]]:
         if not self.latencies_us:
@@ -66,6 +73,9 @@ class LiveStats:
     stopped_by: str  # "end-of-stream", "duration", "signal"
     wall_seconds: float
     max_frame_gap: float
+    #: The travel-axis decision of ``find_axis`` (an AxisChoice; its ``found`` is None when
+    #: the frames never told), or None without ``find_axis``.
+    axis: Optional[object] = None
 
 
 class LiveLoop:
@@ -91,6 +101,8 @@ class LiveLoop:
         health_interval: float = 10.0,
         model_label: str = "",
         wall_clock: Callable[[], float] = time.monotonic,
+        find_axis: bool = False,
+        axis_label: str = "",
     ):
         self.sensor = sensor
         self.model = model
@@ -107,8 +119,11 @@ class LiveLoop:
         self._wall = wall_clock
         self._stop = threading.Event()
         self._commands: "queue.SimpleQueue[tuple[str, Optional[int]]]" = queue.SimpleQueue()
-        self.snapshot = LiveSnapshot()
+        self.snapshot = LiveSnapshot(travel_axis=axis_label)
         self._names = [m.name for m in model.meanings]  # meaning k is cluster k (checked on load)
+        self.find_axis = find_axis
+        self._watch = None  # the AxisWatch while the travel axis is being found
+        self._axis = None  # its decision
 
     # -- control from other threads -------------------------------------------------------
     def stop(self) -> None:
@@ -132,6 +147,12 @@ class LiveLoop:
         snapshot = self.snapshot
         # A new stream: a model that keeps a per-pixel background starts learning this one.
         self.model.start_stream(self.sensor.info.fps)
+        if self.find_axis:
+            from thermalcount.runtime.axis_watch import AxisWatch
+
+            self._watch = AxisWatch(self.model, self.counter, self.sensor.info.fps)
+            snapshot.travel_axis = self._watch.status()
+        watch = self._watch
         infer_one = self.model.infer_one
         update = self.counter.update
         perf = time.perf_counter
@@ -151,6 +172,8 @@ class LiveLoop:
             try:
                 frame = self.sensor.read()
             except EndOfStream:
+                if self._watch is not None:  # decide with what there is, before closing
+                    self._settle_axis(last_frame_time)
                 # A replay ended: close the passage in progress like offline `count` does.
                 finished = self.counter.finish()
                 if finished:
@@ -208,6 +231,10 @@ class LiveLoop:
                 self._emit(events)
             self._update_lights(frame.time)
             snapshot.latencies_us.append((perf() - t0) * 1e6)
+            # Until the travel axis is found: keep the frame; every CHECK_FRAMES frames, look.
+            if watch is not None and watch.add(frame, state) and self._check_axis(frame.time):
+                watch = None  # decided: from now on the plain path, maybe with a new counter
+                infer_one, update = self.model.infer_one, self.counter.update
 
             if first_frame_time is None:
                 first_frame_time = frame.time
@@ -227,6 +254,8 @@ class LiveLoop:
                 stopped_by = "duration"
                 break
 
+        if self._watch is not None:  # stopped before the frames told
+            self._settle_axis(last_frame_time)
         if self.events_out is not None:
             self.events_out.flush()
         return LiveStats(
@@ -238,6 +267,7 @@ class LiveLoop:
             stopped_by=stopped_by,
             wall_seconds=self._wall() - started,
             max_frame_gap=snapshot.max_frame_gap,
+            axis=self._axis,
         )
 
     def _publish_health(self) -> None:
@@ -260,8 +290,83 @@ class LiveLoop:
             text += f", latency p50 {latency[0]:.0f} µs p99 {latency[2]:.0f} µs"
         return text
 
+    # -- the travel axis (find_axis) ---------------------------------------------------------
+    def _check_axis(self, now: float) -> bool:
+        """A look at the frames so far; True when the axis was decided (the loop re-binds)."""
+        choice, final = self._watch.check(self.counter)
+        if final:
+            self._publish(final)
+        if choice is None:
+            self.snapshot.travel_axis = self._watch.status()
+            return False
+        self._adopt(choice, now)
+        return True
+
+    def _adopt(self, choice, now: Optional[float]) -> None:
+        from thermalcount.sensors import ReorientedSensor
+
+        watch, self._watch = self._watch, None
+        self._axis = choice
+        seconds = f"after {watch.seen / watch.fps:.0f} s of frames"
+        if choice.orientation.is_identity:
+            self._notice(f"{choice.describe()}; {seconds}, the {len(watch.held)} event(s) so far stand")
+            self._release(watch)
+            self.snapshot.travel_axis = f"{choice.found} (found {seconds}; the model's own)"
+        else:
+            base_in, base_out, _ = watch.marks[watch.start]
+            before = (self.counter.entries - base_in, self.counter.exits - base_out)
+            self.counter, events = watch.recount(self.model, self.counter)
+            self.sensor = ReorientedSensor(self.sensor, choice.orientation)
+            counted = (sum(e.direction == "in" for e in events), sum(e.direction == "out" for e in events))
+            self._notice(f"{choice.describe()}; {seconds}, the last {watch.size} frames re-counted: "
+                         f"{counted[0]} in, {counted[1]} out (counted along the model's axis before: "
+                         f"{before[0]} in, {before[1]} out)")
+            self._publish(events)
+            self.snapshot.travel_axis = (f"{choice.found} (found {seconds}; frames transposed to the "
+                                         f"model's {choice.model_axis})")
+        self._sync_counts()
+        for warning in self.counter.drain_warnings():
+            self._notice(warning)
+        if now is not None:
+            self._update_lights(now)
+
+    def _settle_axis(self, now: Optional[float]) -> None:
+        """The stream ends: decide with what there is, or let the held events stand."""
+        from thermalcount.travel_axis import AUTO, choose
+
+        choice, final = self._watch.check(self.counter)
+        if final:
+            self._publish(final)
+        if choice is not None:
+            self._adopt(choice, now)
+            return
+        watch, self._watch = self._watch, None
+        self._axis = choose(AUTO, watch.model_axis, watch.finder.finding)
+        self._notice(f"{self._axis.describe()}; the {len(watch.held)} event(s) counted so stand")
+        self._release(watch)
+        self.snapshot.travel_axis = f"not found; the model's {watch.model_axis}"
+
+    def _release(self, watch) -> None:
+        """The held events and warnings are final."""
+        events, warnings = watch.release_all()
+        self._publish(events)
+        for warning in warnings:
+            self._notice(warning)
+
     # -- helpers -------------------------------------------------------------------------------
     def _emit(self, events) -> None:
+        """New events from the counter: published, or held while the axis is being found."""
+        if self._watch is not None:  # the counter's warnings are provisional too
+            self._watch.hold(events, self.counter.drain_warnings())
+            self._sync_counts()
+            return
+        self._publish(events)
+        self._sync_counts()
+        for warning in self.counter.drain_warnings():
+            self._notice(warning)
+
+    def _publish(self, events) -> None:
+        """Final events: the log line, the event log, MQTT, the dashboard's list."""
         snapshot = self.snapshot
         for event in events:
             record = event.to_json()
@@ -273,9 +378,6 @@ class LiveLoop:
                 self.events_out.flush()
             if self.publisher is not None:
                 self.publisher.publish_event(event)
-        self._sync_counts()
-        for warning in self.counter.drain_warnings():
-            self._notice(warning)
 
     def _sync_counts(self) -> None:
         snapshot = self.snapshot
@@ -304,6 +406,8 @@ class LiveLoop:
                 self._notice(f"occupancy set to {max(0, int(value))} by hand")
             else:
                 continue
+            if self._watch is not None:  # a re-count applies it at the same place
+                self._watch.correct(self.counter.occupancy)
             self._sync_counts()
             if now is not None:
                 self._update_lights(now)

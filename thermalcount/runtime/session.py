@@ -40,6 +40,8 @@ class RunOptions:
     fps: float = 10.0
     bus: int = 1
     address: int = 0x69
+    #: "auto": find the travel axis from the frames (the CLI's default); None or "none": the
+    #: frames as the sensor gives them; "rotate=90,...": turned so.
     orientation: Optional[str] = None
     scenario: Optional[str] = None
     seed: Optional[int] = None
@@ -61,9 +63,11 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
     from thermalcount.runtime.live import LiveLoop
     from thermalcount.runtime.model import Model
     from thermalcount.sensors import open_sensor
+    from thermalcount.travel_axis import orientation_setting
 
     if options.off_delay < 0:
         raise UsageError(f"--off-delay {options.off_delay:g} is negative; use 0 or more seconds")
+    given = orientation_setting(options.orientation)  # None: auto
     out = out or sys.stderr
     plain = not options.dashboard or not _is_terminal(out)
 
@@ -99,7 +103,7 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
         publisher = _open_mqtt(options, stack)
         sensor = open_sensor(
             options.sensor_spec, fps=options.fps, speed=options.speed, bus=options.bus,
-            address=options.address, orientation=options.orientation, seed=options.seed,
+            address=options.address, orientation=given, seed=options.seed,
             scenario=options.scenario, faults=options.faults,
         )
         stack.callback(sensor.close)
@@ -112,7 +116,8 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
         loop = LiveLoop(sensor, model, counter, lights=lights, light_policy=policy, publisher=publisher,
                         model_label=f"{options.model_path or 'default'} ({model.backend})",
                         events_out=events_out, reporter=report, speed=options.speed,
-                        status_interval=60.0 if plain else None)
+                        status_interval=60.0 if plain else None, find_axis=given is None,
+                        axis_label="" if given is None else f"the model's {model.travel_axis}; frames {_turned(given)}")
         if publisher is not None:
             publisher.on_command = loop.command
             publisher.publish_state(counter.occupancy, 0, 0)
@@ -124,11 +129,18 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
             f"counting: sensor {options.sensor_spec}, model {options.model_path or 'default'} "
             f"({model.backend}), lights {options.lights_kind}"
             + (f", mqtt {options.mqtt_url}" if options.mqtt_url else "")
+            + (f", travel axis from the frames (the model's {model.travel_axis} until found)" if given is None
+               else f", frames {_turned(given)}")
         )
         stack.enter_context(_stop_on_signals(loop))
         if plain:
             return loop.run(duration=options.duration, max_frames=options.max_frames)
         return _run_with_dashboard(loop, options, lights, publisher)
+
+
+def _turned(orientation) -> str:
+    """What --orientation does to the frames, for the log and the dashboard."""
+    return "as the sensor gives them" if orientation.is_identity else f"turned {orientation}"
 
 
 def _run_with_dashboard(loop, options, lights, publisher):
