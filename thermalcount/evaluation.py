@@ -78,37 +78,37 @@ def _sizes(ci: tuple, full: tuple) -> dict:
 # half the rooms); tests/test_evaluation.py checks both floors. Event rates differ a lot: a lingerer
 # produces an event only half the time, after seconds of standing; a 1 FPS frame is 1 s.
 FAMILIES: tuple = (
-    Family("single_slow", 1, "one person at a time, slow walkers (3.3-4.7 px/s), both ways",
-           "single", {"speed_mix": (1.0, 0.0, 0.0)}, sizes=_sizes((4, 3500), (8, 7000))),
-    Family("single_normal", 2, "one person at a time, normal walkers (4.7-6.3 px/s), both ways",
-           "single", {"speed_mix": (0.0, 1.0, 0.0)}, sizes=_sizes((4, 3250), (8, 6500))),
-    Family("single_fast", 3, "one person at a time, fast walkers (6.3-8.5 px/s), both ways",
-           "single", {"speed_mix": (0.0, 0.0, 1.0)}, sizes=_sizes((4, 3000), (8, 6000))),
-    Family("following", 4, "two people the same way, crossing 3-4 frames apart", "following",
-           sizes=_sizes((4, 1750), (8, 3500))),
+    Family("single_slow", 1, "one person at a time, slow walkers (0.5-0.75 m/s), both ways",
+           "single", {"speed_mix": (1.0, 0.0, 0.0)}, sizes=_sizes((4, 5850), (8, 11450))),
+    Family("single_normal", 2, "one person at a time, normal walkers (0.75-1.1 m/s), both ways",
+           "single", {"speed_mix": (0.0, 1.0, 0.0)}, sizes=_sizes((4, 4900), (8, 9450))),
+    Family("single_fast", 3, "one person at a time, fast walkers (1.1-1.5 m/s), both ways",
+           "single", {"speed_mix": (0.0, 0.0, 1.0)}, sizes=_sizes((4, 3950), (8, 7900))),
+    Family("following", 4, "two people the same way, back to back: crossing 0.7-1.4 s apart", "following",
+           sizes=_sizes((4, 2400), (8, 4450))),
     Family("passing", 5, "two people passing side by side in opposite directions", "passing",
-           sizes=_sizes((4, 1750), (8, 3500))),
-    Family("lingering", 6, "a person stands 0.2-1.2 px before the mid line for 2-8 s, then "
-           "continues or goes back", "lingering", sizes=_sizes((4, 8500), (8, 17000))),
-    Family("turnback", 7, "people come up to halfway in and return (no event), between crossings",
-           "turnback", sizes=_sizes((4, 6500), (8, 13000))),
-    Family("low_contrast", 8, "everyone in hats or hoods (peak ~4 °C, ~5 hot pixels), 23.5 °C room",
-           "low_contrast", sizes=_sizes((4, 2500), (8, 5000))),
-    Family("warm_room", 9, "a 26-28 °C room: people ~2 °C above background", "warm_room",
-           sizes=_sizes((4, 2500), (8, 5000))),
+           sizes=_sizes((4, 2250), (8, 4550))),
+    Family("lingering", 6, "a person stands 0.05-0.3 m before the door line for 2-8 s, then "
+           "continues or goes back", "lingering", sizes=_sizes((4, 11200), (8, 23250))),
+    Family("turnback", 7, "people come up to the door line and return (no event), between crossings",
+           "turnback", sizes=_sizes((4, 12325), (8, 22150))),
+    Family("low_contrast", 8, "everyone in hats or hoods (a cooler head), 23.5 °C room",
+           "low_contrast", sizes=_sizes((4, 3650), (8, 7400))),
+    Family("warm_room", 9, "a 26-28 °C room: people stand out by half as much as at 21 °C", "warm_room",
+           sizes=_sizes((4, 3400), (8, 7300))),
     Family("drift", 10, "the background wanders 6 °C peak to peak, slowest period 10 min "
            "(4-5.5 °C within each recording)", "drift",
-           {"drift": 6.0, "drift_period": 600.0}, sizes=_sizes((4, 3500), (8, 7000))),
+           {"drift": 6.0, "drift_period": 600.0}, sizes=_sizes((4, 5100), (8, 10200))),
     Family("warm_object", 11, "a static warm patch (laptop, radiator, +3 to +9 °C) in view",
-           "warm_object", sizes=_sizes((4, 2500), (8, 5000))),
+           "warm_object", sizes=_sizes((4, 3575), (8, 7200))),
     Family("other_mounting", 12, "sensor turned: people walk along the columns, and the "
            "board is mounted the other way round (in/out mirrored)", "single",
-           {"episodes": _MIX}, travel_axis="columns", reverse=True, sizes=_sizes((4, 2500), (8, 5000))),
+           {"episodes": _MIX}, travel_axis="columns", reverse=True, sizes=_sizes((4, 3300), (8, 6900))),
     Family("fps1", 13, "the AMG8833's 1 FPS mode: a crossing spans ~2 frames", "single",
-           fps=1.0, sizes=_sizes((4, 325), (8, 650))),
+           fps=1.0, sizes=_sizes((4, 550), (8, 1000))),
     Family("room_plus5", 14, "a room the model was trained in, 5 °C warmer than at training, "
            "new people (not in the suite totals: a separate bar)", "single",
-           {"episodes": _MIX}, kind="room_plus5", sizes=_sizes((4, 2500), (8, 5000))),
+           {"episodes": _MIX}, kind="room_plus5", sizes=_sizes((4, 3825), (8, 6950))),
 )
 FAMILY_NAMES = tuple(f.name for f in FAMILIES)
 

@@ -2,8 +2,12 @@
 
 What it models (figures from real doorway recordings, see docs/simulator.md): a room
 background with a per-pixel fixed pattern, slow drift, temporal noise and 0.25 °C
-quantisation; people as warm blobs integrated over pixel areas so that motion is smooth;
-the scenario families in :mod:`thermalcount.sensors.scenarios`.
+quantisation; a sensor on the ceiling (2.2-3.0 m) looking down through a 60° lens; people
+as bodies (head, shoulders, torso, hips) of realistic size and warmth at their height,
+projected through that lens, so how big and how warm a person looks follows from their
+distance to the sensor and from how much of the body is inside the view; the scenario
+families in :mod:`thermalcount.sensors.scenarios`. The room, the sensor and each person are
+drawn from ranges (domain randomisation).
 
 Frames are rendered in blocks of ``BLOCK`` frames whose random numbers depend only on
 (seed, block index), so the stream is identical however it is cut into ``generate()``
@@ -22,8 +26,7 @@ import numpy as np
 
 from thermalcount.errors import UsageError
 from thermalcount.sensors.base import Pacer, Sensor, SensorFrame, SensorInfo
-from thermalcount.sensors.scenarios import (MID_LINE, PeopleStream, Person, SceneParams,
-                                            scene_params)
+from thermalcount.sensors.scenarios import MID_LINE, PeopleStream, Person, SceneParams, scene_params
 
 BLOCK = 4096
 SIZE = 8
@@ -31,13 +34,17 @@ SENSOR_RANGE = (0.0, 80.0)  # °C, high-gain AMG8833 object range
 THERMISTOR_LSB = 0.0625
 TRAVEL_AXES = ("rows", "columns")
 FRAME_RATES = (1.0, 10.0)
-DEFAULT_NOISE = {10.0: 0.37, 1.0: 0.08}
+#: Temporal noise std °C per pixel: 0.33 measured at 10 FPS (drawn per room around it);
+#: the datasheet's lower noise at 1 FPS.
+DEFAULT_NOISE = {10.0: (0.28, 0.38), 1.0: (0.06, 0.10)}
+#: The lens: 60° across the 8 pixels, so a pixel spans tan(30°)/4 m per m of distance.
+METRES_PER_PIXEL_PER_METRE = float(np.tan(np.radians(30.0)) / 4.0)
 # At 1 FPS the sensor integrates longer (its noise is lower): a walker is smeared a little.
 # How long exactly is not documented; +-0.2 s is an assumption (see docs/simulator.md).
 BLUR_OFFSETS = {10.0: (0.0,), 1.0: (-0.2, -0.1, 0.0, 0.1, 0.2)}
 
 # Independent random streams, so that e.g. the noise does not change the people.
-_ROOM, _PEOPLE, _NOISE = 1, 2, 3
+_ROOM, _PEOPLE, _NOISE, _SENSOR = 1, 2, 3, 4
 
 
 @dataclass
@@ -67,6 +74,9 @@ class _Room:
     drift_periods: np.ndarray
     drift_phases: np.ndarray
     warm_object: Optional[np.ndarray]  # (8, 8) added °C, or None
+    ceiling: float  # m, sensor above the floor
+    optics_blur: float  # px, std of the lens's spread
+    noise: float  # °C, temporal noise std
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -87,6 +97,29 @@ def pixel_weights(centres, sigma) -> np.ndarray:
     z = (edges[None, :] - np.asarray(centres, dtype=float)[:, None]) / width
     # erf differences are twice the probability mass; so is the centred reference: ratio is exact.
     return np.diff(_erf(z), axis=1) / (2.0 * _erf(0.5 / width))
+
+
+def pixel_mass(centres, sigma) -> np.ndarray:
+    """(m,) centres, (m,) std in px -> (m, 8): the share of a Gaussian falling on each pixel.
+
+    What is outside the view (-0.5..7.5) falls on no pixel: a body half outside the view
+    shows half its warmth."""
+    edges = np.arange(SIZE + 1) - 0.5
+    z = (edges[None, :] - np.asarray(centres, dtype=float)[:, None]) / (np.asarray(sigma, dtype=float)[:, None] * np.sqrt(2.0))
+    return np.diff(_erf(z), axis=1) / 2.0
+
+
+#: No pixel reads warmer than the warmest surface it sees: bare skin, nine tenths of the way
+#: from the room to 34 °C. Body parts are summed, so where they overlap (a head over the
+#: shoulders, two people side by side, a tall person close under a low sensor) the sum is
+#: bent down to this cap instead of adding up to more than a body can show.
+SURFACE_CAP = 0.9
+_KNEE = 4.0
+
+
+def saturate(warmth: np.ndarray, cap) -> np.ndarray:
+    """warmth / (1 + (warmth/cap)^4)^(1/4): linear well below ``cap``, never above it."""
+    return warmth / (1.0 + (warmth / cap) ** _KNEE) ** (1.0 / _KNEE)
 
 
 def _whole_number(name: str, value) -> int:
@@ -124,11 +157,14 @@ class Simulator:
         self.travel_axis = travel_axis
         self.reverse = bool(reverse)
         self.start_time = float(start_time)
-        self.noise = DEFAULT_NOISE[fps] if self.params.noise is None else float(self.params.noise)
-        if self.noise < 0 or self.params.drift < 0:
+        if (self.params.noise is not None and self.params.noise < 0) or self.params.drift < 0:
             raise UsageError("noise and drift must be zero or positive")
         self.room = self._make_room()
-        self._people = PeopleStream(self.params, np.random.default_rng([self.seed, _PEOPLE]))
+        self.noise = self.room.noise
+        # A room keeps its own head count: mounted the other way round, the sensor sees the
+        # same people come in (docs/simulator.md, "Ground truth").
+        self._people = PeopleStream(self.params, np.random.default_rng([self.seed, _PEOPLE]),
+                                    inward=-1 if self.reverse and self.params.room_occupancy else 1)
         self._active: list[Person] = []  # people generated so far that may still be in view
         self._pending: list[tuple[int, float, str]] = []  # (frame, time, direction), sorted
         self._position = 0
@@ -179,8 +215,10 @@ class Simulator:
         y, x = np.mgrid[0:SIZE, 0:SIZE] / (SIZE - 1) - 0.5
         smooth = rng.normal() * x + rng.normal() * y + rng.normal() * (x * x + y * y)
         pattern = smooth + rng.normal(0, 0.35, (SIZE, SIZE))
-        spread = rng.uniform(1.0, 2.0) if p.fixed_pattern is None else float(p.fixed_pattern)
-        pattern = (pattern - pattern.mean()) / max(np.ptp(pattern), 1e-9) * spread
+        # Measured: the per-pixel background spreads 1.5 °C (p5-p95), 2.0 °C on a warm day.
+        spread = rng.uniform(1.0, 2.2) if p.fixed_pattern is None else float(p.fixed_pattern)
+        p5, p95 = np.percentile(pattern, [5, 95])
+        pattern = (pattern - pattern.mean()) / max(p95 - p5, 1e-9) * spread
         periods = p.drift_period * np.array([1.0, rng.uniform(0.4, 0.6), rng.uniform(0.15, 0.3)])
         weights = np.array([1.0, 0.5, 0.25])
         amplitudes = weights / weights.sum() * p.drift / 2.0  # the sum never exceeds ±drift/2
@@ -191,8 +229,14 @@ class Simulator:
             sigma = rng.uniform(0.5, 1.1)
             warm_object = rng.uniform(3.0, 9.0) * np.outer(pixel_weights([u], sigma)[0],
                                                           pixel_weights([v], sigma)[0])
+        # The sensor's own draws come from a stream of their own, so that overriding the
+        # ambient, the pattern or the warm object leaves the ceiling, lens and noise alone.
+        sensor = np.random.default_rng([self.seed if p.room is None else int(p.room), _ROOM, _SENSOR])
+        ceiling = sensor.uniform(*p.ceiling)
+        blur = sensor.uniform(*p.optics_blur)
+        noise = sensor.uniform(*DEFAULT_NOISE[self.fps]) if p.noise is None else float(p.noise)
         return _Room(ambient, pattern.astype(np.float32), rng.uniform(1.0, 3.0), amplitudes, periods,
-                     phases, warm_object)
+                     phases, warm_object, ceiling, blur, noise)
 
     def background_level(self, seconds: np.ndarray) -> np.ndarray:
         """Mean background in °C (ambient + drift) at ``seconds`` since the stream start."""
@@ -241,11 +285,11 @@ class Simulator:
         frames += level.astype(np.float32)[:, None, None]
         if self.room.warm_object is not None:
             frames += self.room.warm_object.astype(np.float32)
-        # People stand out less the warmer the room: contrast ~ (skin - background).
-        reference = self.params.skin_temperature - 21.0
-        contrast = np.clip((self.params.skin_temperature - level) / reference, 0.1, 1.3)
+        # People stand out less the warmer the room: a surface's contrast is a fraction of
+        # (skin - background).
+        contrast = np.maximum(self.params.skin_temperature - level, 0.5)
         people, warmth = self._render_people(seconds, first, contrast)
-        frames += warmth.reshape(BLOCK, SIZE, SIZE).astype(np.float32)
+        frames += saturate(warmth, SURFACE_CAP * contrast[:, None]).reshape(BLOCK, SIZE, SIZE).astype(np.float32)
 
         noise_rng = np.random.default_rng([self.seed, _NOISE, block])
         if self.noise > 0:
@@ -269,36 +313,89 @@ class Simulator:
 
         All people's samples are rendered in one vectorised pass: at 1 FPS a block holds
         hundreds of people of a few frames each, where a per-person loop would dominate.
+        Body parts are stacked top down (head, shoulders, torso, hips): a part shows only
+        where the parts above it leave the pixel uncovered.
         """
         offsets = BLUR_OFFSETS[self.fps]
-        spans, travel, side, sig_t, sig_l, scale, in_view = [], [], [], [], [], [], []
+        spans, in_view = [], []
+        parts: list = [[] for _ in range(BODY_PARTS)]  # per part: (u, v, su, sv, cover, warmth)
         for person in self._active:
             i0 = max(0, int(np.floor((person.start - 0.5) * self.fps)) - first)
             i1 = min(BLOCK, int(np.ceil((person.end + 0.5) * self.fps)) + 1 - first)
             if i1 <= i0:
                 continue
             t = seconds[i0:i1]
-            centre = person.travel(t)
-            in_view.append(np.arange(i0, i1)[(centre >= -0.5) & (centre <= SIZE - 0.5)])
+            head_u = self._to_pixels(person.travel(t), self.room.ceiling - person.body.height)
+            in_view.append(np.arange(i0, i1)[(head_u >= -0.5) & (head_u <= SIZE - 0.5)])
             for dt in offsets:
                 spans.append((i0, i1))
-                travel.append(centre if dt == 0.0 else person.travel(t + dt))
-                side.append(person.side(t + dt))
-                sig_t.append(np.full(i1 - i0, person.sigma_travel))
-                sig_l.append(np.full(i1 - i0, person.sigma_lateral))
-                scale.append(person.peak * contrast[i0:i1] / len(offsets))
-        warmth = np.zeros((BLOCK, SIZE * SIZE))
+                pieces = body_parts(person, t + dt, self.room.ceiling, self.room.optics_blur)
+                for part, (u, v, su, sv, cover, warmth) in zip(parts, pieces):
+                    part.append((u, v, su, sv, cover, warmth * contrast[i0:i1] / len(offsets)))
+        blobs_all = np.zeros((BLOCK, SIZE * SIZE))
         if not spans:
-            return np.zeros(BLOCK, dtype=np.int8), warmth
+            return np.zeros(BLOCK, dtype=np.int8), blobs_all
         people = np.bincount(np.concatenate(in_view), minlength=BLOCK).astype(np.int8)
-        across = pixel_weights(np.concatenate(travel), np.concatenate(sig_t)) * np.concatenate(scale)[:, None]
-        along = pixel_weights(np.concatenate(side), np.concatenate(sig_l))
-        blobs = (across[:, :, None] * along[:, None, :]).reshape(-1, SIZE * SIZE)
+        blobs, uncovered = 0.0, 1.0
+        for part in parts:  # top down
+            u, v, su, sv, cover, warmth = (np.concatenate(column) for column in zip(*part))
+            share = (pixel_mass(u, su) * cover[:, None])[:, :, None] * pixel_mass(v, sv)[:, None, :]
+            share = np.minimum(share.reshape(-1, SIZE * SIZE), 1.0)  # of each pixel's area
+            blobs = blobs + warmth[:, None] * share * uncovered
+            uncovered = uncovered * (1.0 - share)
         row = 0
         for i0, i1 in spans:  # each span is contiguous: a slice add beats np.add.at by far
-            warmth[i0:i1] += blobs[row:row + i1 - i0]
+            blobs_all[i0:i1] += blobs[row:row + i1 - i0]
             row += i1 - i0
-        return people, warmth
+        return people, blobs_all
+
+    @staticmethod
+    def _to_pixels(x: np.ndarray, distance: float) -> np.ndarray:
+        return (SIZE - 1) / 2.0 + x / (distance * METRES_PER_PIXEL_PER_METRE)
+
+
+BODY_PARTS = 4
+
+
+def body_parts(person: Person, t: np.ndarray, ceiling: float, blur: float) -> list:
+    """A person at times ``t`` as seen by the sensor, top down: [(u, v, std_u, std_v, cover,
+    warmth)], one entry per body part (head, shoulders, torso, hips), each an array over ``t``.
+
+    u, v are pixel coordinates (centres 0..7; u along the travel axis); std in px; cover the
+    part's area seen from the sensor, in pixels; warmth its fraction of (skin - room). A
+    pixel reads warmth x contrast x the share of its area the part covers (where no part
+    above covers it), so a part further away looks smaller and gives a pixel less, and a
+    part outside the view gives nothing. Top surfaces (head, shoulders) face the sensor; the
+    sides of the torso and hips show more the further the person is from under the sensor
+    (sin of the viewing angle), which is why a real person seen at the edge looks long and
+    faint.
+    """
+    b = person.body
+    x, y = person.travel(t), person.side(t)
+    k = METRES_PER_PIXEL_PER_METRE
+    # (height above the floor, half width across, half depth along, area, warmth, side-on)
+    parts = (
+        (b.height - b.head_radius, b.head_radius, b.head_radius, np.pi * b.head_radius ** 2, b.head_warmth, False),
+        (b.height - 0.27, b.shoulder_half_width, b.shoulder_half_depth,
+         np.pi * b.shoulder_half_width * b.shoulder_half_depth, b.clothes_warmth, False),
+        (b.height - 0.55, 0.17, 0.22, 2 * 0.17 * 0.45, b.clothes_warmth, True),
+        (b.height - 1.0, 0.16, 0.25, 2 * 0.16 * 0.5, 0.8 * b.clothes_warmth, True),
+    )
+    out = []
+    for z, half_across, half_along, area, warmth, side_on in parts:
+        distance = ceiling - z
+        pixel = distance * k  # m seen by one pixel at that distance
+        seen = area
+        if side_on:
+            radial = np.hypot(x, y)
+            seen = area * radial / np.hypot(radial, distance)  # sin of the viewing angle
+        u = (SIZE - 1) / 2.0 + x / pixel
+        v = (SIZE - 1) / 2.0 + y / pixel
+        std_u = np.hypot(half_along / 2.0 / pixel, blur)
+        std_v = np.hypot(half_across / 2.0 / pixel, blur)
+        out.append((u, v, np.broadcast_to(std_u, u.shape), np.broadcast_to(std_v, u.shape),
+                    np.broadcast_to(seen / pixel ** 2, u.shape), np.broadcast_to(warmth, u.shape)))
+    return out
 
 
 def simulate(n_frames: int, scenario: str = "mixed", seed: int = 0, **kw) -> SimChunk:
