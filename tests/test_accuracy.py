@@ -18,18 +18,17 @@ from thermalcount.evaluation import BAR, FAMILY_NAMES
 # THRESHOLDS. The bar of issue 6 is in thermalcount.evaluation.BAR (overall F1 >= 0.99,
 # weakest family >= 0.97, room +5 °C >= 0.95). These are the floors the CURRENT models meet at
 # CI size, a little below the measured figures; raise them as the model improves, up to BAR.
-# Measured at CI size when they were set (default model: per-pixel background, gain before
-# the floor, two-people frames with clusters of their own, the frame rules; counter with
-# merged two-person states, static_seconds 40, edge debounce and the inferred middle exit,
-# heavy frames from the 40th percentile; docs/accuracy.md has the full-size table):
-#   default model: overall 0.995, weakest low_contrast 0.971, fps1 0.993, room +5 °C 0.993
-#   --train:       overall 0.994, weakest lingering 0.981, fps1 0.993, room +5 °C 1.000
-# The room +5 °C floor IS the bar. Models trained on other seeds differ by a hundredth in
-# total and more in single families (docs/model.md, "Third round").
-DEFAULT_MODEL_FLOORS = {"overall_f1": 0.985, "hardest_family_f1": 0.96, "room_plus5_f1": 0.95}
-TRAINED_FLOORS = {"overall_f1": 0.985, "hardest_family_f1": 0.96, "room_plus5_f1": 0.95}
+# Measured at CI size on the geometric simulator of issue 13 (real-sized people) when they
+# were set (counter with tracks, no heat "two"; apart rule with where the pair sits; floor
+# 0.65; docs/accuracy.md has the full-size table):
+#   default model: overall 0.982, weakest warm_object 0.949, room +5 °C 0.979
+#   --train:       overall 0.975, weakest following 0.922, room +5 °C 0.971
+# Pairs that walk so close that they never show as two blobs are counted once: the
+# following and pair-heavy families are the weakest (docs/accuracy.md).
+DEFAULT_MODEL_FLOORS = {"overall_f1": 0.97, "hardest_family_f1": 0.93, "room_plus5_f1": 0.95}
+TRAINED_FLOORS = {"overall_f1": 0.965, "hardest_family_f1": 0.9, "room_plus5_f1": 0.95}
 #: Every family must keep at least this F1 at CI size.
-FAMILY_FLOOR = {"default": 0.96, "trained": 0.96}
+FAMILY_FLOOR = {"default": 0.93, "trained": 0.9}
 # --------------------------------------------------------------------------------------------
 
 

@@ -61,11 +61,12 @@ def test_default_model_states_make_sense(room):
         return names[int(model.infer_states(frames.astype(np.float32))[-1])]
 
     for seed in range(5):
-        assert last_state(_scene(room, seed=seed, empty_before=50)) == "empty"
+        assert last_state(_scene(room, seed=seed, empty_before=50)).startswith("empty")
         low = last_state(_scene(room, 0.3, seed=seed, peak=4.0, empty_before=50))
         high = last_state(_scene(room, 6.7, seed=seed, peak=4.0, empty_before=50))
-        assert low.startswith("low"), (room, seed, low)
-        assert high.startswith("high"), (room, seed, high)
+        # A small blob at the very edge may be the faint-edge rule's state: the same side.
+        assert low.startswith("low") or low == "edge-low", (room, seed, low)
+        assert high.startswith("high") or high == "edge-high", (room, seed, high)
 
 
 def test_shipped_file_matches_what_the_recipe_produces_now(shipped):

@@ -89,9 +89,11 @@ def test_onnxruntime_matches_torch_on_12000_frames(trained, frames):
     spec = model.preprocessing
     expected = rules.apply(t_state, frames.reshape(-1, 64) @ spec.centring_matrix().astype(np.float32),
                            spec.apply(frames), model.travel_axis)
-    for taken in (rules.apart_state, rules.edge_low, None if rules.edges is None else rules.edge_low + 1):
-        if taken is not None:  # each rule state is taken by some frames, and not by most
-            assert 10 < (expected == taken).sum() < 0.1 * len(frames)
+    apart = None if rules.apart is None else set(rules.apart_states)
+    edges = None if rules.edges is None else {rules.edge_low, rules.edge_low + 1}
+    for taken in (apart, edges):
+        if taken is not None:  # each rule is taken by some frames, and not by most
+            assert 10 < np.isin(expected, list(taken)).sum() < 0.2 * len(frames)
     # float32 rounding (ONNX vs numpy sums) may only tip frames that sit on a rule's threshold.
     differ = np.flatnonzero(state != expected)
     assert len(differ) <= 3, (differ, state[differ], expected[differ])
@@ -99,7 +101,12 @@ def test_onnxruntime_matches_torch_on_12000_frames(trained, frames):
     np.testing.assert_allclose(distances, t_distances, atol=1e-4, rtol=0)
     np.testing.assert_allclose(embedding, t_embedding, atol=1e-4, rtol=0)
     # The states are actually used: a graph that always answered 0 would pass nothing above.
-    assert len(np.unique(state)) == len(model.states)
+    # (Each rule's states count as one: the apart rule's three (where the pair sits) and the
+    # edge pair; pairs toward one end, or edges at one end, can be rare in these frames.)
+    used = set(np.unique(state).tolist())
+    groups = [group for group in (apart, edges) if group]
+    assert used - set().union(*groups) == set(range(model.clusters))
+    assert all(used & group for group in groups)
 
 
 def test_graph_is_fused_checked_and_uses_only_allowed_ops(trained):
@@ -124,10 +131,11 @@ def test_graph_is_fused_checked_and_uses_only_allowed_ops(trained):
     # ...and linear preprocessing is folded into the first Gemm, which reads the input directly.
     first = producer["hidden_linear"]
     assert (first.input[0] == "pixels") == (name == "linear")
-    # The apart rule: 16 nodes (not without a floor); the edge rule: 18 (+1 Gemm where the
-    # centring Gemm shifts; not with the lowest background).
-    rule_nodes = {"linear": 19, "default": 16 + 19, "lowest": 16, "lowest48": 16, "sorted": 16 + 19,
-                  "gain_first": 16 + 18}[name]
+    # The apart rule: 18 nodes (16, and ArgMin + Gather for where the pair sits; not without
+    # a floor); the edge rule: 18 (+1 Gemm where the centring Gemm shifts; not with the
+    # lowest background).
+    rule_nodes = {"linear": 19, "default": 18 + 19, "lowest": 18, "lowest48": 18, "sorted": 18 + 19,
+                  "gain_first": 18 + 18}[name]
     expected = {"linear": 8, "default": 10, "lowest": 12, "lowest48": 12, "sorted": 16, "gain_first": 16}[name]
     expected += rule_nodes
     assert len(ops) == expected, ops
@@ -173,15 +181,16 @@ def test_export_and_inspect_cli(tmp_path, small):
     runner = CliRunner()
     out = runner.invoke(cli, ["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")])
     assert out.exit_code == 0, out.output
-    assert "45 nodes" in out.output  # 10, 19 for the edge rule and 16 for the apart rule
+    assert "47 nodes" in out.output  # 10, 19 for the edge rule and 18 for the apart rule
     again = runner.invoke(cli, ["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")])
     assert again.exit_code != 0 and "--overwrite" in again.output
     shown = runner.invoke(cli, ["inspect", str(tmp_path / "m.onnx")])
     assert shown.exit_code == 0, shown.output
-    for text in ("travel_axis: rows", "empty", "frames: float ['N', 8, 8]", "state: int64 ['N']", "45 nodes",
-                 "3: edge-low   position 0.00  people 1 (rule: faint edge, cool_pixels 48, min_c 0.5, "
+    for text in ("travel_axis: rows", "empty", "frames: float ['N', 8, 8]", "state: int64 ['N']", "47 nodes",
+                 "3: edge-low   position 0.00  people 1 (rule: faint edge, cool_pixels 48, min_c 1, "
                  "noise_units 25, side low)",
-                 "5: apart      position -     people 2 (rule: two humps, min_peak 1, min_rows 3"):
+                 "5: apart-low  position 0.25  people 2 (rule: two humps, min_peak 1, min_rows 3",
+                 "6: apart      position -     people 2 (rule: two humps", "where both)", "where high)"):
         assert text in shown.output
     as_json = json.loads(runner.invoke(cli, ["inspect", str(tmp_path / "m.npz"), "--json"]).output)
     assert as_json["metadata"]["states"] == result.model.states

@@ -29,7 +29,9 @@ MEANINGS = [
     {"cluster": 3, "name": "high", "position": 0.85, "people": 1},
     {"cluster": 4, "name": "two", "position": 0.5, "people": 2},
 ]
-RTOL = ATOL = 1e-5
+# float32 sums in another order: distances reach ~15 with 21 states, so 1e-5 absolute is
+# a few float32 steps of the larger ones.
+RTOL = ATOL = 5e-5
 
 
 def metadata(meanings=MEANINGS, latent_size=4, **overrides) -> dict:
@@ -320,7 +322,7 @@ def test_default_model_backends_agree():
 
     model = Model.load("default")
     # The clusters' states, then the frame rules': edge-low, edge-high, apart.
-    assert [m.rule for m in model.meanings[model.clusters:]] == ["faint edge", "faint edge", "two humps"]
+    assert [m.rule for m in model.meanings[model.clusters:]] == ["faint edge", "faint edge", "two humps", "two humps", "two humps"]
     rule_states = set(range(model.clusters, len(model.meanings)))
     # Pairs passing and a 1 FPS doorway make the frame rules speak, in one stream.
     frames = np.concatenate([doorway_frames(3000), simulate(1500, "passing", seed=4).frames,

@@ -78,6 +78,21 @@ class HumpTest:
     def margin(self, profiles) -> np.ndarray:
         """(N, size) profiles -> (N,) float32, the best pair's margin: >= 0 where the frame
         has two humps (bar the all-zero profile). The graph computes exactly this, node for node."""
+        return self.pair_margins(profiles).max(axis=1)
+
+    def pair_groups(self, size: int = SIZE) -> np.ndarray:
+        """(P,) int64, where each pair sits: 0 toward the low end (its ends' midpoint below the
+        centre), 1 centred (one hump near each end), 2 toward the high end."""
+        ends = self.pair_ends(size)
+        centre = ends[0] + ends[1]
+        return np.where(centre < size - 1, 0, np.where(centre == size - 1, 1, 2)).astype(np.int64)
+
+    def best_groups(self, profiles) -> np.ndarray:
+        """(N,) int64: :meth:`pair_groups` of each frame's best pair (the first of equals)."""
+        return self.pair_groups()[self.pair_margins(profiles).argmax(axis=1)]
+
+    def pair_margins(self, profiles) -> np.ndarray:
+        """(N, P) float32: each pair's margin (>= 0: these two positions are two humps)."""
         profiles = np.asarray(profiles, np.float32)
         profiles = profiles.reshape(-1, profiles.shape[-1])
         ends = self.pair_ends(profiles.shape[1])
@@ -87,7 +102,7 @@ class HumpTest:
         margin = np.minimum(np.minimum(lower_end - top * np.float32(self.peak_ratio),
                                        lower_end * np.float32(self.valley_ratio) - valley),
                             lower_end - np.float32(self.min_peak))
-        return margin.max(axis=1)
+        return margin
 
     def holds(self, profiles) -> np.ndarray:
         """(N, size) profiles -> (N,) bool: two separate blobs along the travel axis."""
@@ -117,8 +132,9 @@ class EdgeTest:
 
     #: The end line (°C summed across the travel axis) must reach this many times the noise.
     noise_units: float = 25.0
-    #: ... and at least this many °C, so a frame with no noise at all does not fire on nothing.
-    min_c: float = 0.5
+    #: ... and at least this many °C: four of the sensor's 0.25 °C steps, so that a quiet 1 FPS
+    #: frame, whose noise is below one step, does not fire on two pixels one step up.
+    min_c: float = 1.0
     #: The noise: mean absolute deviation of the frame's coolest pixels (a person is warm).
     cool_pixels: int = 48
 
@@ -161,18 +177,44 @@ EDGE_TEST = EdgeTest()
 _TESTS = {"two humps": HumpTest, "faint edge": EdgeTest}
 
 
+#: The apart states by where the pair sits (HumpTest.pair_groups): their names, and the
+#: position of the pair's centre (None: one near each end).
+APART_WHERE = (("low", "apart-low", 0.25), ("both", "apart", None), ("high", "apart-high", 0.75))
+APART_PLACES = tuple(where for where, _, _ in APART_WHERE)
+
+
+def apart_where(entry: dict) -> Optional[str]:
+    """Where a states-list entry's two people apart sit ("low", "both", "high"), or None
+    when it is not two people apart. Clusters say it in ``apart`` (training.meanings); the
+    apart rule's states in their rule's ``where``; older models had one apart rule state
+    and two-hump clusters with no position, both "both". A two-people cluster WITH a
+    position and no ``apart`` is an old heat-based "two": not two people apart."""
+    if "apart" in entry:
+        return entry["apart"]
+    rule = entry.get("rule")
+    if isinstance(rule, dict) and rule.get("test") == "two humps":
+        return rule.get("where", "both")
+    if rule is None and entry.get("people", 0) >= 2 and entry.get("position") is None:
+        return "both"
+    return None
+
+
 def rule_states(first_index: int, *, edges: Optional[EdgeTest] = EDGE_TEST,
                 apart: Optional[HumpTest] = FRAME_TEST) -> list:
     """The states-list entries of the frame rules, numbered from ``first_index`` (the number
-    of clusters): ``edge-low``, ``edge-high`` (with ``edges``), then ``apart`` (with ``apart``)."""
+    of clusters): ``edge-low``, ``edge-high`` (with ``edges``), then ``apart-low``, ``apart``
+    and ``apart-high`` (with ``apart``): two people apart, the pair toward the low end (one
+    at the low edge, one further in), one at each end, or toward the high end. Where the
+    pair sits tells the counter which edge the second person came in at."""
     entries = []
     if edges is not None:
         for side, position in (("low", 0.0), ("high", 1.0)):
             entries.append({"name": f"edge-{side}", "position": position, "people": 1,
                             "rule": dict(test="faint edge", side=side, **edges.to_dict())})
     if apart is not None:
-        entries.append({"name": "apart", "position": None, "people": 2,
-                        "rule": dict(test="two humps", **apart.to_dict())})
+        for where, name, position in APART_WHERE:
+            entries.append({"name": name, "position": position, "people": 2,
+                            "rule": dict(test="two humps", where=where, **apart.to_dict())})
     return [dict(entry, cluster=first_index + offset) for offset, entry in enumerate(entries)]
 
 
@@ -186,20 +228,24 @@ class FrameRules:
         self.edges: Optional[EdgeTest] = None
         self.edge_low: Optional[int] = None
         self.apart: Optional[HumpTest] = None
-        self.apart_state: Optional[int] = None
+        #: The apart states by HumpTest.pair_groups (low, both, high); models made before
+        #: the split have one apart state for all three.
+        self.apart_states: Optional[tuple] = None
         self.empty = np.array([state.get("people") == 0 for state in states[:self.clusters]], bool)
         rules = states[self.clusters:]
         if any("rule" not in state for state in rules) or any("rule" in state for state in states[:self.clusters]):
             raise ModelError("the model's frame rules must come after all its clusters; re-train the model")
         edge_high = None
+        apart_where = {}
         try:
             for index, state in enumerate(rules, start=self.clusters):
                 parameters = dict(state["rule"])
                 test = _TESTS[parameters.pop("test")]
                 side = parameters.pop("side", None)
+                where = parameters.pop("where", "all")
                 made = test(**parameters)
-                if test is HumpTest and self.apart is None:
-                    self.apart, self.apart_state = made, index
+                if test is HumpTest and (self.apart is None or made == self.apart) and where not in apart_where:
+                    self.apart, apart_where[where] = made, index
                 elif side == "low" and self.edges is None:
                     self.edges, self.edge_low = made, index
                 elif side == "high" and self.edges == made and index == self.edge_low + 1:
@@ -211,6 +257,12 @@ class FrameRules:
         if self.edges is not None and edge_high is None:
             raise ModelError("the model's frame rules are malformed (edge-low without edge-high); "
                              "re-train the model")
+        if set(apart_where) == {"all"}:
+            self.apart_states = (apart_where["all"],) * 3
+        elif apart_where:
+            if set(apart_where) != set(APART_PLACES):
+                raise ModelError("the model's apart states must come as low, both and high; re-train the model")
+            self.apart_states = tuple(apart_where[where] for where, _, _ in APART_WHERE)
         if self.apart is not None and self.apart.min_peak <= 0:
             # In the graph a floor above 0 is what keeps an empty frame (all zeros) out.
             raise ModelError("the model's apart rule needs min_peak > 0; re-train the model")
@@ -228,10 +280,18 @@ class FrameRules:
             edge = deficits.min(axis=1) <= 0
             states[edge] = self.edge_low + deficits[edge].argmin(axis=1)
         if self.apart is not None:
-            apart = self.apart.margin(np.asarray(model_input, np.float32) @ travel_profile_matrix(travel_axis)) >= 0
-            states[apart] = self.apart_state
+            margins = self.apart.pair_margins(np.asarray(model_input, np.float32) @ travel_profile_matrix(travel_axis))
+            apart = margins.max(axis=1) >= 0
+            table = np.asarray(self.apart_states, np.int64)[self.apart.pair_groups()]
+            states[apart] = table[margins[apart].argmax(axis=1)]
         return states
 
+    @property
+    def split_apart(self) -> bool:
+        """The apart rule tells where the pair sits (three states), not just that it is apart."""
+        return self.apart_states is not None and len(set(self.apart_states)) == 3
 
-__all__ = ["HumpTest", "EdgeTest", "FrameRules", "CLUSTER_TEST", "FRAME_TEST", "EDGE_TEST",
+
+__all__ = ["HumpTest", "EdgeTest", "FrameRules", "CLUSTER_TEST", "FRAME_TEST", "EDGE_TEST", "APART_WHERE",
+           "APART_PLACES", "apart_where",
            "travel_profile_matrix", "rule_states"]

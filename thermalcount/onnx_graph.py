@@ -12,7 +12,7 @@ The graph computes, for a batch of °C frames ``[N, 8, 8]``::
 
 and, in models with frame rules (``thermalcount.frame_rules``), ``state`` becomes a rule's
 state where the frame shows someone just outside the view (18 nodes, 19 with their own
-residual Gemm) or two people apart (16 nodes).
+residual Gemm) or two people apart (16 nodes; 18 when it also tells where the pair sits).
 
 "Fused in fact": the linear parts of the preprocessing (mean subtraction, scaling, the shift
 after clipping) are folded into the first Gemm's weights, and the second Linear is folded into
@@ -242,7 +242,7 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
         chosen = "edge_or_nearest"
     if rules.apart is not None:
         nodes += _apart_rule_nodes(rules.apart, source, gain_shift=input_affine(preprocessing), travel_axis=travel_axis,
-                                   state_index=rules.apart_state, otherwise=chosen, constant=constant)
+                                   states=rules.apart_states, otherwise=chosen, constant=constant)
     graph = helper.make_graph(
         nodes, "thermalcount",
         [helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["N", 8, 8])],
@@ -300,18 +300,20 @@ def _edge_rule_nodes(test, residual: str, *, travel_axis: str, first_state: int,
     ]
 
 
-def _apart_rule_nodes(test, source: str, *, gain_shift: tuple, travel_axis: str, state_index: int,
+def _apart_rule_nodes(test, source: str, *, gain_shift: tuple, travel_axis: str, states: tuple,
                       otherwise: str, constant) -> list:
     """The apart rule (thermalcount.frame_rules): ``state = apart if two humps else otherwise``.
 
-    Node for node what ``HumpTest.margin`` computes, on the model input's profile along the
-    travel axis: one Gemm from the clipped tensor (the input's gain and shift folded in).
+    Node for node what ``HumpTest.pair_margins`` computes, on the model input's profile along
+    the travel axis (one Gemm from the clipped tensor, the input's gain and shift folded in),
+    as deficits (the margins negated, exactly): two humps where the best pair's deficit is
+    <= 0. With three apart states the best pair (ArgMin) picks the state by where it sits.
     """
     from onnx import helper
 
     gain, shift = gain_shift
     profile = travel_profile_matrix(travel_axis) * gain
-    return [
+    nodes = [
         helper.make_node("Gemm", [source, constant("profile_weights", profile.astype(np.float32)),
                                   constant("profile_bias", np.full(8, 8 * shift, np.float32))],
                          ["profile"], name="travel_profile"),
@@ -326,19 +328,31 @@ def _apart_rule_nodes(test, source: str, *, gain_shift: tuple, travel_axis: str,
         helper.make_node("ReduceMax", ["profile"], ["top"], axes=[1], keepdims=1, name="highest_hump"),
         helper.make_node("Mul", ["top", constant("peak_ratio", np.array(test.peak_ratio, np.float32))],
                          ["top_share"], name="top_share"),
-        helper.make_node("Sub", ["lower_end", "top_share"], ["peak_margin"], name="peak_margin"),
+        helper.make_node("Sub", ["top_share", "lower_end"], ["peak_deficit"], name="peak_deficit"),
         helper.make_node("Mul", ["lower_end", constant("valley_ratio", np.array(test.valley_ratio, np.float32))],
                          ["valley_limit"], name="valley_limit"),
-        helper.make_node("Sub", ["valley_limit", "valley"], ["valley_margin"], name="valley_margin"),
-        helper.make_node("Sub", ["lower_end", constant("min_peak", np.array(test.min_peak, np.float32))],
-                         ["size_margin"], name="size_margin"),
-        helper.make_node("Min", ["peak_margin", "valley_margin", "size_margin"], ["pair_margin"], name="pair_margin"),
-        helper.make_node("ReduceMax", ["pair_margin"], ["hump_margin"], axes=[1], keepdims=0, name="best_pair"),
-        helper.make_node("GreaterOrEqual", ["hump_margin", constant("zero", np.array(0.0, np.float32))],
+        helper.make_node("Sub", ["valley", "valley_limit"], ["valley_deficit"], name="valley_deficit"),
+        helper.make_node("Sub", [constant("min_peak", np.array(test.min_peak, np.float32)), "lower_end"],
+                         ["size_deficit"], name="size_deficit"),
+        helper.make_node("Max", ["peak_deficit", "valley_deficit", "size_deficit"], ["pair_deficit"],
+                         name="pair_deficit"),
+        helper.make_node("ReduceMin", ["pair_deficit"], ["hump_deficit"], axes=[1], keepdims=0, name="best_pair"),
+        helper.make_node("GreaterOrEqual", [constant("zero", np.array(0.0, np.float32)), "hump_deficit"],
                          ["apart"], name="two_humps"),
-        helper.make_node("Where", ["apart", constant("apart_state", np.array(state_index, np.int64)), otherwise],
-                         ["state"], name="apart_rule"),
     ]
+    if len(set(states)) == 1:
+        chosen = constant("apart_state", np.array(states[0], np.int64))
+    else:
+        table = np.asarray(states, np.int64)[test.pair_groups()]
+        nodes += [
+            helper.make_node("ArgMin", ["pair_deficit"], ["best_pair_index"], axis=1, keepdims=0,
+                             name="best_pair_index"),
+            helper.make_node("Gather", [constant("apart_states", table), "best_pair_index"], ["apart_where"],
+                             axis=0, name="apart_where"),
+        ]
+        chosen = "apart_where"
+    nodes.append(helper.make_node("Where", ["apart", chosen, otherwise], ["state"], name="apart_rule"))
+    return nodes
 
 
 def save_graph(model, path, *, overwrite: bool = False) -> Path:

@@ -60,6 +60,8 @@ def _print_summary(summary: dict) -> None:
             shown = [f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in sorted(rule.items())
                      if k != "test"]
             line += f" (rule: {rule.get('test')}, {', '.join(shown)})"
+        elif state.get("apart"):  # a cluster of two people apart: where the pair sits
+            line += f" (two humps, where {state['apart']})"
         click.echo(line)
     training = meta.get("training", {})
     if isinstance(training, dict) and training:

@@ -7,7 +7,7 @@ import click
 # The recipe the accuracy suite validated (thermalcount/training/default.py), as plain
 # literals: importing the training package here would load numpy for every --help.
 DEFAULT_CLUSTERS = 16
-DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=0.8, clip_high=2.5, pattern_seconds=60.0)
+DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=0.65, clip_high=2.5, pattern_seconds=60.0)
 
 
 @click.command()

@@ -8,20 +8,19 @@ state sequences; the short version:
    ``min_state_seconds`` (empty: ``empty_seconds``), measured from its first frame to the
    frame that follows. Shorter flickers are ignored. Measuring time, not frames, keeps one
    rule right at 10 FPS (a 1-frame flicker lasts 0.1 s) and at 1 FPS (every frame lasts 1 s).
-2. **Passages.** Seen non-empty states between two seen empties form a *passage*: somebody
-   walked into the view and everybody left it again. Each seen state of one person has a
-   side from its position: ``A`` (position <= ``low_side_max``, the low-index edge), ``B``
-   (position >= ``high_side_min``) or ``M`` (between, or unknown).
-3. **Counting at the end of a passage.** One person: first side A, last side B -> one event
-   A->B; same first and last side (lingering at the door line, turning back) -> nothing.
-   One side and the middle: see ``infer_middle_entry`` and ``infer_middle_exit`` (1 FPS).
-   Two people (a state with ``people >= 2`` was seen): first side != last side -> two events
-   in that direction (one following another); same side -> one each way (passing).
-4. **Split on a jump back.** When one person's position jumps straight from the far side back
-   to the side the passage entered from, by at least ``jump_back_min_gap`` of the view (no
-   middle in between), the first person has left and a new one has come in: the passage is
-   closed and a new one starts. A smaller step (someone swaying on the door line between a
-   state just before it and one just after it) is not a new person.
+2. **Passages and tracks.** Seen non-empty states between two seen empties form a *passage*:
+   somebody walked into the view and everybody left it again. Each seen state shows one
+   blob at a position along the travel axis, or two blobs apart; the passage follows them as
+   tracks of people (:mod:`thermalcount.runtime.tracks`): a track that ends on the other
+   side than it began is one crossing, counted when the track ends (it leaves the view, the
+   next person takes its place, or the passage closes). Sides: ``A`` (position <=
+   ``low_side_max``, the low-index edge), ``B`` (>= ``high_side_min``), the middle between.
+3. **No heat.** How much heat a state holds never says "two people": a real person in
+   mid-view carries 2.6x the heat of the same person at the edge. Two people are two
+   blobs (the ``apart`` state), or a second track that follows the first.
+4. **Jump back.** When one blob jumps from the far side straight back to the side its track
+   came from (by ``jump_back_min_gap`` of the view or more, no middle between), the first
+   person has left and a new one has come in.
 5. **Static warm things.** A person state that fills most of the last minute (a leaky sum
    of its seen time reaches ``static_seconds``) is not a person - people cross in seconds,
    lingerers stand a few - but a warm object, or a room whose empty scene the model mistakes
@@ -41,6 +40,11 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from thermalcount.errors import ModelError
+from thermalcount.frame_rules import apart_where
+from thermalcount.runtime.tracks import SIDE_A as _SIDE_A
+from thermalcount.runtime.tracks import SIDE_B as _SIDE_B
+from thermalcount.runtime.tracks import SIDE_M as _SIDE_M
+from thermalcount.runtime.tracks import PassageTracks
 
 
 class CountEvent(NamedTuple):
@@ -64,10 +68,10 @@ class CounterTuning:
     #: A person state must last this long to be believed: rejects single-frame flicker at
     #: 10 FPS (0.1 s) while a 1 FPS frame (1 s) always passes. Crossings take 1.5-2 s.
     min_state_seconds: float = 0.08
-    #: A two-person state must last this long: a one-frame "two" inside a lone person's
-    #: crossing (a blob a little larger for a moment) must not count twice. Pairs stay
-    #: in view together for 0.3 s and more.
-    two_seconds: float = 0.25
+    #: A two-people-apart state must last this long (two frames at 10 FPS, one at 1 FPS).
+    #: Two separate blobs are geometry a lone person never shows (0 of ~3,000 real frames),
+    #: unlike "more heat", which needed 0.25 s; a back-to-back pair shows it only briefly.
+    two_seconds: float = 0.15
     #: A state of the faint-edge rule (someone just outside the view, frame_rules.py) must
     #: last this long: two frames at 10 FPS, where one noisy frame could fake an edge before
     #: a crossing and make it look like it came from the far side; one frame at 1 FPS,
@@ -95,13 +99,9 @@ class CounterTuning:
     #: just that. Not for other states: at 10 FPS "low, middle, gone" is flicker or a
     #: person the model lost, and a walker takes several frames to leave from the middle.
     infer_middle_exit: bool = True
-    #: Close a passage when one person jumps from the far side straight back to the entry
-    #: side: the first left as the next came in, with no empty frame between them.
+    #: End a lone track when it jumps from the far side straight back to its entry side:
+    #: the first person left as the next came in, with no empty frame between them.
     split_on_jump_back: bool = True
-    #: A passage whose first states (before the middle) or last states (after it) show
-    #: both edges (positions within 0.3 of 0 and of 1) held two people passing each
-    #: other: one "in" and one "out".
-    opposite_edges_pass: bool = True
     #: The smallest position step (0..1 of the view) that counts as a jump back.
     jump_back_min_gap: float = 0.5
     #: A person state seen for this many seconds of roughly the last minute (a leaky sum
@@ -127,28 +127,19 @@ TUNING_NAMES = tuple(f.name for f in fields(CounterTuning))
 MAX_PENDING_WARNINGS = 100
 #: Seen state changes one passage may hold (>= 1000 s of flicker at 10 FPS) before it is dropped.
 MAX_PASSAGE_STATES = 10_000
-#: Positions this close to 0 or 1 are "at an edge" for the passing rule.
-EDGE_POSITION = 0.3
 #: Time constant of the leaky sum of each state's seen time (static warm things).
 STATIC_WINDOW_SECONDS = 60.0
 #: A truly empty view for this long means a static warm thing has gone.
 STATIC_CLEAR_SECONDS = 10.0
-_SIDE_M, _SIDE_A, _SIDE_B = 0, 1, 2
 
 
 class _Passage:
-    __slots__ = ("runs", "first_two", "two_end", "last_was_two")
+    __slots__ = ("runs", "tracks", "counted")
 
-    def __init__(self):
-        self.runs: list = []  # (people, side, frame, time, state) of each seen non-empty state
-        self.first_two: Optional[tuple] = None  # (frame, time) the first two-person state began
-        self.two_end: Optional[tuple] = None  # (frame, time) the last two-person state ended
-        self.last_was_two = False
-
-    @property
-    def has_two(self) -> bool:
-        """A two-person state was seen in this passage."""
-        return self.first_two is not None
+    def __init__(self, tracks: PassageTracks):
+        self.runs: list = []  # (people, frame, time, state) of each seen non-empty state
+        self.tracks = tracks
+        self.counted: set = set()  # crossings already turned into events (a re-read skips them)
 
 
 class Counter:
@@ -186,13 +177,16 @@ class Counter:
         if not ({_SIDE_A, _SIDE_B} <= {s for s, p in zip(sides, people) if p == 1}):
             raise ModelError("the model's states have no one-person positions on both sides of "
                              "the door line, so no direction can be told; retrain or re-export it")
-        self._people_list, self._sides_list, self._positions = people, sides, positions
+        self._people_list, self._positions = people, positions
         #: States of the faint-edge frame rule (someone just outside the view); not _edge_list.
         self._faint_edge_list = faint_edges
-        #: Two-people states without a position: two people apart in the view (meanings).
-        self._apart_list = [p >= 2 and pos is None for p, pos in zip(people, positions)]
-        #: States at one edge of the view (someone just coming in or going out).
-        self._edge_list = [p is not None and min(p, 1.0 - p) <= EDGE_POSITION for p in positions]
+        #: Two people apart in the view: the apart rule's states (where the pair sits: "low",
+        #: "both" or "high"), and clusters whose decoded frame has two humps (meanings: two
+        #: people, no position). Other two-people states are old models' heat-based "two":
+        #: read as one blob where they say, never as two people.
+        self._apart_where = [apart_where(m) if isinstance(m, dict) else getattr(m, "apart", None)
+                             for m in self.meanings]
+        self._apart_list = [where is not None for where in self._apart_where]
         self._n_states = len(people)
         self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.edge_seconds if edge
                             else self.tuning.min_state_seconds if p == 1 else self.tuning.two_seconds
@@ -204,10 +198,10 @@ class Counter:
         two_key = -1 if self.tuning.merge_two_states else None
         self._key_list = [two_key if p >= 2 and two_key is not None else index for index, p in enumerate(people)]
         self._key_array = np.array(self._key_list, np.int64)
-        # A merged two-people run stands for two people apart when any of its frames before it
-        # was confirmed is an "apart" state: it is then seen as this (apart) state.
+        # A merged two-people run that began on another two-people state (an old model's
+        # heat "two") stands for two people apart when any of its frames before it was
+        # confirmed is an apart state: it is then seen as the first of them.
         self._apart_array = np.array(self._apart_list, bool)
-        self._apart_state = next((index for index, apart in enumerate(self._apart_list) if apart), None)
         self._warnings: list = []
         self._dropped_warnings = 0
         self.reset()
@@ -229,7 +223,7 @@ class Counter:
         self._run_time = 0.0
         self._run_deadline = 0.0
         self._run_confirmed = False
-        self._run_apart = False  # an "apart" state among the open run's frames so far
+        self._run_apart: Optional[int] = None  # the first apart state among the open run's frames
         self._seen_state: Optional[int] = None
         self._seen_time = 0.0
         #: States currently taken for a static warm thing (they count as empty).
@@ -297,14 +291,16 @@ class Counter:
             self._run_time = time
             self._run_deadline = time + self._thresholds[state]
             self._run_confirmed = False
-            self._run_apart = bool(self._apart_list[state])
-        elif self._apart_list[state]:
-            self._run_apart = True
+            self._run_apart = state if self._apart_list[state] else None
+        elif self._run_apart is None and self._apart_list[state]:
+            self._run_apart = state
         return events
 
-    def _shown(self, state: int, apart: bool) -> int:
-        """The state a confirmed run is seen as: its first, or an apart state (see __init__)."""
-        return self._apart_state if apart and self._apart_state is not None else state
+    def _shown(self, state: int, apart: Optional[int]) -> int:
+        """The state a confirmed run is seen as: its first, or its first apart state (__init__)."""
+        if apart is None or self._apart_list[state]:
+            return state  # an apart state shows itself: where its pair sits
+        return apart
 
     def process(self, times, states, start_frame: Optional[int] = None) -> list:
         """Feed many frames at once; same result as calling :meth:`update` for each.
@@ -340,9 +336,16 @@ class Counter:
         run_times = times[starts]
         events: list = []
 
-        apart_so_far = np.concatenate(([0], np.cumsum(self._apart_array[states])))
+        apart_at = np.flatnonzero(self._apart_array[states])  # frames of this chunk with an apart state
         merged = self._run_state is not None and keys[0] == self._key_list[self._run_state]
-        carried_apart = merged and self._run_apart
+        carried_apart = self._run_apart if merged else None
+
+        def first_apart(run: int, before: int) -> Optional[int]:
+            """The first apart state among run ``run``'s frames before ``before`` (None)."""
+            if run == 0 and carried_apart is not None:
+                return carried_apart
+            k = int(np.searchsorted(apart_at, starts[run]))
+            return int(states[apart_at[k]]) if k < len(apart_at) and apart_at[k] < before else None
         if merged:
             # The chunk continues the open run: its state, start, deadline and status carry over.
             run_states[0] = self._run_state
@@ -367,12 +370,14 @@ class Counter:
                                        seen_keys[:-1]))
             changed = seen[seen_keys != previous]
             seen_frames, seen_times = run_frames[changed].tolist(), run_times[changed].tolist()
-            # Apart frames among each run's frames before the one that confirmed it.
-            apart = (apart_so_far[hit[changed]] - apart_so_far[starts[changed]]) > 0
-            apart |= (changed == 0) & carried_apart
-            for state, apart_run, frame, time in zip(run_states[changed].tolist(), apart.tolist(), seen_frames,
-                                                     seen_times):
-                self._seen(self._shown(state, apart_run), frame, time, events)
+            # Apart frames among each run's frames before the one that confirmed it: only
+            # two-people runs that did not begin on an apart state need looking at.
+            for run, state, frame, time in zip(changed.tolist(), run_states[changed].tolist(), seen_frames,
+                                               seen_times):
+                apart = None
+                if self._people_list[state] >= 2 and not self._apart_list[state]:
+                    apart = first_apart(run, int(hit[run]))
+                self._seen(self._shown(state, apart), frame, time, events)
 
         last = len(starts) - 1
         self._run_state = int(run_states[last])
@@ -380,7 +385,7 @@ class Counter:
         self._run_time = float(run_times[last])
         self._run_deadline = float(deadlines[last])
         self._run_confirmed = bool(confirmed_before[last] or newly[last])
-        self._run_apart = bool(apart_so_far[n] - apart_so_far[starts[last]] > 0 or (last == 0 and carried_apart))
+        self._run_apart = first_apart(last, n)
         return events
 
     def finish(self) -> list:
@@ -429,11 +434,12 @@ class Counter:
         # are counted now (with their own frames and times).
         passage, self._passage = self._passage, None
         if passage is not None:
-            for run_people, _, run_frame, run_time, run_state in passage.runs:
-                self._feed(run_state, run_frame, run_time, events)
+            for _, run_frame, run_time, run_state in passage.runs:
+                self._feed(run_state, run_frame, run_time, events, counted=passage.counted)
 
-    def _feed(self, state: int, frame: int, time: float, events: list) -> None:
-        """The passage logic for one seen state."""
+    def _feed(self, state: int, frame: int, time: float, events: list, counted: frozenset = frozenset()) -> None:
+        """The passage logic for one seen state. ``counted``: crossings counted before (a
+        passage re-read after a static warm thing was found), not counted again."""
         people = self._people_list[state]
         if state in self._static:
             people = 0
@@ -442,114 +448,44 @@ class Counter:
         passage = self._passage
         if people == 0:
             if passage is not None:
-                self._close(passage, frame, time, events)
+                self._emit_all(passage, passage.tracks.close(frame, time), events, counted)
                 self._passage = None
             return
-        side = self._sides_list[state]
         if passage is None:
-            passage = self._passage = _Passage()
-        elif (people == 1 and side != _SIDE_M and self.tuning.split_on_jump_back
-              and not passage.has_two and passage.runs):
-            previous = passage.runs[-1]
-            # Cheapest tests first: this runs for every seen state change.
-            if (previous[0] == 1 and previous[1] == _other(side) and side == _first_side(passage.runs)
-                    and abs(self._positions[previous[4]] - self._positions[state]) >= self.tuning.jump_back_min_gap):
-                self._close(passage, frame, time, events)
-                passage = self._passage = _Passage()
+            passage = self._passage = _Passage(self._new_tracks())
         if len(passage.runs) >= MAX_PASSAGE_STATES:
             # Not a person walking through: something warm stays in view and flickers (a
             # heater, a sleeping pet). Forget it rather than grow without bound.
             self._warn(f"something stayed in view with {len(passage.runs)} state changes up to "
                        f"frame {frame}; not counted (a warm object in view?)")
-            passage = self._passage = _Passage()
-        if people >= 2:
-            if passage.first_two is None:
-                passage.first_two = (frame, time)
-            passage.last_was_two = True
-        elif passage.last_was_two:
-            passage.two_end = (frame, time)
-            passage.last_was_two = False
-        passage.runs.append((people, side, frame, time, state))
+            passage = self._passage = _Passage(self._new_tracks())
+        passage.runs.append((people, frame, time, state))
+        where = self._apart_where[state] if people >= 2 else None
+        if where is not None:
+            crossed = passage.tracks.see_apart(where, frame, time)
+        else:
+            crossed = passage.tracks.see(self._positions[state], frame, time, self._faint_edge_list[state])
+        self._emit_all(passage, crossed, events, counted)
+
+    def _new_tracks(self) -> PassageTracks:
+        t = self.tuning
+        return PassageTracks(low_side_max=t.low_side_max, high_side_min=t.high_side_min,
+                             jump_back_min_gap=t.jump_back_min_gap, split_on_jump_back=t.split_on_jump_back,
+                             infer_middle_entry=t.infer_middle_entry, infer_middle_exit=t.infer_middle_exit)
 
     def _close(self, passage: _Passage, frame: int, time: float, events: list) -> None:
-        """Turn a finished passage into events. (frame, time): when it ended."""
-        middle_at = [i for i, run in enumerate(passage.runs) if run[1] == _SIDE_M or run[0] >= 2]
-        if self.tuning.opposite_edges_pass and middle_at:
-            runs = passage.runs
-            edge = self._edge_list
-            head = {run[1] for run in runs[:middle_at[0]] if edge[run[4]]}
-            tail = {run[1] for run in runs[middle_at[-1] + 1:] if edge[run[4]]}
-            if {_SIDE_A, _SIDE_B} <= head or {_SIDE_A, _SIDE_B} <= tail:
-                # Both edges seen before anyone reached the middle (or after everyone left
-                # it): two people, one at each edge - they passed each other.
-                first, last = runs[middle_at[0]], runs[middle_at[-1]]
-                self._emit(_SIDE_A, _SIDE_B, first[2], first[3], events)
-                self._emit(_SIDE_B, _SIDE_A, last[2], last[3], events)
-                return
-        if not passage.has_two:
-            known = [(side, f, t) for _, side, f, t, _ in passage.runs if side != _SIDE_M]
-            if not known:
-                return
-            entry, exit_ = known[0][0], known[-1][0]
-            # The crossing moment: the first frame of the final stay on the exit side.
-            index = len(known) - 1
-            while index > 0 and known[index - 1][0] == exit_:
-                index -= 1
-            if entry != exit_:
-                self._emit(entry, exit_, known[index][1], known[index][2], events)
-            elif (self.tuning.infer_middle_entry and passage.runs[0][1] == _SIDE_M
-                  and all(side == exit_ for side, _, _ in known)):
-                self._emit(_other(exit_), exit_, known[0][1], known[0][2], events)
-            elif (self.tuning.infer_middle_exit and passage.runs[-1][1] == _SIDE_M
-                  and self._faint_edge_list[passage.runs[0][4]] and all(side == entry for side, _, _ in known)):
-                last = passage.runs[-1]
-                self._emit(entry, _other(entry), last[2], last[3], events)
-            return
-        if passage.last_was_two:
-            passage.two_end = (frame, time)
-        first_two, two_end = passage.first_two, passage.two_end
-        runs = passage.runs
-        two_at = [i for i, run in enumerate(runs) if run[0] >= 2]
-        if self._any_apart(runs):
-            # Two people apart in the view (one near each edge): people following each other
-            # come 1.5-2 pixels apart at most, people passing each other start and end at
-            # opposite edges - a pass.
-            self._emit_pass(_SIDE_A, first_two, two_end, events)
-            return
-        # Where the first person came from (alone, before the second appeared) and where the
-        # last one left (alone, after the pair split up); two-person states with a position
-        # stand in when nobody was seen alone on that end.
-        entry = _first_side(runs[:two_at[0]]) or _first_side(runs[two_at[0]:two_at[-1] + 1])
-        exit_ = _last_side(runs[two_at[-1] + 1:]) or _last_side(runs[two_at[0]:two_at[-1] + 1])
-        if entry is not None and exit_ is not None and entry == exit_:
-            # Passing each other: one went across and the other came back.
-            self._emit_pass(entry, first_two, two_end, events)
-            return
-        if entry is None and exit_ is None:
-            self._warn(
-                f"two people in view at frame {first_two[0]} but no state tells where; not counted")
-            return
-        # Following each other (or leaving together): both went the same way.
-        start = entry if entry is not None else _other(exit_)
-        end = _other(start)
-        self._emit(start, end, *first_two, events)
-        self._emit(start, end, *two_end, events)
+        """Turn what is left of a finished passage into events. (frame, time): when it ended."""
+        self._emit_all(passage, passage.tracks.close(frame, time), events)
 
-    def _any_apart(self, runs: list) -> bool:
-        """A two-people state without a position (two people apart) among the runs."""
-        apart = self._apart_list
-        return any(apart[run[4]] for run in runs)
-
-    def _emit_pass(self, first_from: int, first_two: tuple, two_end: tuple, events: list) -> None:
-        """Two people passing each other: one event each way. They cross the door line at
-        about the same moment, halfway through the time both were in view."""
-        frame = (first_two[0] + two_end[0]) // 2
-        moment = (first_two[1] + two_end[1]) / 2.0
-        # The entry first: an exit first could find the room at 0 and be clamped.
-        inward_first = (first_from == _SIDE_A) != self.flip
-        first = first_from if inward_first else _other(first_from)
-        self._emit(first, _other(first), frame, moment, events)
-        self._emit(_other(first), first, frame, moment, events)
+    def _emit_all(self, passage: _Passage, crossed: list, events: list, counted=frozenset()) -> None:
+        # Several tracks may end at once (the view empties): the earliest crossing first, and
+        # at the same frame the entry first, so an exit does not find the room at 0.
+        for crossing in sorted(crossed, key=lambda c: (c.frame, (c.from_side == _SIDE_A) == self.flip)):
+            key = (crossing.frame, crossing.from_side, crossing.to_side)
+            if key in counted:
+                continue
+            self._emit(crossing.from_side, crossing.to_side, crossing.frame, crossing.time, events)
+            passage.counted.add(key)
 
     def _emit(self, from_side: int, to_side: int, frame: int, time: float, events: list) -> None:
         inward = (from_side == _SIDE_A) != self.flip
@@ -570,21 +506,6 @@ class Counter:
                     self._warn(f"exit at frame {frame} with occupancy already 0; "
                                "occupancy stays 0 (set it by hand if the room was not empty)")
         events.append(CountEvent(int(frame), float(time), direction, self._occupancy))
-
-
-def _other(side: int) -> int:
-    return _SIDE_B if side == _SIDE_A else _SIDE_A
-
-
-def _first_side(runs: list) -> Optional[int]:
-    for _, side, _, _, _ in runs:
-        if side != _SIDE_M:
-            return side
-    return None
-
-
-def _last_side(runs: list) -> Optional[int]:
-    return _first_side(runs[::-1])
 
 
 __all__ = ["Counter", "CountEvent", "CounterTuning", "TUNING_NAMES"]

@@ -26,7 +26,7 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from thermalcount.errors import ModelError
-from thermalcount.frame_rules import FrameRules
+from thermalcount.frame_rules import APART_PLACES, FrameRules, apart_where
 
 MODEL_FORMAT = "thermalcount-model/1"
 INPUT_NAME = "frames"
@@ -47,6 +47,9 @@ class StateMeaning:
     people: int
     #: None for a cluster; "faint edge" or "two humps" for a frame rule's state (frame_rules.py).
     rule: Optional[str] = None
+    #: Two people apart: where the pair sits ("low": one at the low edge and one further
+    #: in, "both": one near each end, "high"), else None.
+    apart: Optional[str] = None
 
 
 class InferenceResult(NamedTuple):
@@ -243,11 +246,12 @@ def _check_metadata(metadata: dict, path: Path):
             position = entry["position"]
             meaning = StateMeaning(int(entry["cluster"]), str(entry["name"]),
                                    None if position is None else float(position),
-                                   int(entry["people"]), entry["rule"]["test"] if "rule" in entry else None)
+                                   int(entry["people"]), entry["rule"]["test"] if "rule" in entry else None,
+                                   apart_where(entry))
         except (KeyError, TypeError, ValueError):
             raise ModelError(f"{path}: metadata 'states' entry {index} needs cluster, name, "
                              "position and people; re-export the model") from None
-        if meaning.cluster != index or meaning.people < 0 or (
+        if meaning.cluster != index or meaning.people < 0 or meaning.apart not in (None, *APART_PLACES) or (
                 meaning.position is not None and not 0.0 <= meaning.position <= 1.0):
             raise ModelError(f"{path}: metadata 'states' entry {index} is inconsistent "
                              f"({entry}); re-export the model")

@@ -24,7 +24,7 @@ EPOCHS = 50
 #: Remove each pixel's slow background (60 s), sort each line across the travel axis, smooth,
 #: normalise contrast by the room temperature, then the noise floor 0.8 and the cap 2.5 in
 #: 21 °C-room units (docs/model.md).
-PREPROCESSING = dict(lateral_sort="auto", blur=0.5, contrast_skin=33.0, clip_low=0.8, clip_high=2.5,
+PREPROCESSING = dict(lateral_sort="auto", blur=0.5, contrast_skin=33.0, clip_low=0.65, clip_high=2.5,
                      pattern_seconds=60.0, gain_first=True)
 #: (scenario, frames, simulator keywords): rooms differ by seed (fixed pattern, ambient
 #: jitter). Pairs (following, passing, busy) make up much of it so that k-means has enough

@@ -5,42 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
-#: Frames whose model input holds at least HEAVY_RATIO x the heat of a typical one-person frame
-#: (the HEAVY_PERCENTILE-th percentile of the frames with someone in view) are "heavy": two
-#: people, nearly always. k-means fitted on all frames at once gives them a cluster or two only
-#: when the training happens to find them (measured: `following` scored 0.67 with one training
-#: seed, 0.99 with another), so they get a share of the clusters of their own.
-HEAVY_RATIO = 1.4
-#: At the 30th percentile a lone person standing at the door line (~1.3x a walker's heat)
-#: was heavy: such frames shared a cluster with pairs, and a lingerer flickered into a
-#: two-people state (`--train` lingering 0.967; docs/model.md, "Third round"). The 40th keeps
-#: them with the one-person frames.
-HEAVY_PERCENTILE = 40
-HEAVY_SHARE = 0.3
-MIN_HEAVY_FRAMES = 20  # per heavy cluster
-NONEMPTY_HEAT = 1.0
-
-
-def heavy_threshold(heat: np.ndarray) -> float:
-    """The input heat from which a frame is "heavy" (see HEAVY_RATIO); inf when nobody is in view."""
-    seen = heat[heat >= NONEMPTY_HEAT]
-    if len(seen) == 0:
-        return float("inf")
-    return HEAVY_RATIO * float(np.percentile(seen, HEAVY_PERCENTILE))
-
-
-def fit_centroids(embeddings: np.ndarray, clusters: int, seed: int, heat=None) -> np.ndarray:
+def fit_centroids(embeddings: np.ndarray, clusters: int, seed: int) -> np.ndarray:
     """(n, latent) -> (K, latent) centroids. One thread so the result does not depend on the CPU count.
 
-    With ``heat`` (the sum of each frame's model input) and 6+ clusters, the heavy frames
-    (two people) get ``HEAVY_SHARE`` of the clusters, fitted on them alone, and the rest the
-    others - when there are enough heavy frames to fill them."""
-    if heat is not None and clusters >= 6:
-        heavy = np.asarray(heat) >= heavy_threshold(np.asarray(heat))
-        k_heavy = max(2, round(HEAVY_SHARE * clusters))
-        if heavy.sum() >= MIN_HEAVY_FRAMES * k_heavy and (~heavy).sum() >= MIN_HEAVY_FRAMES * (clusters - k_heavy):
-            return np.concatenate([_kmeans(embeddings[~heavy], clusters - k_heavy, seed),
-                                   _kmeans(embeddings[heavy], k_heavy, seed)])
+    All frames are clustered together. (An earlier version gave "heavy" frames - more heat
+    than 1.4x a typical one-person frame - clusters of their own, taken for two people; a
+    real person in mid-view carries 2.6x the heat of the same person at the edge, so those
+    clusters fired in the middle of lone walkers and counted them twice. docs/model.md.)"""
     return _kmeans(embeddings, clusters, seed)
 
 

@@ -7,30 +7,29 @@
   For the others, ``position`` is the blob's heat-weighted centre along the travel axis
   (0 = low-index edge, 1 = high-index edge). The lowest is ``low``, the highest ``high``;
   clusters in between are ``middle`` (or ``low``/``high`` with a suffix when near an edge).
-  With 4+ clusters, a cluster whose heat is >= TWO_PEOPLE_RATIO (1.5) x the median heat of the person clusters is
-  ``two`` (two people in view), as long as a ``low`` and a ``high`` remain.
+  Heat never makes a cluster ``two``: a real person in mid-view carries 2.6x the heat of
+  the same person half in view at the edge (thermal-scenes.md), so "more heat" named lone
+  walkers "two" and counted them twice.
 * A cluster whose heat along the travel axis has **two humps** (two peaks at least
   3 rows apart, nearly nothing between them: ``thermalcount.frame_rules``) is ``two`` as well, whatever its
-  heat: two people apart in the view, typically one at each edge as they start to pass each
-  other. Its heat-weighted centre sits in the middle, where it looked like one person, so
-  its position is None: "two people apart" (the counter reads it as a pass when it comes
-  before, or after, anyone seen alone on a side).
+  heat: two people apart in the view. Its heat-weighted centre says nothing about either, so
+  its position is None; ``apart`` says where the pair sits, as the graph's apart rule does
+  (``frame_rules.HumpTest.pair_groups``): ``low`` (one at the low edge, one further in),
+  ``both`` (one near each end) or ``high``. The counter follows the two as tracks
+  (``thermalcount.runtime.tracks``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from thermalcount.frame_rules import CLUSTER_TEST
+from thermalcount.frame_rules import APART_PLACES, CLUSTER_TEST
 # The travel axis lives where the runtime can use it without torch (count and run find it too).
 from thermalcount.travel_axis import BLOB_MARGIN_C, blob_centres, find_travel_axis  # noqa: F401
 from thermalcount.travel_axis import warmth as _warmth
 
 TRAVEL_AXES = ("rows", "columns")
 HEAT_MARGIN_C = 0.5  # °C above a decoded frame's median before a pixel counts as warm
-#: With the per-pixel background removed a lone person's blob is fuller; at 1.2 a lone
-#: person at the mid line became 'two' and was counted twice (docs/model.md).
-TWO_PEOPLE_RATIO = 1.5
 EMPTY_HEAT_FRACTION = 0.25
 
 
@@ -66,14 +65,7 @@ def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
     two = {c for c in others if two_humps(profiles[c])}
     if len(others) - len(two) < 2:
         two = set()  # a low and a high one-person state must remain
-    apart = set(two)  # their centre says nothing: position None (the counter's "both edges")
-    if len(others) >= 3:
-        reference = float(np.median([heat[c] for c in others]))
-        for c in sorted((c for c in others if c not in two), key=lambda c: -heat[c]):
-            if len(others) - len(two) <= 2:
-                break
-            if heat[c] >= TWO_PEOPLE_RATIO * reference:
-                two.add(c)
+    places = {c: APART_PLACES[int(CLUSTER_TEST.best_groups(profiles[c][None])[0])] for c in two}
     singles = sorted((c for c in others if c not in two), key=lambda c: position[c])
 
     names = {c: "empty" for c in empties}
@@ -94,9 +86,12 @@ def assign_meanings(decoded_c: np.ndarray, travel_axis: str) -> list:
         base = names[c]
         used[base] = used.get(base, 0) + 1
         name = base if used[base] == 1 else f"{base}-{used[base]}"
-        states.append({"cluster": c, "name": name,
-                       "position": None if c in empties or c in apart else round(position[c], 4),
-                       "people": 0 if c in empties else 2 if c in two else 1})
+        state = {"cluster": c, "name": name,
+                 "position": None if c in empties or c in two else round(position[c], 4),
+                 "people": 0 if c in empties else 2 if c in two else 1}
+        if c in two:
+            state["apart"] = places[c]
+        states.append(state)
     return sorted(states, key=lambda s: s["cluster"])
 
 

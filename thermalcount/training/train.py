@@ -136,8 +136,7 @@ def train_model(sources, options: Optional[TrainOptions] = None,
     sample = data.sample.ordered()
     sample_embedding = ae.encode_frames(autoencoder, options.preprocessing, sample)
     spec = options.preprocessing
-    heat = spec.apply(sample).sum(axis=1)  # the model input's heat: two people hold about twice one's
-    centroids = fit_centroids(sample_embedding, options.clusters, options.seed, heat=heat)
+    centroids = fit_centroids(sample_embedding, options.clusters, options.seed)
     decoded_c = (ae.decode_latent(autoencoder, centroids) * spec.scale + spec.offset).reshape(-1, 8, 8)
     states = assign_meanings(decoded_c, travel_axis)
     order = canonical_order(states)
