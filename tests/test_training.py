@@ -174,14 +174,24 @@ def test_report_warns_when_no_state_holds_two_people(small_result):
         print_report(result, console)
         return console.export_text()
 
-    assert "No two-people state" in report(small_result)  # 4 clusters: empty, low, middle, high
-    states = [dict(s) for s in small_result.model.states]
+    # The apart rule sees two people apart: no warning.
+    assert "No two-people state" not in report(small_result)
     assert "apart (rule: two humps)" in report(small_result)  # the rules' rows, not clusters
     assert "edge-low (rule: faint edge)" in report(small_result)
-    states[2].update(name="two", people=2)
-    model = SimpleNamespace(**{**vars(small_result.model), "states": states})
-    with_pairs = SimpleNamespace(**{**vars(small_result), "model": model})
-    assert "No two-people state" not in report(with_pairs)
+
+    def with_states(states):
+        model = SimpleNamespace(**{**vars(small_result.model), "states": states})
+        return SimpleNamespace(**{**vars(small_result), "model": model})
+
+    clusters = [dict(s) for s in small_result.model.states if "rule" not in s]
+    assert "No two-people state" in report(with_states(clusters))  # --no-frame-rules
+    # A heat-based "two" (people 2 with a position) is not two people apart: still warned.
+    heavy = [dict(s) for s in clusters]
+    heavy[2].update(name="two", people=2, position=0.5)
+    assert "No two-people state" in report(with_states(heavy))
+    humps = [dict(s) for s in clusters]
+    humps[2].update(name="two", people=2, position=None, apart="both")
+    assert "No two-people state" not in report(with_states(humps))
 
 
 def test_model_file_round_trip(tmp_path, small_result):

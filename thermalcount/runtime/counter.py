@@ -82,6 +82,9 @@ class CounterTuning:
     #: together than this are kept apart by the jump-back split; 2 s merged busy doorways,
     #: 1 s cost rooms with a flickering warm object (docs/model.md).
     empty_seconds: float = 0.6
+    #: ... and for this many frames: at 1 FPS one empty frame (1 s) is a walker the model
+    #: missed in mid-view between two frames that show their two sides, not someone gone.
+    empty_frames: int = 2
     #: Debounce all two-people states together (one run while any of them follows another):
     #: a faint or fast pair flickers between two-people states of neighbouring positions,
     #: none lasting two_seconds on its own.
@@ -117,6 +120,8 @@ class CounterTuning:
                self.edge_seconds) < 0:
             raise ValueError("min_state_seconds, two_seconds, edge_seconds, empty_seconds and static_seconds "
                              "must be >= 0")
+        if isinstance(self.empty_frames, bool) or not isinstance(self.empty_frames, int) or self.empty_frames < 1:
+            raise ValueError("empty_frames must be a whole number >= 1")
         if not 0.0 <= self.jump_back_min_gap <= 1.0:
             raise ValueError("jump_back_min_gap must be between 0 and 1")
         if not 0.0 <= self.low_side_max < self.high_side_min <= 1.0:
@@ -192,6 +197,9 @@ class Counter:
                             else self.tuning.min_state_seconds if p == 1 else self.tuning.two_seconds
                             for p, edge in zip(people, faint_edges)]
         self._threshold_array = np.array(self._thresholds, np.float64)
+        # Frames a run needs besides its time (the empty state: empty_frames; others: 1).
+        self._min_frames = [max(1, self.tuning.empty_frames) if p == 0 else 1 for p in people]
+        self._min_frames_array = np.array(self._min_frames, np.int64)
         # Debounce key of each state: one-person and empty states are themselves; every
         # two-people state shares one key, so a pair read as two-3, two-2, two-3 in three
         # frames is one run of "two people" (the states differ only in where the pair is).
@@ -282,7 +290,8 @@ class Counter:
             time = self._last_time
         self._last_time = time
         events: list = []
-        if self._run_state is not None and not self._run_confirmed and time >= self._run_deadline:
+        if (self._run_state is not None and not self._run_confirmed and time >= self._run_deadline
+                and frame - self._run_frame >= self._min_frames[self._run_state]):
             self._run_confirmed = True
             self._seen(self._shown(self._run_state, self._run_apart), self._run_frame, self._run_time, events)
         if self._run_state is None or self._key_list[state] != self._key_list[self._run_state]:
@@ -330,7 +339,8 @@ class Counter:
         ends = np.concatenate((starts[1:], [n]))
         run_states = states[starts]
         deadlines = times[starts] + self._threshold_array[run_states]
-        earliest = starts + 1  # a run is confirmed by a frame after its first
+        # A run is confirmed by a frame after its first (after its first empty_frames: empty).
+        earliest = starts + self._min_frames_array[run_states]
         confirmed_before = np.zeros(len(starts), bool)
         run_frames = base + starts
         run_times = times[starts]
@@ -350,11 +360,12 @@ class Counter:
             # The chunk continues the open run: its state, start, deadline and status carry over.
             run_states[0] = self._run_state
             deadlines[0] = self._run_deadline
-            earliest[0] = 0
+            earliest[0] = max(0, self._run_frame + self._min_frames[self._run_state] - base)
             confirmed_before[0] = self._run_confirmed
             run_frames[0] = self._run_frame
             run_times[0] = self._run_time
-        elif self._run_state is not None and not self._run_confirmed and times[0] >= self._run_deadline:
+        elif (self._run_state is not None and not self._run_confirmed and times[0] >= self._run_deadline
+              and base - self._run_frame >= self._min_frames[self._run_state]):
             self._run_confirmed = True
             self._seen(self._shown(self._run_state, self._run_apart), self._run_frame, self._run_time, events)
 

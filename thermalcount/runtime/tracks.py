@@ -23,10 +23,12 @@ move rather than from a scenario:
   (a person does not turn round in the 0.1 s between two frames). The other blob is a new
   track.
 * **Two tracks, one blob**: in the middle, the two have merged (people passing or following
-  close together look like one blob); both follow it. At an edge, the track on that side
-  goes on; the other one, if it was at the other edge walking out there, has left the view;
-  if it was walking in from there, it has met the first one (people passing each other
-  merge into one blob whose centre can sit well off the middle).
+  close together look like one blob); both follow it. At an edge, the blob is the track on
+  that side, or the one walking toward it; the other one, if it was at the other edge
+  walking out there, has left the view; if it was walking in from there, it has met the
+  first one (people passing each other merge into one blob whose centre can sit well off
+  the middle); if the two had met in the middle and it walks the other way, it is still in
+  the blob, hidden, where it was.
 * **Two tracks, two blobs**: tracks on opposite sides keep their sides; merged ones part
   the way each came from.
 * A lone track first seen in the middle (1 FPS, where a crossing spans two frames) that
@@ -243,13 +245,19 @@ class PassageTracks:
             for track in tracks:  # merged in the middle
                 track.move(position, side, frame, time)
             return
-        stays = min(tracks, key=lambda t: (t.side != side, abs(t.position - position)))
+        # The blob is the track on its side, else the one walking toward it, else the nearer.
+        stays = min(tracks, key=lambda t: (t.side != side, side != SIDE_M and t.heading() != side,
+                                           abs(t.position - position)))
         stays.move(position, side, frame, time)
         for track in [t for t in tracks if t is not stays]:
             if track.side == other_side(side) and track.heading() == track.side:
                 # It was at the far edge, walking out there: it has left the view.
                 self._finish(reading, track)
                 tracks.remove(track)
+            elif side != SIDE_M and track.side == SIDE_M and track.heading() != side:
+                # Two who met in the middle, and the blob went one way: the other is still
+                # in it, walking the other way, hidden by the first.
+                continue
             else:  # walking toward the other one: they have met and look like one blob
                 track.move(position, side, frame, time)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from thermalcount.frame_rules import apart_where
+
 
 def print_report(result, console, out=None) -> None:
     from rich.table import Table
@@ -47,10 +49,11 @@ def print_report(result, console, out=None) -> None:
     quality = ("well separated" if score >= 0.5 else "overlapping: consider more data or --clusters"
                if score >= 0.25 else "poorly separated") if not math.isnan(score) else "n/a"
     console.print(f"Separation (silhouette on a sample): {score:.3f} ({quality})")
-    if not any(state["people"] >= 2 for state in model.states if "rule" not in state):  # clusters only
-        # The counter then reads two people close together as one (docs/counting.md).
+    if not any(apart_where(state) for state in model.states):
+        # Two people are two blobs apart (docs/counting.md); without such a state the counter
+        # reads every pair as one person.
         console.print("[yellow]No two-people state:[/yellow] two people in view together will be counted "
-                      "as one. Train on recordings with pairs (following, passing) and 8+ --clusters.")
+                      "as one. Keep the frame rules (no --no-frame-rules) and a noise floor (no --no-clip).")
     if out is not None:
         console.print(f"Model written to [bold]{out}[/bold]; next: thermalcount export {out} --out model.onnx")
     for path in result.plot_files:
