@@ -319,29 +319,31 @@ def test_a_one_frame_apart_inside_a_crossing_is_one_person():
 
 
 def test_a_pair_flickering_between_apart_states_is_one_pair():
-    # Each apart state lasts one frame (below two_seconds), together six frames: one run,
-    # seen as where it began (the pair toward the low end: following).
+    # Each apart state lasts one frame (below two_seconds), together six frames. Merged
+    # (merge_two_states), one run, seen as where it began (the pair toward the low end:
+    # following); by default each state is debounced on its own and none is seen.
     spec = "E*10 L*3 M*2 [ = [ = [ = M*2 H*3 E*15"
-    assert [d for d, _ in count(spec)[0]] == ["in", "in"]
-    assert [d for d, _ in count(spec, merge_two_states=False)[0]] == ["in"]
+    assert [d for d, _ in count(spec, merge_two_states=True)[0]] == ["in", "in"]
+    assert [d for d, _ in count(spec)[0]] == ["in"]
 
 
 def test_an_apart_frame_later_in_a_two_people_run_makes_it_two_blobs():
     # A heat "two" frame, then apart frames (the pair toward the high end) before the run
     # lasted two_seconds: two blobs, the newcomer at the high edge - a pass.
     spec = "E*10 L*3 T ]*4 M*4 =*3 H*3 E*15"
-    assert sorted(count(spec, occupancy=1)[0]) == [("in", first_frame(spec, "=")), ("out", first_frame(spec, "="))]
+    assert sorted(count(spec, occupancy=1, merge_two_states=True)[0]) == [("in", first_frame(spec, "=")),
+                                                                          ("out", first_frame(spec, "="))]
     # A heat "two" run confirmed on its own is one blob, whatever follows in the same run:
     # one track walks in, the apart state later is a newcomer at the low edge following it.
     spec = "E*10 L*3 T*3 ]*4 M*4 =*3 H*3 E*15"
-    assert count(spec)[0] == [("in", first_frame(spec, "=")), ("in", first_frame(spec, "H"))]
+    assert count(spec, merge_two_states=True)[0] == [("in", first_frame(spec, "=")), ("in", first_frame(spec, "H"))]
 
 
 def test_an_apart_frame_later_in_a_two_people_run_keeps_where_the_pair_sits():
     # "T =*4" is the pair one near each end, like "=*5": the one in the middle walks on to the
     # high side, the newcomer at the low edge follows (two entries).
-    assert count("E*10 L*3 M*2 =*5 M*2 H*3 E*15")[0] == [("in", 15), ("in", 22)]
-    assert count("E*10 L*3 M*2 T =*4 M*2 H*3 E*15")[0] == [("in", 15), ("in", 22)]
+    assert count("E*10 L*3 M*2 =*5 M*2 H*3 E*15", merge_two_states=True)[0] == [("in", 15), ("in", 22)]
+    assert count("E*10 L*3 M*2 T =*4 M*2 H*3 E*15", merge_two_states=True)[0] == [("in", 15), ("in", 22)]
 
 
 def test_both_edges_in_one_blob_states_are_one_person_not_a_pass():
@@ -360,14 +362,15 @@ def test_both_edges_in_one_blob_states_are_one_person_not_a_pass():
     ("E*10 L*5 M*2 T U*4 M*2 H*5 E*10", ["in"]),  # heat "two" states: one blob
 ])
 def test_a_two_people_run_split_between_chunks_counts_as_in_one(spec, directions):
+    # merge_two_states: a merged run carried from one chunk into the next
     states = np.array(states_of(spec))
     times = np.arange(len(states)) / 10.0
-    stepwise = Counter(MEANINGS)
+    stepwise = Counter(MEANINGS, merge_two_states=True)
     stepwise.set_occupancy(1)
     expected = [e for t, s in zip(times, states) for e in stepwise.update(t, s)]
     assert sorted(e.direction for e in expected) == directions
     for cut in range(1, len(states)):
-        batch = Counter(MEANINGS)
+        batch = Counter(MEANINGS, merge_two_states=True)
         batch.set_occupancy(1)
         got = batch.process(times[:cut], states[:cut]) + batch.process(times[cut:], states[cut:], start_frame=cut)
         assert got == expected, cut

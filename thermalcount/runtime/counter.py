@@ -85,10 +85,13 @@ class CounterTuning:
     #: ... and for this many frames: at 1 FPS one empty frame (1 s) is a walker the model
     #: missed in mid-view between two frames that show their two sides, not someone gone.
     empty_frames: int = 2
-    #: Debounce all two-people states together (one run while any of them follows another):
-    #: a faint or fast pair flickers between two-people states of neighbouring positions,
-    #: none lasting two_seconds on its own.
-    merge_two_states: bool = True
+    #: Debounce all two-people states together (one run while any of them follows another).
+    #: Off: the apart states say where the pair sits, and that changes as the two walk (the
+    #: pair toward the low end, then spanning the view, then toward the high end); one merged
+    #: run showed only where it began, and a pair following each other was counted when the
+    #: second crossed (CI suite 0.988 merged, 0.992 not). Useful for old models whose
+    #: two-people states flicker between neighbouring positions.
+    merge_two_states: bool = False
     #: Positions at or below this are side A (the low-index edge).
     low_side_max: float = 0.4
     #: Positions at or above this are side B (the high-index edge).
