@@ -198,3 +198,21 @@ def test_export_refuses_malformed_rules_in_one_line():
     for states, axis in ((CLUSTERS + rule_states(4)[:1], "rows"), (STATES, "diagonal"), ([1, 2], "rows")):
         with pytest.raises(ModelError):
             build_graph(weights, Preprocessing(), {"states": json.dumps(states), "travel_axis": axis})
+
+
+def test_where_the_pair_sits_does_not_lean_to_one_end_on_ties():
+    # Below the noise floor the profile is exactly 0, so pairs sharing their smaller hump tie;
+    # the tie must not decide for the low end: a profile and its mirror image get mirrored
+    # answers, and a symmetric one is "both" (group 1).
+    rng = np.random.default_rng(3)
+    profiles = np.zeros((200, 8), np.float32)
+    for row in profiles:
+        i, j = sorted(rng.choice(8, 2, replace=False))
+        row[max(0, i - 1):i + 1] = rng.choice([2.0, 3.0])
+        row[j:j + 2] = rng.choice([2.0, 3.0])
+    apart = FRAME_TEST.holds(profiles)
+    assert apart.sum() > 50
+    groups = FRAME_TEST.best_groups(profiles[apart])
+    mirrored = FRAME_TEST.best_groups(profiles[apart][:, ::-1])
+    np.testing.assert_array_equal(groups, 2 - mirrored)
+    assert FRAME_TEST.best_groups(np.array([[2, 2, 0, 0, 0, 0, 2, 2]], np.float32)).tolist() == [1]

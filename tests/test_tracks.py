@@ -188,3 +188,22 @@ def test_apart_positions_are_at_the_edges_and_the_middle():
         assert tracks.side_of(high) == (SIDE_M if where == "low" else SIDE_B)
     with pytest.raises(KeyError):
         tracks.see_apart("middle", 0, 0.0)
+
+
+def test_two_readings_are_resolved_within_hold_seconds():
+    from thermalcount.runtime.tracks import HOLD_SECONDS
+
+    # A pair toward the high end next to one track: the track is the inner blob (someone new
+    # at the edge) or the edge one (someone behind it) - two readings. Nothing is handed out
+    # while both are open, but not for longer than HOLD_SECONDS: then the best so far wins.
+    tracks = PassageTracks()
+    for frame, seen in enumerate([0.1, 0.3, 0.5, "high", "high"]):
+        (tracks.see_apart(seen, frame, frame / 10) if isinstance(seen, str) else tracks.see(seen, frame, frame / 10))
+    assert len(tracks.readings) == 2
+    frame = 5
+    while frame / 10 < 0.3 + HOLD_SECONDS - 0.05:
+        tracks.see_apart("high", frame, frame / 10)
+        assert len(tracks.readings) == 2, frame
+        frame += 1
+    tracks.see_apart("high", frame + 1, (frame + 1) / 10)
+    assert len(tracks.readings) == 1

@@ -83,6 +83,9 @@ class _Track:
         self.begun = frame
         self.move(position, side, frame, time)
 
+    def key(self) -> tuple:
+        return tuple(getattr(self, name) for name in _Track.__slots__)
+
     def clone(self) -> "_Track":
         twin = object.__new__(_Track)
         for name in _Track.__slots__:
@@ -129,9 +132,16 @@ class _Reading:
     def score(self) -> int:
         return self.cost + sum(track.backtracks for track in self.tracks)
 
+    def same_as(self, other: "_Reading") -> bool:
+        """Both readings now say the same: who is where, and what they counted."""
+        return (self.score() == other.score() and self.crossed == other.crossed
+                and [_Track.key(t) for t in self.tracks] == [_Track.key(t) for t in other.tracks])
+
 
 #: Readings kept at once in one passage; the most costly go first.
 MAX_READINGS = 8
+#: A crossing waits at most this long for an earlier track still in view (a pass's entry).
+HOLD_SECONDS = 3.0
 
 
 class PassageTracks:
@@ -144,7 +154,8 @@ class PassageTracks:
     someone behind it is the inner one. Both readings are followed; when the passage closes,
     the one in which people did least of what people walking through rarely do (turn back,
     step back from where they were going) is taken, the newcomer-at-the-edge reading on a tie.
-    While more than one reading is open, crossings wait for the close.
+    While more than one reading is open, crossings wait - for the close, or at most
+    HOLD_SECONDS, after which the best reading so far is taken.
     """
 
     def __init__(self, *, low_side_max: float = 0.4, high_side_min: float = 0.6, jump_back_min_gap: float = 0.5,
@@ -155,6 +166,7 @@ class PassageTracks:
         self.infer_middle_entry = infer_middle_entry
         self.infer_middle_exit = infer_middle_exit
         self.readings: list = [_Reading()]
+        self._branched: Optional[float] = None  # when more than one reading opened
 
     @property
     def tracks(self) -> list:
@@ -177,7 +189,7 @@ class PassageTracks:
         place = 0.5 if position is None else float(position)
         for reading in self.readings:
             self._one_blob(reading, place, self.side_of(position), frame, time, faint)
-        return self._handed_out()
+        return self._handed_out(time)
 
     def see_apart(self, where: str, frame: int, time: float) -> list:
         """A seen state with two blobs apart; ``where`` the pair sits: low, both or high."""
@@ -188,7 +200,9 @@ class PassageTracks:
             readings += self._two_blobs(reading, low, high, where, frame, time)
         readings.sort(key=_Reading.score)  # stable: the first reading wins a tie
         self.readings = readings[:MAX_READINGS]
-        return self._handed_out()
+        if len(self.readings) > 1 and self._branched is None:
+            self._branched = time
+        return self._handed_out(time)
 
     def close(self, frame: int, time: float) -> list:
         """The view is empty: every track ends where it was last seen; the best reading's
@@ -200,22 +214,30 @@ class PassageTracks:
             reading.tracks = []
         best = min(self.readings, key=_Reading.score)
         self.readings = [best]
-        return self._handed_out()
+        return self._handed_out(time)
 
-    def _handed_out(self) -> list:
+    def _handed_out(self, time: float) -> list:
         """Crossings that can be counted now: one reading is left, and no track still in
         view was there before them (its own crossing may come earlier: a pass must count
-        its entry before its exit, or an empty room would clamp the exit)."""
+        its entry before its exit, or an empty room would clamp the exit) - or they are
+        HOLD_SECONDS old: someone standing in the door must not hold the lights back."""
+        readings = []
+        for reading in self.readings:  # readings that have become the same are one
+            if not any(reading.same_as(other) for other in readings):
+                readings.append(reading)
+        self.readings = readings
+        if len(readings) > 1 and self._branched is not None and time - self._branched >= HOLD_SECONDS:
+            # Undecided for long: go with the best reading so far rather than hold the count.
+            self.readings = [min(readings, key=_Reading.score)]
         if len(self.readings) > 1:
             return []
+        self._branched = None
         reading = self.readings[0]
         first_open = min((track.begun for track in reading.tracks), default=None)
-        if first_open is None:
-            done, reading.crossed = reading.crossed, []
-            return done
-        done = [c for c in reading.crossed if c.frame < first_open]
-        reading.crossed = [c for c in reading.crossed if c.frame >= first_open]
-        return done
+        ready = [c for c in reading.crossed
+                 if first_open is None or c.frame < first_open or c.time <= time - HOLD_SECONDS]
+        reading.crossed = [c for c in reading.crossed if c not in ready]
+        return ready
 
     # ------------------------------------------------------------------------------- rules
     def _begin(self, reading: _Reading, position: float, side: int, frame: int, time: float, faint: bool):
