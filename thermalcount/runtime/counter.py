@@ -44,7 +44,7 @@ from thermalcount.frame_rules import apart_where
 from thermalcount.runtime.tracks import SIDE_A as _SIDE_A
 from thermalcount.runtime.tracks import SIDE_B as _SIDE_B
 from thermalcount.runtime.tracks import SIDE_M as _SIDE_M
-from thermalcount.runtime.tracks import PassageTracks
+from thermalcount.runtime.tracks import PassageTracks, side_of
 
 
 class CountEvent(NamedTuple):
@@ -145,7 +145,7 @@ class _Passage:
     __slots__ = ("runs", "tracks", "counted")
 
     def __init__(self, tracks: PassageTracks):
-        self.runs: list = []  # (people, frame, time, state) of each seen non-empty state
+        self.runs: list = []  # (frame, time, state) of each seen non-empty state
         self.tracks = tracks
         self.counted: set = set()  # crossings already turned into events (a re-read skips them)
 
@@ -169,18 +169,9 @@ class Counter:
             position = get("position")
             rule = get("rule")  # StateMeaning: the test's name; a states-list entry: its parameters
             faint_edges.append((rule.get("test") if isinstance(rule, dict) else rule) == "faint edge")
-            if count == 0:
-                side = _SIDE_M
-            elif position is None:
-                side = _SIDE_M
-            elif position <= self.tuning.low_side_max:
-                side = _SIDE_A
-            elif position >= self.tuning.high_side_min:
-                side = _SIDE_B
-            else:
-                side = _SIDE_M
             people.append(min(count, 2))
-            sides.append(side)
+            sides.append(_SIDE_M if count == 0 else side_of(position, self.tuning.low_side_max,
+                                                             self.tuning.high_side_min))
             positions.append(None if count == 0 or position is None else float(position))
         if not ({_SIDE_A, _SIDE_B} <= {s for s, p in zip(sides, people) if p == 1}):
             raise ModelError("the model's states have no one-person positions on both sides of "
@@ -448,7 +439,7 @@ class Counter:
         # are counted now (with their own frames and times).
         passage, self._passage = self._passage, None
         if passage is not None:
-            for _, run_frame, run_time, run_state in passage.runs:
+            for run_frame, run_time, run_state in passage.runs:
                 self._feed(run_state, run_frame, run_time, events, counted=passage.counted)
 
     def _feed(self, state: int, frame: int, time: float, events: list, counted: frozenset = frozenset()) -> None:
@@ -462,7 +453,7 @@ class Counter:
         passage = self._passage
         if people == 0:
             if passage is not None:
-                self._emit_all(passage, passage.tracks.close(frame, time), events, counted)
+                self._close(passage, frame, time, events, counted)
                 self._passage = None
             return
         if passage is None:
@@ -473,7 +464,7 @@ class Counter:
             self._warn(f"something stayed in view with {len(passage.runs)} state changes up to "
                        f"frame {frame}; not counted (a warm object in view?)")
             passage = self._passage = _Passage(self._new_tracks())
-        passage.runs.append((people, frame, time, state))
+        passage.runs.append((frame, time, state))
         where = self._apart_where[state] if people >= 2 else None
         if where is not None:
             crossed = passage.tracks.see_apart(where, frame, time)
@@ -487,9 +478,9 @@ class Counter:
                              jump_back_min_gap=t.jump_back_min_gap, split_on_jump_back=t.split_on_jump_back,
                              infer_middle_entry=t.infer_middle_entry, infer_middle_exit=t.infer_middle_exit)
 
-    def _close(self, passage: _Passage, frame: int, time: float, events: list) -> None:
+    def _close(self, passage: _Passage, frame: int, time: float, events: list, counted=frozenset()) -> None:
         """Turn what is left of a finished passage into events. (frame, time): when it ended."""
-        self._emit_all(passage, passage.tracks.close(frame, time), events)
+        self._emit_all(passage, passage.tracks.close(frame, time), events, counted)
 
     def _emit_all(self, passage: _Passage, crossed: list, events: list, counted=frozenset()) -> None:
         # Several tracks may end at once (the view empties): the earliest crossing first, and

@@ -56,6 +56,17 @@ def other_side(side: int) -> int:
     return SIDE_B if side == SIDE_A else SIDE_A
 
 
+def side_of(position: Optional[float], low_side_max: float, high_side_min: float) -> int:
+    """A (position <= low_side_max), B (>= high_side_min), or the middle (between, or None)."""
+    if position is None:
+        return SIDE_M
+    if position <= low_side_max:
+        return SIDE_A
+    if position >= high_side_min:
+        return SIDE_B
+    return SIDE_M
+
+
 class Crossing(NamedTuple):
     """One person who crossed: from side, to side, and the frame and time they did."""
 
@@ -174,13 +185,7 @@ class PassageTracks:
         return min(self.readings, key=_Reading.score).tracks
 
     def side_of(self, position: Optional[float]) -> int:
-        if position is None:
-            return SIDE_M
-        if position <= self.low_side_max:
-            return SIDE_A
-        if position >= self.high_side_min:
-            return SIDE_B
-        return SIDE_M
+        return side_of(position, self.low_side_max, self.high_side_min)
 
     # ------------------------------------------------------------------------------ input
     def see(self, position: Optional[float], frame: int, time: float, faint: bool = False) -> list:

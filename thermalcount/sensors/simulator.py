@@ -325,7 +325,7 @@ class Simulator:
             if i1 <= i0:
                 continue
             t = seconds[i0:i1]
-            head_u = self._to_pixels(person.travel(t), self.room.ceiling - person.body.height)
+            head_u = to_pixels(person.travel(t), self.room.ceiling - person.body.height)
             in_view.append(np.arange(i0, i1)[(head_u >= -0.5) & (head_u <= SIZE - 0.5)])
             for dt in offsets:
                 spans.append((i0, i1))
@@ -349,9 +349,11 @@ class Simulator:
             row += i1 - i0
         return people, blobs_all
 
-    @staticmethod
-    def _to_pixels(x: np.ndarray, distance: float) -> np.ndarray:
-        return (SIZE - 1) / 2.0 + x / (distance * METRES_PER_PIXEL_PER_METRE)
+
+
+def to_pixels(x, distance):
+    """Metres from under the sensor, at ``distance`` m from it -> pixel coordinate (centres 0..7)."""
+    return (SIZE - 1) / 2.0 + x / (distance * METRES_PER_PIXEL_PER_METRE)
 
 
 BODY_PARTS = 4
@@ -389,8 +391,7 @@ def body_parts(person: Person, t: np.ndarray, ceiling: float, blur: float) -> li
         if side_on:
             radial = np.hypot(x, y)
             seen = area * radial / np.hypot(radial, distance)  # sin of the viewing angle
-        u = (SIZE - 1) / 2.0 + x / pixel
-        v = (SIZE - 1) / 2.0 + y / pixel
+        u, v = to_pixels(x, distance), to_pixels(y, distance)
         std_u = np.hypot(half_along / 2.0 / pixel, blur)
         std_v = np.hypot(half_across / 2.0 / pixel, blur)
         out.append((u, v, np.broadcast_to(std_u, u.shape), np.broadcast_to(std_v, u.shape),
