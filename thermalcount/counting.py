@@ -29,6 +29,7 @@ import numpy as np
 from thermalcount.runtime.counter import Counter, CountEvent
 from thermalcount.runtime.model import Model
 from thermalcount.runtime.scoring import DEFAULT_TOLERANCE_S, score_events
+from thermalcount.runtime.timestamps import TimeGuard
 from thermalcount.travel_axis import AUTO, AxisChoice, AxisFinding, TravelAxisFinder, choose, orientation_setting
 
 DEFAULT_CHUNK_FRAMES = 65536
@@ -129,6 +130,7 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
         model.start_stream(fps)  # a model with a per-pixel background learns this recording's
         truth = recording.events
         has_truth = bool(truth) or recording.attrs.get("ground_truth") is not None
+        times = TimeGuard(fps)  # NaN, absurd or backward timestamps would break every duration
         chunks = _parallel_decoded_chunks(recording, chunk_frames)
         if chunks is None:  # a layout the fast reader does not know: the store's own reader
             chunks = recording.iter_chunks(chunk_frames)
@@ -142,7 +144,8 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
                     first_skipped = chunk.start + int(bad[0])
                 states = _hold_previous(states, bad, held_state)
             held_state = int(states[-1])
-            events.extend(counter.process(chunk.timestamps, states, start_frame=chunk.start))
+            events.extend(counter.process(times.chunk(chunk.timestamps, chunk.start), states,
+                                          start_frame=chunk.start))
             if progress is not None:
                 progress(chunk.start + len(states), n_frames)
     events.extend(counter.finish())
@@ -152,6 +155,8 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
         warnings.insert(0, f"{counter.clamped} exit(s) were counted while the occupancy was 0 "
                            f"(first at frame {counter.first_clamped_frame}); occupancy was kept at "
                            "0, so it may read low if people were inside when the recording began")
+    if times.repaired:
+        warnings.insert(0, times.warning())
     if skipped:
         warnings.insert(0, f"{skipped} frame(s) held NaN or infinite values (first: frame "
                            f"{first_skipped}); they were skipped")

@@ -18,12 +18,13 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
 
 from thermalcount.errors import EndOfStream, SensorError
+from thermalcount.runtime.timestamps import TimeGuard
 
 
 #: Lone failed reads are announced at most this often (wall seconds); outages always are.
@@ -147,6 +148,10 @@ class LiveLoop:
         snapshot = self.snapshot
         # A new stream: a model that keeps a per-pixel background starts learning this one.
         self.model.start_stream(self.sensor.info.fps)
+        # A wall clock stepped back by NTP, or a replayed file with NaN times, would break
+        # every duration the counter measures: repaired, and said (at most once a minute).
+        times = TimeGuard(self.sensor.info.fps)
+        times_noticed, times_notice_at = 0, -GLITCH_NOTICE_INTERVAL
         if self.find_axis:
             from thermalcount.runtime.axis_watch import AxisWatch
 
@@ -156,6 +161,7 @@ class LiveLoop:
         infer_one = self.model.infer_one
         update = self.counter.update
         perf = time.perf_counter
+        n_states = len(self.model.meanings)
         next_status = started + self.status_interval if self.status_interval else None
         next_health = started
 
@@ -218,6 +224,13 @@ class LiveLoop:
             else:
                 just_recovered = False
 
+            frame_time = times.one(frame.time, frame.index)
+            if frame_time != frame.time:
+                frame = replace(frame, time=frame_time)
+                if times.repaired > times_noticed and self._wall() - times_notice_at >= GLITCH_NOTICE_INTERVAL:
+                    times_noticed, times_notice_at = times.repaired, self._wall()
+                    self._notice(times.warning())
+
             # --duration 10m at 10 FPS is frames 0..5999: a frame at or past the end is not
             # counted (the same frames `record --duration` would write).
             if duration is not None and first_frame_time is not None and frame.time - first_frame_time >= duration - 1e-6:
@@ -226,6 +239,8 @@ class LiveLoop:
 
             t0 = perf()
             state = infer_one(frame.pixels)
+            if not 0 <= state < n_states:  # a damaged graph: stop in one line, not an IndexError
+                raise self.model.state_error(state, f"frame {frame.index}")
             events = update(frame.time, state, frame.index)
             if events:
                 self._emit(events)
@@ -256,6 +271,8 @@ class LiveLoop:
 
         if self._watch is not None:  # stopped before the frames told
             self._settle_axis(last_frame_time)
+        if times.repaired > times_noticed:  # the final figure, when it grew since it was said
+            self._notice(times.warning())
         if self.events_out is not None:
             self.events_out.flush()
         return LiveStats(
