@@ -149,7 +149,7 @@ ROWS = [
      r"THERMALCOUNT_MQTT_PASSWORD"),
     ("record-real-sensor-at-speed", ["record", "--sensor", "amg8833", "--speed", "10", "--out", "{f}/new.h5"],
      r"real time"),
-    ("simulate-zero-frames", ["simulate", "--out", "{f}/new.h5", "--frames", "0"], r"x>=1"),
+    ("simulate-zero-frames", ["simulate", "--out", "{f}/new.h5", "--frames", "0"], r"1<=x"),
     ("count-chunk-frames-zero", ["count", "{f}/good.h5", "--chunk-frames", "0"], r"x>=1|at least"),
     ("train-zero-clusters", ["train", "{f}/good.h5", "-o", "{f}/new.npz", "--clusters", "0"], r"clusters"),
     # -- sensors at start ------------------------------------------------------------------------------

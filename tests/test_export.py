@@ -239,3 +239,28 @@ def test_model_file_is_plain_arrays(tmp_path, small):
         assert all(archive[name].dtype in (np.float32, np.uint8) for name in archive.files)
     with pytest.raises(OutputPathError):
         save_model(result.model, tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("damage", ["nan-weight", "inf-weight", "state-cluster-out-of-range", "states-missing"])
+def test_export_refuses_a_damaged_model(tmp_path, small, damage):
+    """Export runs the validator count and run use: it never writes a model they refuse."""
+    import copy
+
+    model = copy.deepcopy(small.model)
+    if damage.endswith("weight"):
+        name = sorted(model.weights)[0]
+        model.weights[name] = np.full_like(model.weights[name], np.nan if damage == "nan-weight" else np.inf)
+        hint = "NaN or infinite weights"
+    elif damage == "state-cluster-out-of-range":
+        model.states[1] = dict(model.states[1], cluster=99)
+        hint = "state"
+    else:
+        model.states = model.states[:1]
+        hint = "state"
+    save_model(model, tmp_path / "m.npz")
+    result = CliRunner().invoke(cli, ["export", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and hint in errors[0] and "re-" in errors[0], result.output
+    assert not (tmp_path / "m.onnx").exists()

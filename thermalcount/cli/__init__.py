@@ -53,6 +53,13 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except ThermalcountError as error:
             raise _as_click_error(error) from None
+        except OSError as error:
+            # A path the operating system refused (name too long, a loop of symlinks, a file
+            # where a folder should be...) that no command-specific check caught: still the
+            # user's input, so one line naming the path rather than an "internal error".
+            if error.filename is None or isinstance(error, (BlockingIOError, InterruptedError)):
+                raise
+            raise _as_click_error(_path_error(error)) from None
 
 
 def _module_exists(target: str) -> bool:
@@ -64,6 +71,14 @@ class _ThermalcountClickError(click.ClickException):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def _path_error(error: OSError) -> ThermalcountError:
+    name = str(error.filename)
+    if len(name) > 80:
+        name = name[:60] + "..." + name[-16:]
+    reason = error.strerror or type(error).__name__
+    return ThermalcountError(f"cannot use {name}: {reason}; check the path and its folders")
 
 
 def _as_click_error(error: ThermalcountError) -> click.ClickException:

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from thermalcount.cli.options import SEED
+
 STAGE_LABELS = {
     "sensor_read": "sensor read (emulated part + real driver + smbus2)",
     "decode": "driver decode of the 128 raw bytes",
@@ -47,7 +49,7 @@ def _label(name: str) -> str:
               help="Frames for the offline-counting throughput (0 skips it).")
 @click.option("--no-torch", is_flag=True, help="Skip the original PyTorch module row even if torch is installed.")
 @click.option("--no-startup", is_flag=True, help="Skip the start-up timing in fresh interpreters.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed for the emulated sensor's scenes.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Simulator seed for the emulated sensor's scenes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def bench(model_path, frames, backend, count_frames, no_torch, no_startup, seed, as_json):
     """Measure per-frame latency of the live path and compare it with the floor.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
+from thermalcount.cli.options import FiniteFloat
+
 
 @click.command(name="import")
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Recording to write (HDF5, e.g. imported.h5).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+@click.option("--fps", type=FiniteFloat(min=0, min_open=True, max=1000), default=10.0, show_default=True,
               help="Frame rate of the source; also spaces the timestamps when it has none.")
 @click.option("--events", "events_path", type=click.Path(dir_okay=False), default=None,
               help="Ground-truth crossings: a CSV of frame,direction rows (direction in/out).")

@@ -26,6 +26,9 @@ def inspect(model, as_json):
 
     path = default_model_path() if model == "default" else Path(model)
     if path.suffix == ".onnx":
+        from thermalcount.runtime.model import Model
+
+        Model.load(path)  # the validator count and run use: inspect accepts only what they do
         summary = graph_summary(load_graph(path))
         summary["file"] = str(path)
     else:

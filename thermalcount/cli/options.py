@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import click
@@ -31,8 +32,10 @@ class Duration(click.ParamType):
                 seconds = parse_duration(value)
             except ValueError as error:
                 self.fail(str(error), param, ctx)
-        if seconds <= 0:
+        if not math.isfinite(seconds) or seconds <= 0:
             self.fail(f"{value!r} must be longer than zero", param, ctx)
+        if seconds > MAX_DURATION_SECONDS:
+            self.fail(f"{value!r} is longer than 10 years; leave the option out to run until stopped", param, ctx)
         return seconds
 
 
@@ -48,9 +51,26 @@ class Speed(click.ParamType):
             speed = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a speed; use a factor such as 1 or 10, or 'max'", param, ctx)
-        if speed <= 0:
-            self.fail(f"{value!r} must be greater than zero (or 'max')", param, ctx)
+        if not MIN_SPEED <= speed <= MAX_SPEED:  # also refuses nan
+            self.fail(f"{value!r} must be greater than zero, from {MIN_SPEED:g} to {MAX_SPEED:.0f} times "
+                      "real time (or 'max')", param, ctx)
         return speed
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is never nan or infinite.
+
+    click's FloatRange lets ``nan`` through every bound (every comparison with nan is false)
+    and ``inf`` through an open upper end; both then break arithmetic deep in a run.
+    """
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class I2CAddress(click.ParamType):
@@ -70,6 +90,16 @@ class I2CAddress(click.ParamType):
             self.fail(f"{value!r} is outside the 7-bit I2C address range 0x03-0x77", param, ctx)
         return address
 
+
+# Beyond these the pacing arithmetic overflows (a frame 1e299 s away) or means nothing.
+MIN_SPEED = 0.001
+MAX_SPEED = 1e6
+MAX_DURATION_SECONDS = 10 * 365 * 86400.0
+
+# Seeds are stored in the recording's HDF5 attributes, which hold at most 64-bit integers.
+SEED = click.IntRange(0, 2**63 - 1)
+# A billion frames is ~3 years at 10 FPS and ~250 GB: beyond that a frame count is a typo.
+FRAME_COUNT = click.IntRange(1, 10**9)
 
 DURATION = Duration()
 SPEED = Speed()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
+from thermalcount.cli.options import DURATION, FRAME_COUNT, I2C_ADDRESS, SEED, SPEED
 
 
 @click.command()
@@ -16,7 +16,7 @@ from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
               help="Sensor frame rate.")
 @click.option("--duration", type=DURATION, default=None,
               help="Stop after this much recording, e.g. 30s, 10m, 2h (default: until Ctrl-C).")
-@click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None,
+@click.option("--frames", "max_frames", type=FRAME_COUNT, default=None,
               help="Stop after writing this many frames.")
 @click.option("--append", is_flag=True, help="Add frames to an existing recording (same fps).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing recording.")
@@ -30,7 +30,7 @@ from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
 @click.option("--speed", type=SPEED, default="1", show_default=True,
               help="Pacing of sim/replay/emulated sources: 1 = real time, max = flat out.")
 @click.option("--scenario", default=None, help="Simulator scenario for --sensor sim/emulated.")
-@click.option("--seed", type=int, default=None, help="Simulator seed for --sensor sim/emulated.")
+@click.option("--seed", type=SEED, default=None, help="Simulator seed for --sensor sim/emulated.")
 @click.option("--faults", default=None,
               help="Fault plan for --sensor emulated, e.g. errno=5:0.02,disconnect=3s@10s.")
 def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, no_preview, bus,

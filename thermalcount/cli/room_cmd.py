@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from thermalcount.cli.options import DURATION
+from thermalcount.cli.options import DURATION, FiniteFloat
 
 
 @click.command()
@@ -20,7 +20,7 @@ from thermalcount.cli.options import DURATION
               help="Hue bridge address (default: the one stored by 'thermalcount hue pair').")
 @click.option("--light", "light_names", multiple=True, metavar="NAME_OR_ID", help="Hue light to switch; repeat for several.")
 @click.option("--group", "group_name", default=None, metavar="NAME_OR_ID", help="Hue group (room) to switch.")
-@click.option("--off-delay", type=float, default=30.0, show_default=True,
+@click.option("--off-delay", type=FiniteFloat(min=0), default=30.0, show_default=True,
               help="Seconds the room must stay empty before the lights go off.")
 @click.option("--mqtt-ca", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CA certificate for mqtts:// brokers.")

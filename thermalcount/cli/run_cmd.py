@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
+from thermalcount.cli.options import DURATION, FiniteFloat, I2C_ADDRESS, SEED, SPEED
 
 
 @click.command()
@@ -24,7 +24,7 @@ from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
 @click.option("--group", "group_name", default=None, metavar="NAME_OR_ID", help="Hue group (room) to switch.")
 @click.option("--occupancy", type=click.IntRange(min=0), default=0, show_default=True,
               help="People already in the room when counting starts (e.g. after a restart).")
-@click.option("--off-delay", type=click.FloatRange(min=0), default=None,
+@click.option("--off-delay", type=FiniteFloat(min=0), default=None,
               help="Seconds the room must stay empty before the lights go off "
                    "[default: [hue] off_delay in config.toml, else 30].")
 @click.option("--events-out", type=click.Path(dir_okay=False, writable=True), default=None,
@@ -42,7 +42,7 @@ from thermalcount.cli.options import DURATION, I2C_ADDRESS, SPEED
                    "frames re-counted); none: frames as the sensor gives them; "
                    "rotate=90,mirror=horizontal...: turned so (no detection).")
 @click.option("--scenario", default=None, help="Simulator scenario for --sensor sim/emulated (default: mixed).")
-@click.option("--seed", type=int, default=None, help="Simulator seed for --sensor sim/emulated.")
+@click.option("--seed", type=SEED, default=None, help="Simulator seed for --sensor sim/emulated.")
 @click.option("--faults", default=None, help="Fault plan for --sensor emulated, e.g. errno=5:0.02,disconnect=3s@10s.")
 @click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST[:PORT]",
               help="Publish to Home Assistant over MQTT (credentials from env or config, never here).")

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from thermalcount.cli.options import DURATION
+from thermalcount.cli.options import DURATION, FRAME_COUNT, FiniteFloat, SEED
 from thermalcount.errors import UsageError
 
 
@@ -34,13 +34,13 @@ def _span(seconds: float) -> str:
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Recording to write (.h5).")
 @click.option("--duration", type=DURATION, default=None,
               help="How much time to simulate, e.g. 30s, 10m, 2h [default: 10m].")
-@click.option("--frames", "n_frames", type=click.IntRange(min=1), default=None,
+@click.option("--frames", "n_frames", type=FRAME_COUNT, default=None,
               help="Number of frames to simulate instead of --duration.")
 @click.option("--scenario", default="mixed", show_default=True,
               help="Scene family; see --list-scenarios.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Random seed: the same seed gives the same recording.")
-@click.option("--room", type=int, default=None,
+@click.option("--room", type=SEED, default=None,
               help="Seed of the room (fixed pattern, ambient, warm objects) [default: the seed].")
 @click.option("--fps", type=click.Choice(["10", "1"]), default="10", show_default=True,
               help="Sensor frame rate.")
@@ -48,8 +48,8 @@ def _span(seconds: float) -> str:
               help="Array axis along which people walk (with --stats --from: for a recording "
                    "that does not store it).")
 @click.option("--reverse", is_flag=True, help="Mount the sensor the other way round (swaps in and out).")
-@click.option("--ambient", type=float, default=None,
-              help="Room temperature in °C [default: the scenario's, ~21].")
+@click.option("--ambient", type=FiniteFloat(0, 60), default=None,
+              help="Room temperature in °C, 0-60 (the AMG8833 measures 0-80) [default: the scenario's, ~21].")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--list-scenarios", is_flag=True, help="List the scenarios and exit.")
 @click.option("--stats", is_flag=True,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from thermalcount.cli.options import FiniteFloat, SEED
+
 # The recipe the accuracy suite validated (thermalcount/training/default.py), as plain
 # literals: importing the training package here would load numpy for every --help.
 DEFAULT_CLUSTERS = 16
@@ -13,16 +15,16 @@ DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=0.65, clip_h
 @click.command()
 @click.argument("recordings", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (e.g. model.npz).")
-@click.option("--latent", default=4, show_default=True, type=click.IntRange(1, 16),
+@click.option("--latent", default=4, show_default=True, type=click.IntRange(2, 16),
               help="Size of the embedding (3-5 recommended).")
 # 16 clusters, not the original design's 3: with 3, k-means merges the edge positions and
 # the counter cannot tell a direction (docs/model.md, "What each change bought").
-@click.option("--clusters", default=DEFAULT_CLUSTERS, show_default=True, type=click.IntRange(2, 64),
+@click.option("--clusters", default=DEFAULT_CLUSTERS, show_default=True, type=click.IntRange(2, 16),
               help="Number of k-means clusters: positions along the door line, one or two people, empty.")
-@click.option("--epochs", default=None, type=int, help="Passes over the data [default: enough for ~3000 steps].")
-@click.option("--batch-size", default=512, show_default=True, type=int, help="Frames per optimiser step.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed; same data + seed = same model.")
-@click.option("--val-split", default=0.1, show_default=True, type=float, help="Fraction of frames held out for the validation loss.")
+@click.option("--epochs", default=None, type=click.IntRange(min=1), help="Passes over the data [default: enough for ~3000 steps].")
+@click.option("--batch-size", default=512, show_default=True, type=click.IntRange(min=8), help="Frames per optimiser step.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Random seed; same data + seed = same model.")
+@click.option("--val-split", default=0.1, show_default=True, type=FiniteFloat(0, 0.5, max_open=True), help="Fraction of frames held out for the validation loss.")
 @click.option("--travel-axis", default="auto", show_default=True, type=click.Choice(["auto", "rows", "columns"]),
               help="Array axis people walk along; auto finds it from the data.")
 @click.option("--background", default="mean", show_default=True, type=click.Choice(["mean", "lowest", "none"]),
@@ -33,18 +35,18 @@ DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=0.65, clip_h
               type=click.Choice(["auto", "rows", "columns", "none"]),
               help="Sort each line across the travel axis warmest first, so where along the door a person "
                    "walks does not matter (auto: across the travel axis found).")
-@click.option("--blur", default=DEFAULT_PREPROCESSING["blur"], show_default=True, type=click.FloatRange(0, 1),
+@click.option("--blur", default=DEFAULT_PREPROCESSING["blur"], show_default=True, type=FiniteFloat(0, 1),
               help="Weight of each of the 4 neighbours in a spatial smoothing (0: none).")
 @click.option("--contrast-skin", default=DEFAULT_PREPROCESSING["contrast_skin"], show_default=True,
-              type=click.FloatRange(min=0),
+              type=FiniteFloat(min=0),
               help="Skin temperature for contrast normalisation in warm rooms, °C (0: off).")
-@click.option("--clip-low", default=DEFAULT_PREPROCESSING["clip_low"], show_default=True, type=float,
+@click.option("--clip-low", default=DEFAULT_PREPROCESSING["clip_low"], show_default=True, type=FiniteFloat(),
               help="°C above background below which a pixel counts as background.")
-@click.option("--clip-high", default=DEFAULT_PREPROCESSING["clip_high"], show_default=True, type=float,
+@click.option("--clip-high", default=DEFAULT_PREPROCESSING["clip_high"], show_default=True, type=FiniteFloat(),
               help="°C above background at which a warm pixel is capped (makes warm rooms look like cool ones).")
 @click.option("--no-clip", is_flag=True, help="Do not clip residuals (fastest graph, less robust across rooms).")
 @click.option("--pattern-seconds", default=DEFAULT_PREPROCESSING["pattern_seconds"], show_default=True,
-              type=click.FloatRange(min=0),
+              type=FiniteFloat(min=0),
               help="Time constant of the per-pixel background each stream learns (fixed pattern, static "
                    "warm objects), s (0: off).")
 @click.option("--frame-rules/--no-frame-rules", default=True, show_default=True,

@@ -113,14 +113,22 @@ class Model:
                 raise ModelError("the embedded default model is missing from this install; "
                                  "reinstall thermalcount or pass --model PATH")
         path = Path(path)
-        data = _read_bytes(path)
+        return cls.from_bytes(_read_bytes(path), path, backend)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: Path, backend: str = "auto") -> "Model":
+        """The one validator of an exported model: ``count``, ``run``, ``inspect`` and
+        ``export`` (before it writes) all go through it, so none accepts what another refuses.
+        ``path`` names the model in messages."""
         proto = _parse(data, path)
         _check_io(proto, path)
         metadata = {entry.key: entry.value for entry in proto.metadata_props}
         meanings, travel_axis, latent, clusters = _check_metadata(metadata, path)
         impl = _make_backend(backend, data, proto, path)
-        return cls(path=path, backend_impl=impl, meanings=meanings, travel_axis=travel_axis,
-                   latent=latent, clusters=clusters, metadata=metadata)
+        model = cls(path=path, backend_impl=impl, meanings=meanings, travel_axis=travel_axis,
+                    latent=latent, clusters=clusters, metadata=metadata)
+        _probe(model, path)
+        return model
 
     # infer_one is set per instance in __init__ (the backend's bound method).
     def infer_one(self, frame: np.ndarray) -> int:  # pragma: no cover - replaced in start_stream
@@ -141,7 +149,17 @@ class Model:
         frames = _batch(frames)
         if len(frames) == 0:
             return np.zeros(0, np.int64)
-        return self._impl.infer_states(self._prepared(frames))
+        states = self._impl.infer_states(self._prepared(frames))
+        if states.min() < 0 or states.max() >= len(self.meanings):  # two passes over N ints: ~free
+            bad = int(np.flatnonzero((states < 0) | (states >= len(self.meanings)))[0])
+            raise self.state_error(int(states[bad]), f"frame {bad} of this batch")
+        return states
+
+    def state_error(self, state: int, where: str) -> ModelError:
+        """The error for a graph that answered a state its metadata does not list."""
+        return ModelError(f"{self.path} gave state {state} for {where}, but its metadata lists "
+                          f"states 0-{len(self.meanings) - 1}; the model file is damaged: "
+                          "re-export it with 'thermalcount export'")
 
     def __repr__(self) -> str:
         return (f"<Model {self.path.name} backend={self.backend} clusters={self.clusters} "
@@ -149,6 +167,34 @@ class Model:
 
 
 # ------------------------------------------------------------------------------- checks
+
+
+def _probe_frames() -> np.ndarray:
+    """An empty room, a warm blob at each end, and a hot room: frames any model must take."""
+    frames = np.full((4, 8, 8), 22.0, np.float32)
+    frames[1, 0:3, 3:5] = 30.0
+    frames[2, 5:8, 3:5] = 30.0
+    frames[3] = 35.0
+    return frames
+
+
+def _probe(model: "Model", path: Path) -> None:
+    """Run the probe frames through both paths of the backend at load, so a graph that
+    validates but cannot run (or answers states it does not have) fails here in one line,
+    not in the middle of a count. Costs well under a millisecond."""
+    frames = _probe_frames()
+    try:
+        batch = np.asarray(model._impl.infer_states(frames)).reshape(-1)
+        singles = [model._impl.infer_one(frame) for frame in frames]
+    except ModelError:
+        raise
+    except Exception as error:  # a backend's own error types: the graph is at fault
+        message = " ".join(str(error).split())[:160]
+        raise ModelError(f"the {model.backend} backend cannot run {path} ({type(error).__name__}: "
+                         f"{message}); re-export the model with 'thermalcount export'") from None
+    for index, state in enumerate(list(batch) + singles):
+        if not 0 <= int(state) < len(model.meanings):
+            raise model.state_error(int(state), f"test frame {index % len(frames)}")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -292,7 +338,14 @@ def _make_backend(backend: str, data: bytes, proto, path: Path):
                                  "pip install onnxruntime or use --backend numpy") from None
         else:
             return OnnxRuntimeBackend(data, proto, path)
-    return NumpyBackend(proto)
+    try:
+        return NumpyBackend(proto)
+    except ModelError:
+        raise
+    except Exception as error:  # a graph that onnx accepts but whose nodes do not fit together
+        message = " ".join(str(error).split())[:160]
+        raise ModelError(f"the numpy backend cannot run {path} ({type(error).__name__}: {message}); "
+                         "re-export the model with 'thermalcount export'") from None
 
 
 class OnnxRuntimeBackend:

@@ -136,6 +136,16 @@ def export_model(model_path, out, *, overwrite: bool = False):
     if out.exists() and not overwrite:
         raise OutputPathError(f"{out} already exists; pass --overwrite to replace it")
     model = load_model(model_path)
+    broken = sorted(name for name, array in model.weights.items()
+                    if np.asarray(array).dtype.kind in "fc" and not np.all(np.isfinite(array)))
+    if broken:
+        raise ModelError(f"{model_path} holds NaN or infinite weights ({', '.join(broken)}); "
+                         "re-train it with 'thermalcount train'")
     graph = build_graph(model.weights, model.preprocessing, model.onnx_metadata())
+    # The graph goes through the same validator `count` and `run` load with (metadata, states,
+    # a run of test frames), so export never writes a model they would refuse.
+    from thermalcount.runtime.model import Model
+
+    Model.from_bytes(graph.SerializeToString(), Path(model_path), backend="auto")
     save_graph(graph, out, overwrite=overwrite)
     return graph
