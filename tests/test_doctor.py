@@ -112,6 +112,16 @@ def test_faults_need_the_emulated_sensor():
     assert result.exit_code == 2 and result.output.count("Error:") == 1
 
 
+def test_unknown_sensor_is_a_usage_error():
+    result = CliRunner().invoke(cli, ["doctor", "--sensor", "kinect"])
+    assert result.exit_code == 2 and result.output.count("Error:") == 1 and "choose one of" in result.output
+
+
+def test_unreadable_replay_fails_the_sensor_row(tmp_path):
+    code, found = row(["doctor", "--sensor", f"replay:{tmp_path}/nope.h5"], "sensor")
+    assert code == 1 and found["status"] == "fail" and "does not exist" in found["detail"]
+
+
 def test_sim_sensor_has_no_i2c_rows():
     code, rows, _ = doctor("doctor", "--sensor", "sim")
     assert code == 0 and "i2c bus" not in rows and rows["sensor"]["status"] == "ok"
@@ -158,6 +168,8 @@ def _config(text):
 def test_unknown_config_keys_are_named_but_not_fatal():
     _config("[hue]\nof_delay = 30\n[mqtt]\npasswd = \"x-secret-x\"\n")
     code, found = row(EMULATED, "config")
+    result = CliRunner().invoke(cli, EMULATED)
+    assert "ignored" not in result.stderr  # said once, in the table, not again as a log line
     assert code == 0 and found["status"] == "warn"
     assert "[hue] of_delay" in found["detail"] and "did you mean [hue] off_delay" in found["detail"]
     assert "[mqtt] passwd" in found["detail"] and "x-secret-x" not in found["detail"]

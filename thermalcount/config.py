@@ -166,8 +166,11 @@ def _load_toml(path: Path) -> dict:
         ) from None
 
 
-def load_config() -> Config:
-    """Read ``config.toml``; a missing file is an empty config. Raises :class:`ConfigError`."""
+def load_config(*, warn: bool = True) -> Config:
+    """Read ``config.toml``; a missing file is an empty config. Raises :class:`ConfigError`.
+
+    Unknown keys are logged once per process unless ``warn`` is False (``doctor`` shows
+    them in its table instead)."""
     path = config_path()
     if not path.exists():
         return Config(path=path)
@@ -213,7 +216,7 @@ def load_config() -> Config:
         raise ConfigError(f"{path}: [hue] off_delay must be a finite number of seconds >= 0, "
                           f"not {off_delay!r}; fix the config file")
     unknown = find_unknown_keys(raw)
-    for item in unknown:
+    for item in unknown if warn else ():
         if (str(path), item.name) not in _warned:
             _warned.add((str(path), item.name))
             log.warning("%s: %s", path, item.message)

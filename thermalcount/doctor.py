@@ -284,7 +284,7 @@ def _config(options: DoctorOptions) -> Check:
     from thermalcount.config import load_config
 
     try:
-        settings = load_config()
+        settings = load_config(warn=False)  # the row names the unknown keys; no second copy on stderr
     except ThermalcountError as error:
         return Check("config", FAIL, " ".join(str(error).split()), "fix or delete the file; run doctor again")
     options.config = settings
