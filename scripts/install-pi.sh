@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
         --uninstall) UNINSTALL=1 ;;
         --wheel) [ $# -ge 2 ] || { echo "Error: --wheel needs a path to a .whl file" >&2; exit 2; }; WHEEL="$2"; shift ;;
         --wheel=*) WHEEL="${1#--wheel=}" ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "Error: unknown option $1; use --uninstall, --wheel PATH or --help" >&2; exit 2 ;;
     esac
     shift

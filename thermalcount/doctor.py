@@ -291,7 +291,7 @@ def _config(options: DoctorOptions) -> Check:
     if not settings.path.exists():
         return Check("config", OK, f"no {settings.path} (optional; every setting has a default)")
     if settings.unknown:
-        return Check("config", WARN, f"{settings.path} parsed; ignored: "
+        return Check("config", WARN, f"{settings.path} parsed; "
                      + "; ".join(item.message for item in settings.unknown),
                      "rename or remove the keys named (see docs/lights.md)")
     return Check("config", OK, f"{settings.path} parsed, every key known")
