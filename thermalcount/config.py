@@ -16,8 +16,10 @@ or from that file, never from command-line arguments, which other users can read
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import math
 import os
 import stat
 from dataclasses import dataclass, field
@@ -37,6 +39,15 @@ CREDENTIALS_FILE = "credentials.json"
 # Secrets have no business in the shareable file; catch the obvious mistake early.
 _SECRET_NAMES = {"key", "password", "username", "hue_key", "token"}
 
+# Every key config.toml understands, by table. Anything else is a typo or a setting from
+# another version: it is ignored, but said (once per process), because a silently ignored
+# `of_delay = 300` looks exactly like a setting that works.
+KNOWN_KEYS = {
+    "hue": ("bridge", "lights", "group", "off_delay"),
+    "mqtt": ("url", "user"),
+}
+_warned: set = set()
+
 
 @dataclass
 class Config:
@@ -50,6 +61,65 @@ class Config:
     mqtt_url: Optional[str] = None
     mqtt_user: Optional[str] = None
     raw: dict = field(default_factory=dict)
+    #: Keys (and tables) the file has that nothing reads, as ``UnknownKey`` (for ``doctor``).
+    unknown: tuple = ()
+
+
+@dataclass(frozen=True)
+class UnknownKey:
+    """A key in config.toml that nothing reads. ``table`` is None for a top-level name."""
+
+    table: Optional[str]
+    key: Optional[str]  # None: the whole table is unknown
+    suggestion: Optional[str] = None  # "[hue] off_delay", from difflib
+
+    @property
+    def name(self) -> str:
+        if self.key is None:
+            return f"[{self.table}]"
+        return self.key if self.table is None else f"[{self.table}] {self.key}"
+
+    @property
+    def message(self) -> str:
+        """One line: what is ignored, the nearest valid key, and the valid keys."""
+        hint = f"; did you mean {self.suggestion}?" if self.suggestion else ""
+        if self.key is None:
+            valid = ", ".join(f"[{name}]" for name in KNOWN_KEYS)
+            return f"unknown table {self.name} ignored{hint} (valid tables: {valid})"
+        if self.table in KNOWN_KEYS:
+            valid = f"valid keys in [{self.table}]: {', '.join(KNOWN_KEYS[self.table])}"
+        else:
+            valid = "settings belong in " + " or ".join(f"[{name}]" for name in KNOWN_KEYS)
+        secret = ""
+        if any(part in self.key.lower() for part in ("pass", "pw", "secret", "token")):
+            # Never echo the value: it may be the very password that does not belong here.
+            secret = (f"; passwords go in {MQTT_PASSWORD_ENV} or the credentials file, "
+                      "never in config.toml")
+        return f"unknown key {self.name} ignored{hint} ({valid}){secret}"
+
+
+def find_unknown_keys(raw: dict) -> tuple:
+    """Every key of a parsed config.toml that nothing reads, each with a "did you mean"."""
+    everywhere = {f"[{table}] {key}": key for table, keys in KNOWN_KEYS.items() for key in keys}
+    found = []
+    for name, value in raw.items():
+        if name in KNOWN_KEYS and isinstance(value, dict):
+            valid = KNOWN_KEYS[name]
+            for key in value:
+                if key not in valid:
+                    close = difflib.get_close_matches(key.lower(), valid, n=1, cutoff=0.6)
+                    found.append(UnknownKey(name, key, f"[{name}] {close[0]}" if close else None))
+        elif name in KNOWN_KEYS:
+            continue  # not a table: load_config refuses it in one line
+        elif isinstance(value, dict):
+            close = difflib.get_close_matches(name.lower(), list(KNOWN_KEYS), n=1, cutoff=0.6)
+            found.append(UnknownKey(name, None, f"[{close[0]}]" if close else None))
+        else:
+            # A setting outside any table: `off_delay = 60` above [hue] is a common slip.
+            close = difflib.get_close_matches(name.lower(), list(everywhere.values()), n=1, cutoff=0.6)
+            where = next((full for full, key in everywhere.items() if close and key == close[0]), None)
+            found.append(UnknownKey(None, name, where))
+    return tuple(found)
 
 
 def config_dir() -> Path:
@@ -96,8 +166,11 @@ def _load_toml(path: Path) -> dict:
         ) from None
 
 
-def load_config() -> Config:
-    """Read ``config.toml``; a missing file is an empty config. Raises :class:`ConfigError`."""
+def load_config(*, warn: bool = True) -> Config:
+    """Read ``config.toml``; a missing file is an empty config. Raises :class:`ConfigError`.
+
+    Unknown keys are logged once per process unless ``warn`` is False (``doctor`` shows
+    them in its table instead)."""
     path = config_path()
     if not path.exists():
         return Config(path=path)
@@ -136,9 +209,17 @@ def load_config() -> Config:
         )
     off_delay = hue.get("off_delay")
     if off_delay is not None and (
-        isinstance(off_delay, bool) or not isinstance(off_delay, (int, float)) or off_delay < 0
+        isinstance(off_delay, bool) or not isinstance(off_delay, (int, float))
+        or not math.isfinite(off_delay) or off_delay < 0
     ):
-        raise ConfigError(f"{path}: [hue] off_delay must be a number of seconds >= 0")
+        # TOML has nan and inf; neither is a delay (nan would make every comparison false).
+        raise ConfigError(f"{path}: [hue] off_delay must be a finite number of seconds >= 0, "
+                          f"not {off_delay!r}; fix the config file")
+    unknown = find_unknown_keys(raw)
+    for item in unknown if warn else ():
+        if (str(path), item.name) not in _warned:
+            _warned.add((str(path), item.name))
+            log.warning("%s: %s", path, item.message)
     return Config(
         path=path,
         hue_bridge=text(hue, "hue", "bridge"),
@@ -148,6 +229,7 @@ def load_config() -> Config:
         mqtt_url=text(mqtt, "mqtt", "url"),
         mqtt_user=text(mqtt, "mqtt", "user"),
         raw=raw,
+        unknown=unknown,
     )
 
 

@@ -32,6 +32,7 @@ COMMANDS = {
     "room": "thermalcount.cli.room_cmd:room",
     "bench": "thermalcount.cli.bench_cmd:bench",
     "evaluate": "thermalcount.cli.evaluate_cmd:evaluate",
+    "doctor": "thermalcount.cli.doctor_cmd:doctor",
 }
 
 
@@ -99,6 +100,7 @@ def cli():
       export / inspect             model -> one fused ONNX graph
       count / run                  count people offline / live, switch lights
       bench / evaluate             latency and counting accuracy
+      doctor                       check the set-up first (sensor, model, bridge, broker)
 
     Every command works without hardware: --sensor sim and --lights console.
     """

@@ -106,6 +106,51 @@ def describe_error(error: BaseException) -> str:
 _AUTH_REFUSALS = ("Not authorized", "Bad user name or password")
 
 
+def probe_broker(url: str, *, tls_ca: Optional[str] = None, timeout: float = 5.0) -> tuple[str, str]:
+    """Connect once with the configured credentials and disconnect (for ``thermalcount doctor``).
+
+    Returns ``(outcome, detail)``: ``("ok", "")``, ``("unreachable", why)`` (no TCP/TLS
+    connection) or ``("refused", why)`` (the broker answered but refused us, e.g. a wrong
+    password). Bad URLs and credential set-ups raise :class:`MqttError`/:class:`UsageError`
+    as ``run`` would.
+    """
+    broker = parse_broker_url(url)
+    if tls_ca and not broker.tls:
+        raise UsageError("--mqtt-ca needs an mqtts:// broker URL (TLS)")
+    username, password = resolve_credentials(None, None)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"thermalcount-doctor-{os.getpid()}",
+                         clean_session=True)
+    client.connect_timeout = timeout
+    if username is not None:
+        client.username_pw_set(username, password)
+    if broker.tls:
+        MqttLink._configure_tls(client, tls_ca)
+    answer: dict = {}
+    client.on_connect = lambda _c, _u, _f, reason_code, _p: answer.setdefault("reason", reason_code)
+    try:
+        client.connect(broker.host, broker.port, keepalive=10)
+    except (OSError, ValueError) as error:
+        return "unreachable", describe_error(error)
+    try:
+        deadline = time.monotonic() + timeout
+        while "reason" not in answer and time.monotonic() < deadline:
+            if client.loop(timeout=0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS and "reason" not in answer:
+                return "unreachable", "the broker closed the connection before answering"
+        reason = answer.get("reason")
+        if reason is None:
+            return "unreachable", f"no answer to CONNECT within {timeout:g} s"
+        if reason.is_failure:
+            hint = f"; {_CREDENTIAL_HINT}" if str(reason) in _AUTH_REFUSALS else ""
+            return "refused", f"broker refused the connection: {reason}{hint}"
+        return "ok", ""
+    finally:
+        try:
+            client.disconnect()
+            client.loop(timeout=0.1)
+        except Exception:  # the socket may already be gone; nothing to clean up then
+            pass
+
+
 class MqttLink:
     """A paho client run by one background thread. Thread-safe; ``publish*`` never block.
 

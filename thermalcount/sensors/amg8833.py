@@ -76,6 +76,21 @@ def i2c_advice(error: OSError, bus: int, address: int) -> str:
     return f"I2C error at {where}: {error.strerror or error} (errno {code})"
 
 
+def probe_addresses(bus: int, addresses=(0x68, 0x69)) -> dict:
+    """For ``thermalcount doctor``: open ``/dev/i2c-<bus>`` and read the frame-rate register
+    at each address. Returns ``{address: None (it answered) or the OSError}``; opening the
+    bus itself raises its OSError (give it to :func:`i2c_advice`). Writes nothing."""
+    found = {}
+    with SMBus(bus) as handle:
+        for address in addresses:
+            try:
+                handle.read_byte_data(address, REG_FPSC)
+                found[address] = None
+            except OSError as error:
+                found[address] = error
+    return found
+
+
 def check_frame_rate(fps) -> None:
     """Raise UsageError unless ``fps`` is one of the part's two frame rates."""
     if fps not in (1, 10):
