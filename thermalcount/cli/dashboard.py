@@ -82,7 +82,8 @@ def render_dashboard(loop, *, lights=None, publisher=None, title: str = "thermal
     if snap.last_events:
         parts.append(Panel(events, title="last events", title_align="left"))
     if snap.notices:
-        parts.append(Text("\n".join(list(snap.notices)[-4:]), style="yellow"))
+        # Repeats collapsed into one line with a count; outages kept before info lines.
+        parts.append(Text("\n".join(snap.notices.lines(4)), style="yellow"))
     return Panel(Group(*parts), title=title, subtitle="Ctrl-C to stop")
 
 

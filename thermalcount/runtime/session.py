@@ -230,19 +230,20 @@ class _ReportHandler(logging.Handler):
             message = record.getMessage()
         except Exception:  # a malformed log call must not break counting
             return
+        warning = record.levelno >= logging.WARNING  # kept visible in the dashboard
         if self._held is not None:
-            self._held.append(message)
+            self._held.append((message, warning))
         else:
-            self._show(message)
+            self._show(message, warning)
 
     def flush_held(self):
         held, self._held = self._held or [], None
-        for message in held:
-            self._show(message)
+        for message, warning in held:
+            self._show(message, warning)
 
-    def _show(self, message):
+    def _show(self, message, warning=False):
         if self.loop is not None:
-            self.loop._notice(message)  # the dashboard's notices and the log line
+            self.loop._notice(message, warning)  # the dashboard's notices and the log line
         else:
             self.report(message)
 
