@@ -111,10 +111,14 @@ def test_an_outage_in_run_is_logged_whole_and_the_switches_after_it_say_why(cros
     loops = []
     with FakeHueBridge(lights={"1": "Hall"}) as bridge:
         save_hue_key(bridge.host, bridge.create_key())
-        threading.Timer(0.5, bridge.go_down, args=(2.5,)).start()
         out = Lines()
+
+        def started(loop):  # the lights are open: the bridge goes away 0.5 s into the replay
+            loops.append(loop)
+            threading.Timer(0.5, bridge.go_down, args=(2.5,)).start()
+
         run_session(RunOptions(sensor_spec=f"replay:{crossings}", speed=10.0, lights_kind="hue", bridge=bridge.host,
-                               light_names=("Hall",), off_delay=1.0, dashboard=False), out=out, on_loop=loops.append)
+                               light_names=("Hall",), off_delay=1.0, dashboard=False), out=out, on_loop=started)
         reached = _bridge_states(bridge)
     lines = [STAMP.sub("", line) for line in out.lines if STAMP.match(line)]
     assert len(lines) == len(out.lines)  # every line has its time
