@@ -118,8 +118,8 @@ ROWS = [
     ("count-model-wrong-input-shape", ["count", "{f}/good.h5", "--model", "{f}/wrong_shape.onnx"],
      r"expected Nx8x8.*re-export"),
     ("count-model-no-metadata", ["count", "{f}/good.h5", "--model", "{f}/no_metadata.onnx"], r"metadata.*re-export"),
-    ("run-model-wrong-input-shape", ["run", "--model", "{f}/wrong_shape.onnx", "--no-dashboard"], r"re-export"),
-    ("run-model-no-metadata", ["run", "--model", "{f}/no_metadata.onnx", "--lights", "none", "--no-dashboard"],
+    ("run-model-wrong-input-shape", ["run", "--sensor", "sim", "--model", "{f}/wrong_shape.onnx", "--no-dashboard"], r"re-export"),
+    ("run-model-no-metadata", ["run", "--sensor", "sim", "--model", "{f}/no_metadata.onnx", "--lights", "none", "--no-dashboard"],
      r"re-export"),
     ("inspect-not-onnx", ["inspect", "{f}/not_onnx.onnx"], r"thermalcount export"),
     ("inspect-no-metadata", ["inspect", "{f}/no_metadata.onnx"], r"export"),
@@ -128,24 +128,24 @@ ROWS = [
     ("bench-model-not-onnx", ["bench", "--model", "{f}/not_onnx.onnx", "--frames", "100", "--no-startup",
                               "--no-torch"], r"thermalcount export"),
     # -- option values -----------------------------------------------------------------------------
-    ("run-speed-zero", ["run", "--speed", "0"], r"greater than zero"),
-    ("run-duration-nonsense", ["run", "--duration", "soon"], r"30s, 10m"),
-    ("run-fps-five", ["run", "--fps", "5"], r"'10', '1'"),
-    ("run-address-out-of-range", ["run", "--address", "0x99"], r"0x03-0x77"),
+    ("run-speed-zero", ["run", "--sensor", "sim", "--speed", "0"], r"greater than zero"),
+    ("run-duration-nonsense", ["run", "--sensor", "sim", "--duration", "soon"], r"30s, 10m"),
+    ("run-fps-five", ["run", "--sensor", "sim", "--fps", "5"], r"'10', '1'"),
+    ("run-address-out-of-range", ["run", "--sensor", "sim", "--address", "0x99"], r"0x03-0x77"),
     ("run-unknown-sensor", ["run", "--sensor", "kinect", "--no-dashboard"], r"choose one of"),
     ("run-bad-fault-plan", ["run", "--sensor", "emulated", "--faults", "lightning=1", "--no-dashboard"],
      r"not understood; use e\.g\."),
     ("run-faults-on-sim", ["run", "--sensor", "sim", "--faults", "errno=5:0.1", "--no-dashboard"], r"--sensor emulated"),
-    ("run-bad-orientation", ["run", "--orientation", "rotate=45", "--lights", "none", "--no-dashboard"], r"90|rotate"),
+    ("run-bad-orientation", ["run", "--sensor", "sim", "--orientation", "rotate=45", "--lights", "none", "--no-dashboard"], r"90|rotate"),
     ("count-bad-orientation", ["count", "{f}/good.h5", "--orientation", "sideways"], r"auto"),
     ("import-orientation-auto", ["import", "{f}/good.npy", "--out", "{f}/new.h5", "--orientation", "auto"],
      r"count and run"),
-    ("run-unknown-scenario", ["run", "--scenario", "carnival", "--lights", "none", "--no-dashboard"], r"scenario"),
-    ("run-negative-off-delay", ["run", "--off-delay", "-1"], r">=0|x>=0|0"),
-    ("run-light-without-hue", ["run", "--lights", "console", "--light", "Hall", "--no-dashboard"],
+    ("run-unknown-scenario", ["run", "--sensor", "sim", "--scenario", "carnival", "--lights", "none", "--no-dashboard"], r"scenario"),
+    ("run-negative-off-delay", ["run", "--sensor", "sim", "--off-delay", "-1"], r">=0|x>=0|0"),
+    ("run-light-without-hue", ["run", "--sensor", "sim", "--lights", "console", "--light", "Hall", "--no-dashboard"],
      r"need --lights hue"),
-    ("run-door-without-mqtt", ["run", "--door", "front", "--lights", "none", "--no-dashboard"], r"need --mqtt"),
-    ("run-mqtt-password-in-url", ["run", "--mqtt", "mqtt://u:pw@localhost", "--lights", "none", "--no-dashboard"],
+    ("run-door-without-mqtt", ["run", "--sensor", "sim", "--door", "front", "--lights", "none", "--no-dashboard"], r"need --mqtt"),
+    ("run-mqtt-password-in-url", ["run", "--sensor", "sim", "--mqtt", "mqtt://u:pw@localhost", "--lights", "none", "--no-dashboard"],
      r"THERMALCOUNT_MQTT_PASSWORD"),
     ("record-real-sensor-at-speed", ["record", "--sensor", "amg8833", "--speed", "10", "--out", "{f}/new.h5"],
      r"real time"),
@@ -170,7 +170,7 @@ ROWS = [
      r"a_file is a file, not a folder; choose another --out"),
     ("record-output-folder-missing", ["record", "--sensor", "sim", "--out", "{f}/no/such/dir/new.h5", "--frames", "5",
                                       "--no-preview"], r"does not exist; create it or choose another --out"),
-    ("run-events-out-unwritable", ["run", "--events-out", "{f}/a_file/events.jsonl", "--lights", "none",
+    ("run-events-out-unwritable", ["run", "--sensor", "sim", "--events-out", "{f}/a_file/events.jsonl", "--lights", "none",
                                    "--no-dashboard"], r"choose a writable path"),
     ("import-output-unwritable", ["import", "{f}/good.npy", "--out", "{f}/a_file/new.h5"], r"not a folder"),
 ]
@@ -225,18 +225,18 @@ def _invoke_checked(args, hint, folder):
 
 def test_run_unknown_light_on_reachable_bridge(bridge, files):
     config.save_hue_key(bridge.host, bridge.create_key())
-    _invoke_checked(["run", "--lights", "hue", "--bridge", bridge.host, "--light", "Kitchen", "--no-dashboard"],
+    _invoke_checked(["run", "--sensor", "sim", "--lights", "hue", "--bridge", bridge.host, "--light", "Kitchen", "--no-dashboard"],
                     r"Kitchen.*available: Hall \(1\), Desk \(2\)", files)
 
 
 def test_run_unknown_group_on_reachable_bridge(bridge, files):
     config.save_hue_key(bridge.host, bridge.create_key())
-    _invoke_checked(["run", "--lights", "hue", "--bridge", bridge.host, "--group", "Attic", "--no-dashboard"],
+    _invoke_checked(["run", "--sensor", "sim", "--lights", "hue", "--bridge", bridge.host, "--group", "Attic", "--no-dashboard"],
                     r"Attic.*available: Living room \(1\)", files)
 
 
 def test_run_unpaired_bridge(bridge, files):
-    _invoke_checked(["run", "--lights", "hue", "--bridge", bridge.host, "--light", "Hall", "--no-dashboard"],
+    _invoke_checked(["run", "--sensor", "sim", "--lights", "hue", "--bridge", bridge.host, "--light", "Hall", "--no-dashboard"],
                     r"hue pair", files)
 
 
@@ -253,7 +253,7 @@ def test_run_malformed_config_file(files):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("off_delay = [unclosed\n")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    _invoke_checked(["run", "--lights", "none", "--no-dashboard"], r"config", files)
+    _invoke_checked(["run", "--sensor", "sim", "--lights", "none", "--no-dashboard"], r"config", files)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 
 
@@ -261,13 +261,13 @@ def test_run_config_with_a_secret_in_it(files):
     path = config.config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text('[hue]\nkey = "abc"\n')
-    _invoke_checked(["run", "--lights", "none", "--no-dashboard"], r"THERMALCOUNT_HUE_KEY|credentials", files)
+    _invoke_checked(["run", "--sensor", "sim", "--lights", "none", "--no-dashboard"], r"THERMALCOUNT_HUE_KEY|credentials", files)
 
 
 def test_run_unreadable_config_file(files):
     path = config.config_path()
     path.mkdir(parents=True)  # a folder where the file should be: unreadable even for root
-    _invoke_checked(["run", "--lights", "none", "--no-dashboard"], r"config", files)
+    _invoke_checked(["run", "--sensor", "sim", "--lights", "none", "--no-dashboard"], r"config", files)
 
 
 def test_run_malformed_credentials_file(bridge, files):
@@ -277,7 +277,7 @@ def test_run_malformed_credentials_file(bridge, files):
     os.write(fd, b"{not json")
     os.close(fd)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    _invoke_checked(["run", "--lights", "hue", "--bridge", bridge.host, "--light", "Hall", "--no-dashboard"],
+    _invoke_checked(["run", "--sensor", "sim", "--lights", "hue", "--bridge", bridge.host, "--light", "Hall", "--no-dashboard"],
                     r"pair again", files)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 

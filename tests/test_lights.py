@@ -76,7 +76,8 @@ def test_console_backend_prints_one_line_per_change():
             lights.set_on(value)
         assert lights.status().commands_sent == 3
     lines = stream.getvalue().splitlines()
-    assert [line.split(" ", 1)[1] for line in lines] == ["lights on", "lights off", "lights on"]
+    # "2026-12-05 21:03:12 lights on": the date and time, as on every log line.
+    assert [line.split(" ", 2)[2] for line in lines] == ["lights on", "lights off", "lights on"]
 
 
 def test_unknown_backend():

@@ -321,7 +321,9 @@ def test_room_commands_and_lights(broker, running_room, observers):
     wait_until(lambda: lights.status().applied is False, what="lights off after the off-delay")
     sender.wait_for(lambda: json.loads(sender.last("thermalcount/room/office/state").payload) == {
         "occupancy": 0, "occupied": "OFF", "entries": 0, "exits": 1, "lights": "OFF"}, what="lights OFF state")
-    assert [line.split()[-1] for line in printed.getvalue().splitlines()] == ["on", "off"]
+    # "DATE TIME lights on (room occupancy 3)": the word after "lights" is the switch.
+    assert [line.split()[3] for line in printed.getvalue().splitlines()] == ["on", "off"]
+    assert "(room occupancy 3)" in printed.getvalue() and "(room off-delay expired" in printed.getvalue()
     door.close()
 
 

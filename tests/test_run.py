@@ -133,7 +133,7 @@ def test_run_drives_hue_lights_through_a_hanging_bridge(single_crossings, tmp_pa
 def test_run_hue_unknown_light_is_a_setup_error(tmp_path):
     with FakeHueBridge(lights={"1": "Hall"}) as bridge:
         save_hue_key(bridge.host, bridge.create_key())
-        result = CliRunner().invoke(cli, ["run", "--lights", "hue", "--bridge", bridge.host,
+        result = CliRunner().invoke(cli, ["run", "--sensor", "sim", "--lights", "hue", "--bridge", bridge.host,
                                           "--light", "Kitchen", "--no-dashboard", "--duration", "1s"])
     assert result.exit_code != 0
     assert "Kitchen" in result.output and "Traceback" not in result.output
@@ -144,7 +144,7 @@ def test_run_bad_model_is_a_setup_error(tmp_path):
     bogus = tmp_path / "model.onnx"
     bogus.write_bytes(b"not an onnx file at all")
     before = bogus.read_bytes()
-    result = CliRunner().invoke(cli, ["run", "--model", str(bogus), "--no-dashboard", "--duration", "1s"])
+    result = CliRunner().invoke(cli, ["run", "--sensor", "sim", "--model", str(bogus), "--no-dashboard", "--duration", "1s"])
     assert result.exit_code != 0
     assert result.output.startswith("Error:") and "Traceback" not in result.output
     assert bogus.read_bytes() == before
@@ -263,7 +263,7 @@ def test_run_command_passes_occupancy_and_a_configured_off_delay_of_zero(single_
 def test_run_with_a_training_model_says_export_it(tmp_path):
     model = tmp_path / "door.tcmodel"
     model.write_bytes(b"PK\x03\x04" + b"\0" * 64)
-    result = CliRunner().invoke(cli, ["run", "--model", str(model), "--no-dashboard", "--duration", "1s"])
+    result = CliRunner().invoke(cli, ["run", "--sensor", "sim", "--model", str(model), "--no-dashboard", "--duration", "1s"])
     assert result.exit_code != 0
     assert "thermalcount export" in result.output and len(result.output.strip().splitlines()) == 1
 

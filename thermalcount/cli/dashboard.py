@@ -39,7 +39,10 @@ def _colour(level: float) -> str:
     return "rgb(255,230,80)"
 
 
-def render_dashboard(loop, *, lights=None, publisher=None, title: str = "thermalcount run"):
+def render_dashboard(loop, *, lights=None, publisher=None, title: str = "thermalcount run",
+                     banner: Optional[str] = None):
+    """The whole dashboard. ``banner`` (e.g. "SIMULATED sensor (sim)") heads it in reverse red:
+    lights switched from made-up people must not pass for real counting."""
     snap = loop.snapshot
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
@@ -73,10 +76,14 @@ def render_dashboard(loop, *, lights=None, publisher=None, title: str = "thermal
     body = Table.grid(padding=(0, 3))
     body.add_row(heatmap_text(snap.pixels), facts)
     parts = [body]
+    if banner:
+        parts.insert(0, Text(f" {banner}: the people counted are made up, not seen by a sensor ",
+                             style="bold white on red"))
     if snap.last_events:
         parts.append(Panel(events, title="last events", title_align="left"))
     if snap.notices:
-        parts.append(Text("\n".join(list(snap.notices)[-4:]), style="yellow"))
+        # Repeats collapsed into one line with a count; outages kept before info lines.
+        parts.append(Text("\n".join(snap.notices.lines(4)), style="yellow"))
     return Panel(Group(*parts), title=title, subtitle="Ctrl-C to stop")
 
 

@@ -8,8 +8,9 @@ from thermalcount.cli.options import DURATION, FiniteFloat, I2C_ADDRESS, SEED, S
 
 
 @click.command()
-@click.option("--sensor", "sensor_spec", default="sim", show_default=True, metavar="SENSOR",
-              help="amg8833, emulated, sim or replay:PATH.h5.")
+@click.option("--sensor", "sensor_spec", default="amg8833", show_default=True, metavar="SENSOR",
+              help="amg8833 (the real part), emulated, sim or replay:PATH.h5; the simulated ones "
+                   "(sim, emulated) only when named, and every log line then says so.")
 @click.option("--model", "model_path", default="default", show_default=True,
               help="Exported ONNX model; 'default' is the embedded model.")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "numpy"]), default="auto",
@@ -67,6 +68,7 @@ def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names
       thermalcount run --sensor amg8833 --lights hue --group "Living room" --no-dashboard
     """
     from thermalcount.runtime.session import RunOptions, run_session
+    from thermalcount.sensors import simulated_label
 
     if off_delay is None:
         from thermalcount.config import load_config
@@ -82,8 +84,10 @@ def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names
     )
     stats = run_session(options)
     reason = "end of recording" if stats.stopped_by == "end-of-stream" else stats.stopped_by
+    simulated = simulated_label(sensor_spec)
     click.echo(
-        f"stopped ({reason}): {stats.frames} frames, {stats.entries} in, {stats.exits} out, "
+        (f"{simulated}: " if simulated else "")
+        + f"stopped ({reason}): {stats.frames} frames, {stats.entries} in, {stats.exits} out, "
         f"occupancy {stats.occupancy}"
         + (f", {stats.sensor_errors} failed sensor reads" if stats.sensor_errors else ""),
         err=True,

@@ -46,15 +46,21 @@ class Lights:
     def __init__(self):
         self._lock = threading.Lock()
         self._desired: Optional[bool] = None
+        self._reason: Optional[str] = None
         self._applied: Optional[bool] = None
         self._sent = 0
 
-    def set_on(self, on: bool) -> None:
-        """Record the desired state. Returns at once; repeated values cost nothing."""
+    def set_on(self, on: bool, reason: Optional[str] = None) -> None:
+        """Record the desired state. Returns at once; repeated values cost nothing.
+
+        ``reason`` says why in words ("occupancy 1", "off-delay expired ..."); back-ends that
+        switch something log it with the change, so the journal says why the lights changed."""
         on = bool(on)
         with self._lock:
             changed = on != self._desired
             self._desired = on
+            if changed:
+                self._reason = reason
         if changed:
             self._apply(on)
 

@@ -10,7 +10,10 @@ from thermalcount.lights.base import Lights
 
 
 class ConsoleLights(Lights):
-    """Prints ``HH:MM:SS lights on`` / ``... lights off`` when the desired state changes."""
+    """Prints ``2026-12-05 21:03:12 lights on (occupancy 1)`` when the desired state changes.
+
+    The timestamp has the same form as every plain log line of ``run``, so the two streams
+    (lights on stdout, the log on stderr) can be read side by side."""
 
     backend = "console"
     target = "console"
@@ -22,6 +25,9 @@ class ConsoleLights(Lights):
 
     def _apply(self, on: bool) -> None:
         stream = self._stream if self._stream is not None else sys.stdout
-        stamp = time.strftime("%H:%M:%S", time.localtime(self._clock()))
-        print(f"{stamp} lights {'on' if on else 'off'}", file=stream, flush=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self._clock()))
+        with self._lock:
+            reason = self._reason
+        why = f" ({reason})" if reason else ""
+        print(f"{stamp} lights {'on' if on else 'off'}{why}", file=stream, flush=True)
         super()._apply(on)

@@ -28,6 +28,8 @@ class LightPolicy:
             raise ValueError(f"off_delay must be >= 0 seconds, got {off_delay}")
         self.off_delay = off_delay
         self.desired: Optional[bool] = None
+        #: Why ``desired`` last changed, in words for the light log ("occupancy 2").
+        self.reason: Optional[str] = None
         self._empty_since: Optional[float] = None
 
     def update(self, time: float, occupancy: int) -> Optional[bool]:
@@ -36,12 +38,14 @@ class LightPolicy:
             self._empty_since = None
             if self.desired is not True:
                 self.desired = True
+                self.reason = f"occupancy {occupancy}"
                 return True
             return None
         if self._empty_since is None:
             self._empty_since = time
         if self.desired is not False and time - self._empty_since >= self.off_delay:
             self.desired = False
+            self.reason = f"off-delay expired (room empty for {self.off_delay:g} s)"
             return False
         return None
 

@@ -15,6 +15,11 @@ lock and returns. One thread owns the driver (the network client) and loops:
   NOT fight a manual switch: a light turned off by hand stays off until the desired state
   next changes.
 
+Every command the bridge answers is logged (INFO, one line: on/off, the target, why, "the
+bridge took it"); a change the bridge did not take is logged once, after the outage's warning. Outages are
+timed from the first failed request, so a hang that phue only gives up on after 10 s is
+reported whole.
+
 The driver is an object with ``description``, ``resolve()``, ``send(target, on)``,
 ``check(targets)`` and ``describe(error)`` (see :mod:`thermalcount.lights.hue`).
 """
@@ -94,6 +99,12 @@ class WorkerLights(Lights):
         self._close_deadline = 0.0
         self._first_attempt = threading.Event()
         self._last_sent: Dict[str, float] = {}
+        # For the light log: each change of the desired state is one generation; per target,
+        # the generation the bridge last took and the last one it was refused, so a re-send
+        # after an outage is told apart from a new change, and a refusal is said once.
+        self._generation = 0
+        self._taken: Dict[Target, int] = {}
+        self._failed: Dict[Target, int] = {}
         self._thread = threading.Thread(target=self._run, name="thermalcount-lights", daemon=True)
 
     # --- the frame loop's side: never blocks on the network --------------------------------
@@ -102,10 +113,12 @@ class WorkerLights(Lights):
         self._thread.start()
         return self
 
-    def set_on(self, on: bool) -> None:
+    def set_on(self, on: bool, reason: Optional[str] = None) -> None:
         with self._changed:
             if self._desired != bool(on):
                 self._desired = bool(on)
+                self._reason = reason
+                self._generation += 1
                 self._changed.notify_all()
 
     def status(self) -> LightStatus:
@@ -209,10 +222,11 @@ class WorkerLights(Lights):
                     return
                 targets = self._targets
             if targets is None:
+                attempt = time.time()
                 try:
                     resolved = self._driver.resolve()
                 except Exception as error:  # phue raises almost anything
-                    self._problem(error)
+                    self._problem(error, started_at=attempt)
                     self._first_attempt.set()
                     failures += 1
                     if not self._sleep(self._backoff(failures)):
@@ -243,10 +257,11 @@ class WorkerLights(Lights):
                     continue
                 # Idle health check, or probing a bridge that is still failing.
                 next_check = time.monotonic() + (self._check_interval or 0)
+                attempt = time.time()
                 try:
                     self._driver.check(targets)
                 except Exception as error:
-                    self._problem(error)
+                    self._problem(error, started_at=attempt)
                     failures += 1
                     if not self._sleep(self._backoff(failures)):
                         return
@@ -262,12 +277,14 @@ class WorkerLights(Lights):
                     return
                 continue  # the desired state may have changed meanwhile: re-read it
             with self._lock:
-                on = self._desired
+                on, generation, reason = self._desired, self._generation, self._reason
+            attempt = time.time()
             try:
                 self._driver.send(target, on)
             except Exception as error:
                 self._last_sent[target.kind] = time.monotonic()
-                self._problem(error, target)
+                self._problem(error, target, started_at=attempt)
+                self._log_not_taken(target, on, generation, reason)
                 failures += 1
                 if not self._sleep(self._backoff(failures)):
                     return
@@ -280,11 +297,43 @@ class WorkerLights(Lights):
                 self._sent += 1
                 self._changed.notify_all()
                 done = not self._pending_locked()
+            self._log_taken(target, on, generation, reason)
             if done:
                 self._recovered()
             self._notify()
 
-    def _problem(self, error: BaseException, target: Optional[Target] = None) -> None:
+    # --- the light log: every switch, why, and whether the bridge took it ------------------
+
+    def _why(self, target: Target, generation: int, reason: Optional[str]) -> tuple:
+        """(is a re-send of a change the bridge already took, the words for why). Locked."""
+        again = self._taken.get(target) == generation
+        return again, "re-applied after an outage" if again else (reason or "asked for")
+
+    def _log_taken(self, target: Target, on: bool, generation: int, reason: Optional[str]) -> None:
+        with self._lock:
+            again, why = self._why(target, generation, reason)
+            late = not again and self._failed.get(target) == generation
+            self._taken[target] = generation
+        if late:
+            why += ", sent once the bridge answered again"
+        log.info("lights %s: %s; why: %s; the bridge took it", "on" if on else "off", target, why)
+
+    def _log_not_taken(self, target: Target, on: bool, generation: int, reason: Optional[str]) -> None:
+        with self._lock:
+            again, why = self._why(target, generation, reason)
+            first = self._failed.get(target) != generation
+            self._failed[target] = generation
+        # Said once per change; a re-send of what the lights already were is the outage's
+        # business. What went wrong is the outage's warning line (logged just before), so
+        # this one stays INFO: one warning per outage, as before.
+        if first and not again:
+            log.info("lights %s: %s; why: %s; NOT taken yet (the bridge is out, see above); retrying until it is",
+                     "on" if on else "off", target, why)
+
+    def _problem(self, error: BaseException, target: Optional[Target] = None,
+                 started_at: Optional[float] = None) -> None:
+        """``started_at``: when the failed request was sent. A hang fails only when phue gives up,
+        10 s later; the outage is counted from the request, not from the giving up."""
         text = self._driver.describe(error)
         category = _category(error)
         with self._changed:
@@ -292,7 +341,7 @@ class WorkerLights(Lights):
             changed = category != self._error_category
             self._error, self._error_category = text, category
             if started:
-                self._outage_since = time.time()
+                self._outage_since = time.time() if started_at is None else started_at
             if isinstance(error, LightsError):
                 self._setup_error = error
             # Unreachable: what every light is now is unknown (a command may have landed, the
@@ -314,7 +363,9 @@ class WorkerLights(Lights):
             if self._error is None:
                 return
             since = self._outage_since
-        lasted = f" after {time.time() - since:.0f} s" if since else ""
+        # The whole outage: from the first failed request to this first good answer.
+        lasted = (f" after {time.time() - since:.0f} s (since the first failed request at "
+                  f"{time.strftime('%H:%M:%S', time.localtime(since))})") if since else ""
         log.warning("%s answers again%s; lights re-applied", self._driver.description, lasted)
         # Cleared only after the line is logged: whoever waits for "in sync" sees both.
         with self._changed:

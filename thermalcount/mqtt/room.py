@@ -306,7 +306,7 @@ class RoomService:
             return
         desired = self.policy.update(self._clock(), self.count.occupancy)  # only when it changes
         if desired is not None:
-            self.lights.set_on(desired)
+            self.lights.set_on(desired, reason=f"room {self.policy.reason}")
             self._publish_state()
 
     def _notice(self, message: str) -> None:

@@ -24,6 +24,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from thermalcount.errors import EndOfStream, SensorError
+from thermalcount.runtime.notices import Notices
 from thermalcount.runtime.timestamps import TimeGuard
 
 
@@ -50,7 +51,8 @@ class LiveSnapshot:
     sensor_problem: Optional[str] = None
     last_events: deque = field(default_factory=lambda: deque(maxlen=8))
     latencies_us: deque = field(default_factory=lambda: deque(maxlen=2048))
-    notices: deque = field(default_factory=lambda: deque(maxlen=8))
+    #: Repeats collapsed, warnings kept before info (see runtime/notices.py).
+    notices: Notices = field(default_factory=Notices)
     started: float = field(default_factory=time.monotonic)
     #: The travel axis: being found, found (and what was done), or as set.
     travel_axis: str = ""
@@ -201,7 +203,7 @@ class LiveLoop:
                         last_glitch_notice = now
                     snapshot.sensor_problem = str(error)
                     next_health = 0.0  # tell Home Assistant now, not at the next interval
-                    self._notice(f"sensor problem: {error} (counting pauses; retrying)")
+                    self._notice(f"sensor problem: {error} (counting pauses; retrying)", warning=True)
                 # Keep the off-delay running while the sensor is away: advance the light
                 # policy on the sensor's time base extrapolated from the wall clock.
                 if last_frame_time is not None:
@@ -215,7 +217,7 @@ class LiveLoop:
                 if announced:
                     self._notice(
                         f"sensor recovered after {self._wall() - outage_since:.1f} s "
-                        f"({snapshot.sensor_errors} failed reads so far)"
+                        f"({snapshot.sensor_errors} failed reads so far)", warning=True
                     )
                     snapshot.sensor_problem = None
                     next_health = 0.0
@@ -410,7 +412,7 @@ class LiveLoop:
         # The policy returns a value only when the desired state changes.
         desired = self.light_policy.update(now, self.counter.occupancy)
         if desired is not None and self.lights is not None:
-            self.lights.set_on(desired)
+            self.lights.set_on(desired, reason=self.light_policy.reason)
 
     def _apply_commands(self, now: Optional[float]) -> None:
         while not self._commands.empty():
@@ -429,8 +431,8 @@ class LiveLoop:
             if now is not None:
                 self._update_lights(now)
 
-    def _notice(self, message: str) -> None:
-        self.snapshot.notices.append(message)
+    def _notice(self, message: str, warning: bool = False) -> None:
+        self.snapshot.notices.append(message, warning=warning)
         self.reporter(message)
 
 

@@ -8,6 +8,7 @@ unit exits non-zero and restarts. Everything after a good start is survived by t
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,14 +17,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Optional
 
-from thermalcount.errors import OutputPathError, UsageError
+from thermalcount.errors import OutputPathError, SensorSetupError, UsageError
 
 log = logging.getLogger("thermalcount.run")
 
 
 @dataclass
 class RunOptions:
-    sensor_spec: str = "sim"
+    sensor_spec: str = "amg8833"  # like record: sim and emulated only when named
     model_path: Optional[str] = "default"
     backend: str = "auto"
     flip: bool = False
@@ -62,7 +63,7 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
     from thermalcount.runtime.counter import Counter
     from thermalcount.runtime.live import LiveLoop
     from thermalcount.runtime.model import Model
-    from thermalcount.sensors import open_sensor
+    from thermalcount.sensors import open_sensor, simulated_label
     from thermalcount.travel_axis import orientation_setting
 
     if options.off_delay < 0:
@@ -70,10 +71,13 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
     given = orientation_setting(options.orientation)  # None: auto
     out = out or sys.stderr
     plain = not options.dashboard or not _is_terminal(out)
+    # Made-up people switching real lights must be obvious in every line of the journal.
+    made_up = simulated_label(options.sensor_spec)
+    prefix = f"{made_up}: " if made_up else ""
 
     def report(message: str) -> None:
         if plain:
-            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=out, flush=True)
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {prefix}{message}", file=out, flush=True)
 
     with ExitStack() as stack:
         # Lights, MQTT and the sensor driver report outages through logging, once each;
@@ -101,11 +105,7 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
         events_out = _open_events_out(options.events_out, stack)
         lights, policy = _open_lights(options, report, stack)
         publisher = _open_mqtt(options, stack)
-        sensor = open_sensor(
-            options.sensor_spec, fps=options.fps, speed=options.speed, bus=options.bus,
-            address=options.address, orientation=given, seed=options.seed,
-            scenario=options.scenario, faults=options.faults,
-        )
+        sensor = _open_sensor(options, given)
         stack.callback(sensor.close)
         # The live loop never reads the simulator's ground truth: keeping it would grow
         # memory with every crossing of a long `run --sensor sim` (benchmarks/soak_run.py).
@@ -135,7 +135,23 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
         stack.enter_context(_stop_on_signals(loop))
         if plain:
             return loop.run(duration=options.duration, max_frames=options.max_frames)
-        return _run_with_dashboard(loop, options, lights, publisher)
+        return _run_with_dashboard(loop, options, lights, publisher, made_up)
+
+
+def _open_sensor(options: RunOptions, orientation):
+    from thermalcount.sensors import open_sensor
+
+    try:
+        return open_sensor(
+            options.sensor_spec, fps=options.fps, speed=options.speed, bus=options.bus,
+            address=options.address, orientation=orientation, seed=options.seed,
+            scenario=options.scenario, faults=options.faults,
+        )
+    except SensorSetupError as error:
+        # The real sensor is the default now: on a laptop (no I2C at all) say how to try it.
+        if options.sensor_spec.strip().lower() == "amg8833" and not os.path.exists(f"/dev/i2c-{options.bus}"):
+            raise SensorSetupError(f"{error}; or use --sensor sim to try it without hardware") from None
+        raise
 
 
 def _turned(orientation) -> str:
@@ -143,14 +159,14 @@ def _turned(orientation) -> str:
     return "as the sensor gives them" if orientation.is_identity else f"turned {orientation}"
 
 
-def _run_with_dashboard(loop, options, lights, publisher):
+def _run_with_dashboard(loop, options, lights, publisher, banner=None):
     from rich.console import Console
     from rich.live import Live
 
     from thermalcount.cli.dashboard import render_dashboard
 
     console = Console(stderr=True)
-    with Live(get_renderable=lambda: render_dashboard(loop, lights=lights, publisher=publisher),
+    with Live(get_renderable=lambda: render_dashboard(loop, lights=lights, publisher=publisher, banner=banner),
               console=console, refresh_per_second=4, transient=False):
         return loop.run(duration=options.duration, max_frames=options.max_frames)
 
@@ -214,19 +230,20 @@ class _ReportHandler(logging.Handler):
             message = record.getMessage()
         except Exception:  # a malformed log call must not break counting
             return
+        warning = record.levelno >= logging.WARNING  # kept visible in the dashboard
         if self._held is not None:
-            self._held.append(message)
+            self._held.append((message, warning))
         else:
-            self._show(message)
+            self._show(message, warning)
 
     def flush_held(self):
         held, self._held = self._held or [], None
-        for message in held:
-            self._show(message)
+        for message, warning in held:
+            self._show(message, warning)
 
-    def _show(self, message):
+    def _show(self, message, warning=False):
         if self.loop is not None:
-            self.loop._notice(message)  # the dashboard's notices and the log line
+            self.loop._notice(message, warning)  # the dashboard's notices and the log line
         else:
             self.report(message)
 

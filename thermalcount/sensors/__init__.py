@@ -13,7 +13,17 @@ from thermalcount.sensors.base import Pacer, Sensor, SensorFrame, SensorInfo
 
 SENSOR_CHOICES = ("amg8833", "emulated", "sim", "replay:PATH")
 
-__all__ = ["open_sensor", "SENSOR_CHOICES", "Sensor", "SensorFrame", "SensorInfo", "Pacer"]
+__all__ = ["open_sensor", "simulated_label", "SENSOR_CHOICES", "Sensor", "SensorFrame", "SensorInfo", "Pacer"]
+
+#: Sensors whose people are made up by the simulator (``emulated`` is the simulator behind
+#: an emulated I2C part): lights switched from them must never pass for real counting.
+SIMULATED = ("sim", "emulated")
+
+
+def simulated_label(spec: str) -> Optional[str]:
+    """``"SIMULATED sensor (sim)"`` for a simulator-fed sensor spec, None for real data."""
+    name = str(spec).partition(":")[0].strip().lower()
+    return f"SIMULATED sensor ({name})" if name in SIMULATED else None
 
 
 def open_sensor(spec: str, *, fps: float = 10, speed: Optional[float] = 1.0, bus: int = 1, address: int = 0x69,
