@@ -17,6 +17,7 @@ import click
 
 from thermalcount import __version__
 from thermalcount.errors import ThermalcountError
+from thermalcount.redaction import redact
 
 # name -> "module:attribute". Order is the order of the lifecycle, shown by --help.
 COMMANDS = {
@@ -68,7 +69,8 @@ class _ThermalcountClickError(click.ClickException):
 
 def _as_click_error(error: ThermalcountError) -> click.ClickException:
     # Messages are one line by contract; collapse any stray newline rather than trust it.
-    message = " ".join(str(error).split()) or type(error).__name__
+    # Redacted here, once for every command: a URL or key in a message must not reach the journal.
+    message = redact(" ".join(str(error).split())) or type(error).__name__
     return _ThermalcountClickError(message, getattr(error, "exit_code", 1))
 
 
@@ -98,8 +100,9 @@ def main(argv=None):
     except Exception as error:  # pragma: no cover - last resort, keeps tracebacks off screens
         if os.environ.get("THERMALCOUNT_DEBUG"):
             raise
+        detail = redact(" ".join(str(error).split()))
         click.echo(
-            f"Error: internal error ({type(error).__name__}: {' '.join(str(error).split())}); "
+            f"Error: internal error ({type(error).__name__}: {detail}); "
             "re-run with THERMALCOUNT_DEBUG=1 for a traceback and report it",
             err=True,
         )

@@ -7,6 +7,7 @@ import time
 from typing import Optional, TextIO
 
 from thermalcount.lights.base import Lights
+from thermalcount.streams import print_line
 
 
 class ConsoleLights(Lights):
@@ -23,5 +24,6 @@ class ConsoleLights(Lights):
     def _apply(self, on: bool) -> None:
         stream = self._stream if self._stream is not None else sys.stdout
         stamp = time.strftime("%H:%M:%S", time.localtime(self._clock()))
-        print(f"{stamp} lights {'on' if on else 'off'}", file=stream, flush=True)
+        # A full or closed stdout drops the line; the lights state still changes.
+        print_line(f"{stamp} lights {'on' if on else 'off'}", stream)
         super()._apply(on)

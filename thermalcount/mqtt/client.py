@@ -32,6 +32,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from thermalcount.errors import MqttError, UsageError
+from thermalcount.redaction import redact_url
 
 log = logging.getLogger("thermalcount.mqtt")
 
@@ -54,8 +55,9 @@ class BrokerAddress:
 
 def parse_broker_url(url: str) -> BrokerAddress:
     """``mqtt://HOST[:PORT]`` (default 1883) or ``mqtts://HOST[:PORT]`` (TLS, default 8883)."""
+    raw, url = url, redact_url(str(url or ""))  # messages quote the URL without its password
     try:
-        parts = urlsplit((url or "").strip())
+        parts = urlsplit((raw or "").strip())
         port = parts.port
     except ValueError as error:
         raise MqttError(f"--mqtt {url!r} is not a broker URL ({error}); use mqtt://HOST[:PORT]") from None
