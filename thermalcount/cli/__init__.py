@@ -54,6 +54,10 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except ThermalcountError as error:
             raise _as_click_error(error) from None
+        except click.ClickException as error:
+            # Click's own usage errors quote the option value, which may be a URL with a password.
+            error.message = redact(error.message)
+            raise
 
 
 def _module_exists(target: str) -> bool:
@@ -101,9 +105,12 @@ def main(argv=None):
         if os.environ.get("THERMALCOUNT_DEBUG"):
             raise
         detail = redact(" ".join(str(error).split()))
-        click.echo(
-            f"Error: internal error ({type(error).__name__}: {detail}); "
-            "re-run with THERMALCOUNT_DEBUG=1 for a traceback and report it",
-            err=True,
-        )
+        try:
+            click.echo(
+                f"Error: internal error ({type(error).__name__}: {detail}); "
+                "re-run with THERMALCOUNT_DEBUG=1 for a traceback and report it",
+                err=True,
+            )
+        except (OSError, ValueError):
+            pass  # stderr full or closed: the exit status still says it
         sys.exit(70)

@@ -95,8 +95,11 @@ def room(mqtt_url, doors, room_name, lights_kind, bridge, light_names, group_nam
             service.close()
         if lights is not None:
             lights.close()
-    click.echo(f"stopped: room {service.name} occupancy {stats.occupancy}, {stats.entries} in, "
-               f"{stats.exits} out, {stats.duplicates} duplicates ignored", err=True)
+    from thermalcount.streams import settle_std_streams
+
+    print_line(f"stopped: room {service.name} occupancy {stats.occupancy}, {stats.entries} in, "
+               f"{stats.exits} out, {stats.duplicates} duplicates ignored", sys.stderr)
+    settle_std_streams()  # a full or closed stderr does not turn a good run into exit 120
 
 
 def _run_with_dashboard(service, duration):

@@ -79,6 +79,12 @@ class EventLog:
             seekable = stat.S_ISREG(os.fstat(fd).st_mode)
             if seekable:
                 _repair_torn_tail(path, fd)
+        except NotAnEventLog as error:
+            os.close(fd)
+            raise OutputPathError(
+                f"the event log {path} exists and is not a JSON-lines event log ({error}); it was left "
+                "as it is: give a new file or an earlier --events-out log"
+            ) from None
         except OSError as error:
             os.close(fd)
             raise OutputPathError(
@@ -173,27 +179,45 @@ class EventLog:
                         "kept and written when it works again", self.path, reason, self._max_held)
 
 
+class NotAnEventLog(ValueError):
+    """An existing file whose end is not ours to repair (a recording given by mistake...)."""
+
+
+def _is_json_object(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line.decode("utf-8")), dict)
+    except ValueError:  # UnicodeDecodeError is a ValueError too
+        return False
+
+
 def _repair_torn_tail(path: str, fd: int) -> None:
-    """Make a regular file end in a newline: complete a whole JSON object, drop a torn one."""
+    """Make a regular file end in a whole line: complete a whole JSON object, drop a torn one.
+
+    Only a file that looks like an event log is touched or appended to: its last whole line
+    is a JSON object (or there is none), and a torn end is the start of one. Anything else
+    (a recording or a document named by mistake) raises :class:`NotAnEventLog`, unchanged.
+    """
     size = os.fstat(fd).st_size
     if size == 0:
         return
     with open(path, "rb") as handle:
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return
         begin = max(0, size - _TAIL_SCAN)
         handle.seek(begin)
         tail = handle.read(size - begin)
-    cut = tail.rfind(b"\n")
+    torn = not tail.endswith(b"\n")
+    body = tail if torn else tail[:-1]
+    cut = body.rfind(b"\n")  # the end of the last line kept as it is
     if cut < 0 and begin > 0:
-        return  # a last "line" over 1 MB is not ours; leave the file as it is
-    last = tail[cut + 1:]
-    try:
-        whole = isinstance(json.loads(last.decode("utf-8")), dict)
-    except ValueError:
-        whole = False
-    if whole:
+        raise NotAnEventLog("its last line is over 1 MB long")
+    last = body[cut + 1:]
+    whole = last if not torn else body[body.rfind(b"\n", 0, max(cut, 0)) + 1:max(cut, 0)]
+    if whole.strip() and not _is_json_object(whole):
+        raise NotAnEventLog("its last line is not a JSON event")
+    if not torn:
+        return
+    if not last.lstrip().startswith(b"{"):
+        raise NotAnEventLog("it ends in a line that is not a JSON event")
+    if _is_json_object(last):
         os.write(fd, b"\n")
         log.warning("event log %s ended without a newline; completed its last line", path)
     else:
