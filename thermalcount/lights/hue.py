@@ -150,6 +150,7 @@ class _Bridge(phue.Bridge):
                 connection.request(mode, address, json.dumps(data))
             else:
                 connection.request(mode, address)
+            _phue_logger.debug("%s %s %s", mode, address, data)  # as phue logs it (the filter redacts the key)
             response = connection.getresponse().read()
         finally:
             connection.close()
