@@ -347,6 +347,34 @@ def test_junk_mqtt_commands_are_said_once_a_minute_with_a_count(broker):  # noqa
     assert notices[1:] == ["199 more junk commands ignored since the last notice"]
 
 
+def test_junk_room_commands_are_said_once_a_minute_with_a_count(broker):  # noqa: F811
+    from mqtt_broker import Observer
+
+    from thermalcount.mqtt.room import RoomService
+
+    notices, done = [], threading.Event()
+    room = RoomService(broker.url, name="office", doors=["front"], reconnect_delay=(0.05, 0.3),
+                       reporter=lambda message: (notices.append(message), "by hand" in message and done.set()))
+    room.start()
+    runner = threading.Thread(target=room.run, daemon=True)
+    runner.start()
+    sender = Observer(broker.port, room.topics.availability)
+    try:
+        sender.wait_payload(room.topics.availability, "online")
+        for index in range(100):
+            sender.publish(room.topics.set, f"junk {index}")
+        sender.publish(room.topics.set, "2")  # after the junk on the same topic
+        assert done.wait(HANG_GUARD)
+        junk = [n for n in notices if "ignored" in n]
+        assert len(junk) == 1 and junk[0].startswith("ignored a message on thermalcount/room/office/set")
+    finally:
+        room.stop()
+        runner.join(HANG_GUARD)
+        room.close()
+        sender.close()
+    assert notices[-1] == "99 more junk commands ignored since the last notice"
+
+
 def test_throttled_notice_carries_the_count_after_the_interval():
     from thermalcount.mqtt.throttle import Throttled
 
