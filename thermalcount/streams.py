@@ -13,10 +13,13 @@ import sys
 from typing import Optional, TextIO
 
 
-def print_line(text: str, stream: Optional[TextIO] = None) -> bool:
-    """Print one line and flush it; False (and nothing raised) if the stream cannot take it."""
-    stream = stream if stream is not None else sys.stdout
-    if stream is None:  # started with the stream closed (>&-)
+def print_line(text: str, stream: Optional[TextIO]) -> bool:
+    """Print one line to ``stream`` and flush it; False (nothing raised) if it cannot take it.
+
+    ``stream`` is None when the process was started with it closed (``2>&-``): the line is
+    dropped rather than sent to the other stream.
+    """
+    if stream is None:
         return False
     try:
         print(text, file=stream, flush=True)
