@@ -34,6 +34,7 @@ import phue
 
 from thermalcount import config
 from thermalcount.errors import LightsError
+from thermalcount.redaction import remember_secret
 from thermalcount.lights.worker import BridgeRefusal, Target, WorkerLights
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ if not any(isinstance(f, _PhueLogFilter) for f in _phue_logger.filters):
 
 def _client(host: str, key: str) -> "phue.Bridge":
     _SECRETS.add(key)
+    remember_secret(key)  # masked in every Error: and log line, not only phue's
     # Both ip and username given: the constructor makes no network call and reads no file.
     return _Bridge(ip=host, username=key, config_file_path=os.devnull)
 
@@ -408,6 +410,7 @@ def pair(
                 key = item.get("success", {}).get("username") if isinstance(item, dict) else None
                 if isinstance(key, str) and key:
                     _SECRETS.add(key)
+                    remember_secret(key)
                     return config.save_hue_key(host, key)
         errors = _api_errors(answer)
         if not errors:

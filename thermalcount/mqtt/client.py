@@ -32,7 +32,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from thermalcount.errors import MqttError, UsageError
-from thermalcount.redaction import redact_url
+from thermalcount.redaction import redact_url, remember_secret
 
 log = logging.getLogger("thermalcount.mqtt")
 
@@ -85,6 +85,7 @@ def resolve_credentials(username: Optional[str], password: Optional[str]) -> tup
 
         username = os.environ.get(USERNAME_ENV) or config.load_config().mqtt_user
         password = config.mqtt_password()
+    remember_secret(password)  # one given by a library caller is masked in messages too
     if password is not None and username is None:
         raise MqttError(f"an MQTT password is set but no user name; {_CREDENTIAL_HINT}")
     return username, password
