@@ -96,9 +96,13 @@ class EventLog:
     def append(self, record: dict) -> None:
         """Queue one event and try to write everything queued. Never raises."""
         if len(self._held) >= self._max_held:
-            # The oldest first: the newest events say where the count stands now.
-            self._held.popleft()
-            self._written = 0
+            # The oldest first: the newest events say where the count stands now. A line half
+            # in a pipe must still be finished, so then the one after it goes.
+            if self._written and len(self._held) > 1:
+                del self._held[1]
+            else:
+                self._held.popleft()
+                self._written = 0
             self.dropped += 1
         self._held.append((json.dumps(record) + "\n").encode("utf-8"))
         self._drain()
