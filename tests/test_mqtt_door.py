@@ -121,10 +121,13 @@ def test_commands_reach_on_command_and_bad_or_retained_ones_are_ignored(broker, 
     sender.wait_payload("thermalcount/door/hall/availability", "online")
     for payload in ("3", "reset", "nonsense", "-2", "2.5", "7.0"):  # HA's number entity may send "7.0"
         sender.publish("thermalcount/door/hall/set", payload)
-    sender.wait_for(lambda: len(received) >= 3 and len(notices) >= 4, what="commands handled")
+    sender.wait_for(lambda: len(received) >= 3 and len(notices) >= 1, what="commands handled")
     time.sleep(0.1)
     assert received == [("set", 3), ("reset", None), ("set", 7)]
-    assert sum("retained" in n for n in notices) == 1 and sum("ignored a message" in n and "command" in n for n in notices) == 3
+    # Junk is said once a minute with a count (anyone on the broker could flood the journal).
+    assert len(notices) == 1 and "retained" in notices[0]
+    door.close()
+    assert notices[1:] == ["3 more junk commands ignored since the last notice"]
     sender.publish("thermalcount/door/hall/set", "", retain=True)  # clear the retained command
 
 

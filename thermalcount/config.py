@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from thermalcount.errors import ConfigError
+from thermalcount.redaction import remember_secret
 
 log = logging.getLogger(__name__)
 
@@ -308,11 +309,13 @@ def hue_key(host: str) -> Optional[str]:
     """The key for ``host``: ``$THERMALCOUNT_HUE_KEY`` first, else the credentials file."""
     from_env = os.environ.get(HUE_KEY_ENV)
     if from_env:
+        remember_secret(from_env.strip())  # masked in every later message and log line
         return from_env.strip()
     hue = _read_credentials().get("hue")
     bridges = hue.get("bridges") if isinstance(hue, dict) else None
     entry = bridges.get(host) if isinstance(bridges, dict) else None
     if isinstance(entry, dict) and isinstance(entry.get("key"), str) and entry["key"]:
+        remember_secret(entry["key"])
         return entry["key"]
     return None
 
@@ -335,8 +338,12 @@ def mqtt_password() -> Optional[str]:
     """``$THERMALCOUNT_MQTT_PASSWORD`` first, else the credentials file; None if neither."""
     from_env = os.environ.get(MQTT_PASSWORD_ENV)
     if from_env:
+        remember_secret(from_env)  # masked in every later message and log line
         return from_env
     entry = _read_credentials().get("mqtt", {})
     password = entry.get("password") if isinstance(entry, dict) else None
-    return password if isinstance(password, str) and password else None
+    if isinstance(password, str) and password:
+        remember_secret(password)
+        return password
+    return None
 

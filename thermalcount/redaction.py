@@ -16,8 +16,9 @@ from typing import Any
 MASK = "***"
 
 # scheme://user:password@host or scheme://token@host. The user name is kept (it says which
-# account), the password or token goes.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/@'\"]+)@")
+# account), the password or token goes. The userinfo runs to the LAST "@" before the host, as
+# urlsplit reads it: a password "p@ss" must not leave "ss" behind.
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/'\"]+)@")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()

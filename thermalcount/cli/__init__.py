@@ -17,6 +17,7 @@ import click
 
 from thermalcount import __version__
 from thermalcount.errors import ThermalcountError
+from thermalcount.redaction import redact
 
 # name -> "module:attribute". Order is the order of the lifecycle, shown by --help.
 COMMANDS = {
@@ -61,6 +62,10 @@ class LazyGroup(click.Group):
             if error.filename is None or isinstance(error, (BlockingIOError, InterruptedError)):
                 raise
             raise _as_click_error(_path_error(error)) from None
+        except click.ClickException as error:
+            # Click's own usage errors quote the option value, which may be a URL with a password.
+            error.message = redact(error.message)
+            raise
 
 
 def _module_exists(target: str) -> bool:
@@ -84,7 +89,8 @@ def _path_error(error: OSError) -> ThermalcountError:
 
 def _as_click_error(error: ThermalcountError) -> click.ClickException:
     # Messages are one line by contract; collapse any stray newline rather than trust it.
-    message = " ".join(str(error).split()) or type(error).__name__
+    # Redacted here, once for every command: a URL or key in a message must not reach the journal.
+    message = redact(" ".join(str(error).split())) or type(error).__name__
     return _ThermalcountClickError(message, getattr(error, "exit_code", 1))
 
 
@@ -115,9 +121,13 @@ def main(argv=None):
     except Exception as error:  # pragma: no cover - last resort, keeps tracebacks off screens
         if os.environ.get("THERMALCOUNT_DEBUG"):
             raise
-        click.echo(
-            f"Error: internal error ({type(error).__name__}: {' '.join(str(error).split())}); "
-            "re-run with THERMALCOUNT_DEBUG=1 for a traceback and report it",
-            err=True,
-        )
+        detail = redact(" ".join(str(error).split()))
+        try:
+            click.echo(
+                f"Error: internal error ({type(error).__name__}: {detail}); "
+                "re-run with THERMALCOUNT_DEBUG=1 for a traceback and report it",
+                err=True,
+            )
+        except (OSError, ValueError):
+            pass  # stderr full or closed: the exit status still says it
         sys.exit(70)

@@ -65,9 +65,12 @@ def room(mqtt_url, doors, room_name, lights_kind, bridge, light_names, group_nam
 
     def report(message: str) -> None:
         if plain:
-            click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", err=True)
+            # Redacted (no password in the journal); a full or closed stderr drops the line.
+            print_line(redact(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"), sys.stderr)
 
     from thermalcount.mqtt.room import RoomService
+    from thermalcount.redaction import redact
+    from thermalcount.streams import print_line
 
     lights = None
     if lights_kind != "none":
@@ -92,8 +95,11 @@ def room(mqtt_url, doors, room_name, lights_kind, bridge, light_names, group_nam
             service.close()
         if lights is not None:
             lights.close()
-    click.echo(f"stopped: room {service.name} occupancy {stats.occupancy}, {stats.entries} in, "
-               f"{stats.exits} out, {stats.duplicates} duplicates ignored", err=True)
+    from thermalcount.streams import settle_std_streams
+
+    print_line(f"stopped: room {service.name} occupancy {stats.occupancy}, {stats.entries} in, "
+               f"{stats.exits} out, {stats.duplicates} duplicates ignored", sys.stderr)
+    settle_std_streams()  # a full or closed stderr does not turn a good run into exit 120
 
 
 def _run_with_dashboard(service, duration):

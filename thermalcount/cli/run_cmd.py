@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from thermalcount.cli.options import DURATION, FiniteFloat, I2C_ADDRESS, SEED, SPEED
@@ -85,10 +87,13 @@ def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names
     stats = run_session(options)
     reason = "end of recording" if stats.stopped_by == "end-of-stream" else stats.stopped_by
     simulated = simulated_label(sensor_spec)
-    click.echo(
+    from thermalcount.streams import print_line, settle_std_streams
+
+    print_line(
         (f"{simulated}: " if simulated else "")
         + f"stopped ({reason}): {stats.frames} frames, {stats.entries} in, {stats.exits} out, "
         f"occupancy {stats.occupancy}"
         + (f", {stats.sensor_errors} failed sensor reads" if stats.sensor_errors else ""),
-        err=True,
+        sys.stderr,
     )
+    settle_std_streams()  # a full or closed stdout/stderr does not turn a good run into exit 120

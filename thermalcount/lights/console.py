@@ -7,6 +7,7 @@ import time
 from typing import Optional, TextIO
 
 from thermalcount.lights.base import Lights
+from thermalcount.streams import print_line
 
 
 class ConsoleLights(Lights):
@@ -29,5 +30,6 @@ class ConsoleLights(Lights):
         with self._lock:
             reason = self._reason
         why = f" ({reason})" if reason else ""
-        print(f"{stamp} lights {'on' if on else 'off'}{why}", file=stream, flush=True)
+        # A full or closed stdout drops the line; the lights state still changes.
+        print_line(f"{stamp} lights {'on' if on else 'off'}{why}", stream)
         super()._apply(on)

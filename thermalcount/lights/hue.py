@@ -12,6 +12,9 @@ What phue does that we work around (see docs/lights.md):
   ever pass numeric ids.
 * It logs the key (``Using username: ...`` and in request paths): a filter on its logger
   redacts our keys, and drops its warnings, which we report ourselves, once.
+* Its 10 s timeout is per socket operation, so a bridge that sends one byte every few
+  seconds keeps a request alive for ever and the lights worker never reports the outage:
+  :class:`_Bridge` sends phue's requests through a connection with a total deadline.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import phue
 
 from thermalcount import config
 from thermalcount.errors import LightsError
+from thermalcount.redaction import remember_secret
 from thermalcount.lights.worker import BridgeRefusal, Target, WorkerLights
 
 log = logging.getLogger(__name__)
@@ -38,7 +42,8 @@ log = logging.getLogger(__name__)
 UNAUTHORIZED = 1
 RESOURCE_NOT_AVAILABLE = 3
 LINK_BUTTON_NOT_PRESSED = 101
-PHUE_TIMEOUT = 10  # seconds; fixed inside phue
+#: Seconds a whole request may take (connect, send, every byte of the answer).
+REQUEST_DEADLINE = 10.0
 
 
 class HueApiError(BridgeRefusal):
@@ -89,8 +94,69 @@ if not any(isinstance(f, _PhueLogFilter) for f in _phue_logger.filters):
 
 def _client(host: str, key: str) -> "phue.Bridge":
     _SECRETS.add(key)
+    remember_secret(key)  # masked in every Error: and log line, not only phue's
     # Both ip and username given: the constructor makes no network call and reads no file.
-    return phue.Bridge(ip=host, username=key, config_file_path=os.devnull)
+    return _Bridge(ip=host, username=key, config_file_path=os.devnull)
+
+
+# --- a total deadline per request ----------------------------------------------------------
+
+
+class _DeadlineSocket(socket.socket):
+    """A socket whose every send and receive gets only the time left until ``deadline``."""
+
+    deadline = float("inf")
+
+    def _arm(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no complete answer within {REQUEST_DEADLINE:g} s")
+        self.settimeout(remaining)
+
+    def recv_into(self, *args, **kwargs):  # what the response's makefile() reads with
+        self._arm()
+        return super().recv_into(*args, **kwargs)
+
+    def recv(self, *args, **kwargs):
+        self._arm()
+        return super().recv(*args, **kwargs)
+
+    def sendall(self, *args, **kwargs):
+        self._arm()
+        return super().sendall(*args, **kwargs)
+
+
+class _DeadlineConnection(http.client.HTTPConnection):
+    """``HTTPConnection`` whose whole exchange must end within ``seconds`` of its creation."""
+
+    def __init__(self, host: str, seconds: float):
+        super().__init__(host, timeout=seconds)
+        self._deadline = time.monotonic() + seconds
+
+    def connect(self) -> None:
+        self.timeout = max(0.001, self._deadline - time.monotonic())
+        super().connect()
+        plain, self.sock = self.sock, None
+        wrapped = _DeadlineSocket(fileno=plain.detach())
+        wrapped.deadline = self._deadline
+        self.sock = wrapped
+
+
+class _Bridge(phue.Bridge):
+    """phue's Bridge with :meth:`request` on a :class:`_DeadlineConnection`; the rest is phue's."""
+
+    def request(self, mode="GET", address=None, data=None):
+        connection = _DeadlineConnection(self.ip, REQUEST_DEADLINE)
+        try:
+            if mode in ("PUT", "POST"):
+                connection.request(mode, address, json.dumps(data))
+            else:
+                connection.request(mode, address)
+            _phue_logger.debug("%s %s %s", mode, address, data)  # as phue logs it (the filter redacts the key)
+            response = connection.getresponse().read()
+        finally:
+            connection.close()
+        return json.loads(response.decode("utf-8"))
 
 
 # --- addresses and answers -----------------------------------------------------------------
@@ -169,7 +235,7 @@ def describe_error(error: BaseException, host: str) -> str:
     elif isinstance(error, ConnectionRefusedError):
         text = "connection refused (is the bridge on, and is this its address?)"
     elif isinstance(error, (TimeoutError, socket.timeout, phue.PhueRequestTimeout)):
-        text = f"no answer within {PHUE_TIMEOUT} s"
+        text = f"no answer within {REQUEST_DEADLINE:g} s"
     elif isinstance(error, json.JSONDecodeError):
         text = "it answered something that is not Hue JSON"
     elif isinstance(error, http.client.HTTPException):
@@ -329,7 +395,7 @@ def pair(
     Stores the key (0600) for the bridge and returns the credentials file. ``on_wait`` is
     called with the seconds left while the bridge says the button was not pressed."""
     host = normalize_host(bridge)
-    api = phue.Bridge(ip=host, username="", config_file_path=os.devnull)
+    api = _Bridge(ip=host, username="", config_file_path=os.devnull)
     devicetype = "thermalcount#" + (socket.gethostname() or "pi")[:19]
     deadline = time.monotonic() + timeout
     while True:
@@ -344,6 +410,7 @@ def pair(
                 key = item.get("success", {}).get("username") if isinstance(item, dict) else None
                 if isinstance(key, str) and key:
                     _SECRETS.add(key)
+                    remember_secret(key)
                     return config.save_hue_key(host, key)
         errors = _api_errors(answer)
         if not errors:

@@ -32,6 +32,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from thermalcount.errors import MqttError, UsageError
+from thermalcount.redaction import redact_url, remember_secret
 
 log = logging.getLogger("thermalcount.mqtt")
 
@@ -54,8 +55,9 @@ class BrokerAddress:
 
 def parse_broker_url(url: str) -> BrokerAddress:
     """``mqtt://HOST[:PORT]`` (default 1883) or ``mqtts://HOST[:PORT]`` (TLS, default 8883)."""
+    raw, url = url, redact_url(str(url or ""))  # messages quote the URL without its password
     try:
-        parts = urlsplit((url or "").strip())
+        parts = urlsplit((raw or "").strip())
         port = parts.port
     except ValueError as error:
         raise MqttError(f"--mqtt {url!r} is not a broker URL ({error}); use mqtt://HOST[:PORT]") from None
@@ -83,6 +85,7 @@ def resolve_credentials(username: Optional[str], password: Optional[str]) -> tup
 
         username = os.environ.get(USERNAME_ENV) or config.load_config().mqtt_user
         password = config.mqtt_password()
+    remember_secret(password)  # one given by a library caller is masked in messages too
     if password is not None and username is None:
         raise MqttError(f"an MQTT password is set but no user name; {_CREDENTIAL_HINT}")
     return username, password

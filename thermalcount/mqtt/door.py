@@ -18,6 +18,7 @@ from typing import Callable, Optional
 
 from thermalcount.mqtt import homeassistant as ha
 from thermalcount.mqtt.client import MqttLink
+from thermalcount.mqtt.throttle import Throttled
 
 log = logging.getLogger("thermalcount.mqtt")
 
@@ -72,6 +73,8 @@ class DoorPublisher:
         self.on_command = on_command
         self._status_topic = ha.status_topic(self.discovery_prefix)
         self._report = reporter or log.warning
+        # Anyone on the broker can send junk commands: said once a minute, with a count.
+        self._junk = Throttled(self._report, "junk commands")
         self._link = MqttLink(
             url,
             client_id=client_id or f"thermalcount-{self.door_id}-{self.session}",
@@ -120,6 +123,7 @@ class DoorPublisher:
     def close(self) -> None:
         """Publish ``offline`` (a clean disconnect does not fire the will), then disconnect."""
         self._link.close()
+        self._junk.flush()
 
     @property
     def status(self) -> dict:
@@ -134,12 +138,12 @@ class DoorPublisher:
             return
         if retained:
             # A retained command would re-apply itself at every restart of the door.
-            self._report(f"ignored a retained command on {topic}; publish set/reset commands without retain")
+            self._junk(f"ignored a retained command on {topic}; publish set/reset commands without retain")
             return
         try:
             command, value = ha.parse_count_command(payload)
         except ValueError as error:
-            self._report(f"ignored a message on {topic}: {error}; send 'reset' or a whole number")
+            self._junk(f"ignored a message on {topic}: {error}; send 'reset' or a whole number")
             return
         if self.on_command is not None:
             self.on_command(command, value)

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Optional
 
 from thermalcount.errors import UsageError
 from thermalcount.mqtt import homeassistant as ha
+from thermalcount.mqtt.throttle import Throttled
 
 log = logging.getLogger("thermalcount.mqtt")
 
@@ -191,6 +192,8 @@ class RoomService:
             self._door_topics[topics.events] = ("event", door_id)
             self._door_topics[topics.availability] = ("availability", door_id)
         self.notices: list[str] = []
+        # Anyone on the broker can send junk commands: said once a minute, with a count.
+        self._junk = Throttled(self._notice, "junk commands")
         session = secrets.token_hex(4)
         self._link = MqttLink(
             url,
@@ -252,6 +255,7 @@ class RoomService:
 
     def close(self) -> None:
         self._link.close()
+        self._junk.flush()
 
     # -- internals -------------------------------------------------------------------------
     def _handle(self, topic: str, payload: bytes, retained: bool) -> Optional[str]:
@@ -283,12 +287,12 @@ class RoomService:
 
     def _handle_command(self, payload: bytes, retained: bool) -> Optional[str]:
         if retained:
-            self._notice(f"ignored a retained command on {self.topics.set}; publish commands without retain")
+            self._junk(f"ignored a retained command on {self.topics.set}; publish commands without retain")
             return None
         try:
             command, value = ha.parse_count_command(payload)
         except ValueError as error:
-            self._notice(f"ignored a message on {self.topics.set}: {error}; send 'reset' or a whole number")
+            self._junk(f"ignored a message on {self.topics.set}: {error}; send 'reset' or a whole number")
             return None
         self.count.set_occupancy(0 if command == "reset" else value)
         self._notice(f"room occupancy set to {self.count.occupancy} by hand")

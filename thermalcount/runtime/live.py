@@ -13,7 +13,6 @@ occupancy and the lights do meanwhile.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -113,6 +112,10 @@ class LiveLoop:
         self.lights = lights
         self.light_policy = light_policy
         self.publisher = publisher
+        if events_out is not None and not hasattr(events_out, "append"):
+            from thermalcount.runtime.event_log import StreamEvents
+
+            events_out = StreamEvents(events_out)  # a plain text stream
         self.events_out = events_out
         self.reporter = reporter or (lambda message: None)
         self.speed = speed
@@ -175,6 +178,8 @@ class LiveLoop:
             if next_status is not None and now >= next_status:
                 next_status += self.status_interval
                 self.reporter(self.status_line())
+            if self.events_out is not None and self.events_out.pending:
+                self.events_out.retry()  # a failing event log: every few seconds
             if not self._commands.empty():  # raising queue.Empty every frame costs ~1 µs
                 self._apply_commands(last_frame_time)
             try:
@@ -275,8 +280,6 @@ class LiveLoop:
             self._settle_axis(last_frame_time)
         if times.repaired > times_noticed:  # the final figure, when it grew since it was said
             self._notice(times.warning())
-        if self.events_out is not None:
-            self.events_out.flush()
         return LiveStats(
             frames=snapshot.frames,
             entries=self.counter.entries,
@@ -392,9 +395,8 @@ class LiveLoop:
             snapshot.last_events.append(record)
             self.reporter(f"{record['direction']:<3} frame {record['frame']} occupancy {record['occupancy']}")
             if self.events_out is not None:
-                # One line per event, flushed: a crash loses no event already counted.
-                self.events_out.write(json.dumps(record) + "\n")
-                self.events_out.flush()
+                # Written at once, whole lines only; held and retried while the log fails.
+                self.events_out.append(record)
             if self.publisher is not None:
                 self.publisher.publish_event(event)
 

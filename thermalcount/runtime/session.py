@@ -17,7 +17,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Optional
 
-from thermalcount.errors import OutputPathError, SensorSetupError, UsageError
+from thermalcount.errors import SensorSetupError, UsageError
+from thermalcount.redaction import redact, redact_url
+from thermalcount.streams import print_line
 
 log = logging.getLogger("thermalcount.run")
 
@@ -63,7 +65,7 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
     from thermalcount.runtime.counter import Counter
     from thermalcount.runtime.live import LiveLoop
     from thermalcount.runtime.model import Model
-    from thermalcount.sensors import open_sensor, simulated_label
+    from thermalcount.sensors import simulated_label
     from thermalcount.travel_axis import orientation_setting
 
     if options.off_delay < 0:
@@ -77,7 +79,8 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
 
     def report(message: str) -> None:
         if plain:
-            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {prefix}{message}", file=out, flush=True)
+            # Redacted: a log line must not carry a password; dropped if `out` is full or closed.
+            print_line(redact(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {prefix}{message}"), out)
 
     with ExitStack() as stack:
         # Lights, MQTT and the sensor driver report outages through logging, once each;
@@ -128,7 +131,7 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
         report(
             f"counting: sensor {options.sensor_spec}, model {options.model_path or 'default'} "
             f"({model.backend}), lights {options.lights_kind}"
-            + (f", mqtt {options.mqtt_url}" if options.mqtt_url else "")
+            + (f", mqtt {redact_url(options.mqtt_url)}" if options.mqtt_url else "")
             + (f", travel axis from the frames (the model's {model.travel_axis} until found)" if given is None
                else f", frames {_turned(given)}")
         )
@@ -174,15 +177,12 @@ def _run_with_dashboard(loop, options, lights, publisher, banner=None):
 def _open_events_out(path: Optional[str], stack: ExitStack):
     if path is None:
         return None
-    try:
-        # Append: a service that restarts keeps the events it already logged.
-        handle = open(path, "a", encoding="utf-8")
-    except OSError as error:
-        raise OutputPathError(
-            f"cannot write the event log {path}: {error.strerror or error}; choose a writable path"
-        ) from None
-    stack.callback(handle.close)
-    return handle
+    from thermalcount.runtime.event_log import EventLog
+
+    # Append: a service that restarts keeps the events it already logged.
+    events = EventLog.open(path)
+    stack.callback(events.close)
+    return events
 
 
 def _open_lights(options: RunOptions, report, stack: ExitStack):
@@ -227,7 +227,7 @@ class _ReportHandler(logging.Handler):
 
     def emit(self, record):
         try:
-            message = record.getMessage()
+            message = redact(record.getMessage())  # the dashboard shows notices too
         except Exception:  # a malformed log call must not break counting
             return
         warning = record.levelno >= logging.WARNING  # kept visible in the dashboard

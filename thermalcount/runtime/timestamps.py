@@ -9,8 +9,11 @@ clock). Rather than count wrongly, each bad time is replaced:
 
 * a time that is not finite, or further than ~3000 years from 1970, or a lone frame out of
   line with both neighbours (a spike), is taken as the previous frame's time + 1 / fps;
-* a time at or before the previous good one is a step of the clock: from there on, times
-  keep their own spacing but start 1 / fps after the previous frame (a constant offset).
+* a time that goes back a second or more, or a clock that stands still for a second's worth
+  of frames, is a broken clock: from there on, times keep their own spacing but start
+  1 / fps after the previous frame (a constant offset). A smaller step back or a tie (two
+  frames read within the clock's resolution, as a re-initialised sensor delivers them) keeps
+  the previous frame's time and shifts nothing.
 
 Gaps forward stay: a recording appended to hours later, a sensor outage, are real time.
 :attr:`TimeGuard.repaired` counts the frames whose time was replaced and
@@ -25,6 +28,9 @@ import numpy as np
 
 #: Seconds from 1970 beyond which a timestamp is taken as garbage (~ year 5000).
 ABSURD_SECONDS = 1e11
+#: A clock that goes back less than this, or stands still for fewer seconds' worth of frames,
+#: is read as ties (frames read within its resolution), not as a broken clock.
+TIE_SECONDS = 1.0
 
 
 class TimeGuard:
@@ -37,6 +43,7 @@ class TimeGuard:
         self._offset = 0.0  # added to raw times since the last step of the clock
         self._last_raw: Optional[float] = None  # raw time of the last good frame
         self._last_out: Optional[float] = None  # time given to the last frame
+        self._stalled = 0  # frames in a row whose time did not pass the last good one
 
     # -- offline: a chunk at a time ------------------------------------------------------
     def chunk(self, times: np.ndarray, start_frame: int = 0) -> np.ndarray:
@@ -46,7 +53,7 @@ class TimeGuard:
             return times
         if self._fits(times):  # the usual case: one vectorised look, no copy
             out = times + self._offset if self._offset else times
-            self._last_raw, self._last_out = float(times[-1]), float(out[-1])
+            self._last_raw, self._last_out, self._stalled = float(times[-1]), float(out[-1]), 0
             return out
         suspect = self._spikes(times)
         out = np.empty_like(times)
@@ -61,6 +68,7 @@ class TimeGuard:
                 and time < ABSURD_SECONDS and time + self._offset > self._last_out):
             self._last_raw = time
             self._last_out = time + self._offset
+            self._stalled = 0
             return self._last_out
         return self._one(time, index, False)
 
@@ -105,11 +113,21 @@ class TimeGuard:
             self._note(index)
             self._last_out += self.step
             return self._last_out
-        if self._last_raw is None or raw <= self._last_raw or raw + self._offset <= self._last_out:
-            # The clock stepped back (or stood still): carry on 1/fps after the last frame.
-            if self._last_raw is not None and raw <= self._last_raw:
-                self._note(index)
+        if self._last_raw is not None and raw <= self._last_raw:
+            self._stalled += 1
+            # Two frames read within the clock's resolution, or a frame stamped a little late
+            # (a re-initialised sensor delivers its first frames back to back): a tie, not a
+            # broken clock. A clock that has not moved for a second of frames, or went back a
+            # second or more, is broken: from here on times follow the frame rate.
+            if self._last_raw - raw < TIE_SECONDS and self._stalled * self.step < TIE_SECONDS:
+                return self._last_out
+            self._note(index)
             self._offset = self._last_out + self.step - raw
+        else:
+            self._stalled = 0
+            if self._last_raw is None or raw + self._offset <= self._last_out:
+                # After frames whose times were taken from the frame rate: follow on from them.
+                self._offset = self._last_out + self.step - raw
         self._last_raw = raw
         self._last_out = raw + self._offset
         return self._last_out

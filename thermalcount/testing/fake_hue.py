@@ -13,7 +13,8 @@ Every accepted state change is recorded in :attr:`FakeHueBridge.history` as
 Faults, each optionally for ``seconds`` (else until :meth:`heal`):
 ``go_down`` (stops listening: connection refused), ``hang`` (accepts, never answers, drops
 the connection when the hang ends), ``fail`` (error arrays), ``garbage`` (non-JSON bodies),
-and ``revoke(key)`` (unauthorized from then on).
+``drip`` (a correct answer, one byte every ``interval`` seconds: no socket timeout ever
+fires) and ``revoke(key)`` (unauthorized from then on).
 
     with FakeHueBridge(lights={"1": "Hall"}) as bridge:
         key = bridge.create_key()          # as if paired
@@ -71,7 +72,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
             return
         payload = bridge._dispatch(method, self.path, body)
+        if mode == "drip":
+            self._drip(bridge, json.dumps(payload).encode())
+            return
         self._send(200, json.dumps(payload).encode(), "application/json")
+
+    def _drip(self, bridge: "FakeHueBridge", data: bytes) -> None:
+        """The whole answer, status line included, a byte at a time until the drip ends."""
+        answer = (f"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+        self.close_connection = True
+        try:
+            for index in range(len(answer)):
+                if not bridge._drip_wait():
+                    self.wfile.write(answer[index:])  # healed: the rest at once
+                    break
+                self.wfile.write(answer[index:index + 1])
+                self.wfile.flush()
+        except OSError:
+            pass  # the client gave up
 
     def _send(self, status: int, data: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -153,6 +172,7 @@ class FakeHueBridge:
         self._fault_mode: Optional[str] = None
         self._fault_until = float("inf")
         self._fault_error = (901, "Internal error, 404")
+        self._drip_interval = 5.0
         self._stopping = False
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
@@ -254,6 +274,23 @@ class FakeHueBridge:
         with self._lock:
             self._fault_error = (error_type, description)
         self._set_fault("fail", seconds)
+
+    def drip(self, interval: float = 5.0, seconds: Optional[float] = None) -> None:
+        """Answer every request correctly but one byte every ``interval`` seconds."""
+        with self._lock:
+            self._drip_interval = interval
+        self._set_fault("drip", seconds)
+
+    def _drip_wait(self) -> bool:
+        """Wait one drip interval; False once the drip ended (healed, expired or stopping)."""
+        with self._fault_changed:
+            until = time.monotonic() + self._drip_interval
+            while not self._stopping and self._fault_mode == "drip" and time.monotonic() < self._fault_until:
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    return True
+                self._fault_changed.wait(remaining)
+            return False
 
     def garbage(self, seconds: Optional[float] = None) -> None:
         """Answer every request with an HTML page (HTTP 502), as a confused proxy would."""
