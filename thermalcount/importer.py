@@ -20,6 +20,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from thermalcount.errors import ImportFormatError
+from thermalcount.safe_files import refuse_same_file
 from thermalcount.store import PIXEL_RANGE_C, RecordingWriter, check_output_path
 
 BLOCK_FRAMES = 4096  # frames converted and written at a time: bounded memory for big inputs
@@ -53,6 +54,9 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
     if not (fps > 0 and math.isfinite(fps)):
         raise ImportFormatError(f"--fps must be a positive number, not {fps}")
     check_output_path(out, overwrite=overwrite, can_append=False)
+    refuse_same_file(source, out)
+    if events_path is not None:
+        refuse_same_file(events_path, out, "events file")
     if events_path is not None and not Path(events_path).is_file():
         raise ImportFormatError(f"events file {events_path} does not exist")
     if source.stat().st_size == 0:
@@ -71,28 +75,20 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
              "timestamps_source": "file" if has_times else "synthetic: file modification time + index / fps"}
     if events_path is not None:
         attrs["ground_truth"] = f"imported from {Path(events_path).name}"
-    temporary = out.with_name(f".{out.name}.importing-{os.getpid()}")
     n_frames = n_events = 0
-    try:
-        with RecordingWriter(temporary, fps=fps, overwrite=True, attrs=attrs,
-                             flush_interval=math.inf) as writer:
-            for frames, times, first_row in _chain([first], blocks):
-                if times is None:
-                    times = start + (n_frames + np.arange(len(frames))) / fps
-                _check_values(frames, first_row, source)
-                writer.append_many(frames if turn is None or turn.is_identity else turn.apply(frames), times)
-                n_frames += len(frames)
-            if events_path is not None:
-                frames_at, directions = read_events_csv(events_path, n_frames)
-                writer.add_events(frames_at, None, directions)
-                n_events = len(frames_at)
-        os.replace(temporary, out)
-    except BaseException:
-        try:
-            os.remove(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    # atomic: written under a temporary name, renamed over ``out`` only when all is valid.
+    with RecordingWriter(out, fps=fps, overwrite=overwrite, attrs=attrs, atomic=True,
+                         flush_interval=math.inf) as writer:
+        for frames, times, first_row in _chain([first], blocks):
+            if times is None:
+                times = start + (n_frames + np.arange(len(frames))) / fps
+            _check_values(frames, first_row, source)
+            writer.append_many(frames if turn is None or turn.is_identity else turn.apply(frames), times)
+            n_frames += len(frames)
+        if events_path is not None:
+            frames_at, directions = read_events_csv(events_path, n_frames)
+            writer.add_events(frames_at, None, directions)
+            n_events = len(frames_at)
     return ImportResult(out, n_frames, n_events, kind, has_times, None if turn is None else str(turn))
 
 

@@ -72,8 +72,10 @@ class TrainedModel:
 
 def save_model(model: TrainedModel, path, *, overwrite: bool = False) -> Path:
     """Write the model file atomically; OutputPathError if it exists and not ``overwrite``."""
+    from thermalcount.safe_files import check_output_kind
+
     path = Path(path)
-    if path.exists() and not overwrite:  # before the work of packing the archive
+    if check_output_kind(path) and not overwrite:  # before the work of packing the archive
         raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -132,9 +134,12 @@ def export_model(model_path, out, *, overwrite: bool = False):
     """Model file -> one fused ONNX graph at ``out``. numpy + onnx only (no torch)."""
     from thermalcount.onnx_graph import build_graph, save_graph
 
+    from thermalcount.safe_files import check_output_kind, refuse_same_file
+
     out = Path(out)
-    if out.exists() and not overwrite:
+    if check_output_kind(out) and not overwrite:
         raise OutputPathError(f"{out} already exists; pass --overwrite to replace it")
+    refuse_same_file(model_path, out, "model")
     model = load_model(model_path)
     graph = build_graph(model.weights, model.preprocessing, model.onnx_metadata())
     save_graph(graph, out, overwrite=overwrite)
