@@ -174,3 +174,116 @@ def test_simulate_overwrite_at_a_file_size_limit_leaves_the_old_file(tmp_path):
     _check(result.stdout + result.stderr, result.returncode, r"File too large.*old file is unchanged")
     assert _hashes(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]
+
+
+# -- 14.7, 14.8, 14.4: inputs that hang, replace themselves or end in "internal error" -----------
+@pytest.fixture(scope="module")
+def model_npz(tmp_path_factory):
+    """A small trained model file (train's output, export's input); trained once."""
+    pytest.importorskip("torch")
+    from thermalcount.sensors.simulator import simulate
+    from thermalcount.training.data import ArraySource
+    from thermalcount.training.modelfile import save_model
+    from thermalcount.training.train import TrainOptions, train_model
+
+    result = train_model([ArraySource(simulate(1500, "single", seed=1).frames, "a")],
+                         TrainOptions(clusters=3, epochs=1, seed=1))
+    path = tmp_path_factory.mktemp("model") / "m.npz"
+    save_model(result.model, path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def inputs(folder, model_npz):
+    """The folder plus crafted inputs: aliases, hostile HDF5 and CSV files."""
+    (folder / "m.npz").write_bytes(model_npz)
+    os.symlink("m.npz", folder / "link.npz")
+    os.link(folder / "m.npz", folder / "hard.npz")
+    os.link(folder / "held.h5", folder / "alias.h5")
+    os.symlink("good.npy", folder / "link.npy")
+    (folder / "a_file").write_text("not a folder")
+    billion = 10 ** 9
+    with h5py.File(folder / "virtual.h5", "w", libver="earliest") as h5:
+        h5.attrs["schema_version"] = 1
+        for name, shape, dtype in (("frames", (billion, 8, 8), "<f4"), ("timestamps", (billion,), "<f8")):
+            layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+            layout[:] = h5py.VirtualSource("elsewhere.h5", name, shape=shape)
+            h5.create_virtual_dataset(name, layout, fillvalue=22.0)
+    with h5py.File(folder / "claims.h5", "w", libver="earliest") as h5:  # 2 KB claiming 10^9 frames
+        h5.attrs["schema_version"] = 1
+        h5.create_dataset("frames", shape=(billion, 8, 8), maxshape=(None, 8, 8), chunks=(256, 8, 8),
+                          dtype="<f4", fillvalue=22.0, compression="gzip")
+        h5.create_dataset("timestamps", shape=(billion,), maxshape=(None,), chunks=(1024,), dtype="<f8",
+                          compression="gzip")
+    np.full(640, 22.0, np.float32).tofile(folder / "outside.bin")
+    with h5py.File(folder / "external.h5", "w", libver="earliest") as h5:
+        h5.attrs["schema_version"] = 1
+        h5.create_dataset("frames", shape=(10, 8, 8), dtype="<f4", external=[("outside.bin", 0, 2560)])
+        h5.create_dataset("timestamps", data=np.arange(10.0))
+    row = ",".join(["22.5"] * 64)
+    (folder / "huge_time.csv").write_text(f"1e20,{row}\n")
+    (folder / "huge_cell.csv").write_text('"' + "1" * 200_000 + '",' + ",".join(["22.5"] * 63) + "\n")
+    (folder / "huge_line.csv").write_text("1" * 2_000_000)
+    import io
+    import zipfile
+
+    header = io.BytesIO()  # a model member claiming 40 TB of float32
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10 ** 13,)})
+    with zipfile.ZipFile(folder / "absurd.npz", "w") as archive:
+        archive.writestr("w1.npy", header.getvalue() + bytes(64))
+    return folder
+
+
+CASES = [
+    # 14.7: a FIFO as input hung; virtual, external and fill-value-only data kept count busy
+    ("count-fifo", ["count", "{f}/pipe"], r"pipe is a FIFO \(named pipe\), not a recording file"),
+    ("train-fifo", ["train", "{f}/pipe", "-o", "{f}/new.npz"], r"FIFO"),
+    ("count-virtual-dataset", ["count", "{f}/virtual.h5"], r"'frames' is a virtual dataset.*thermalcount import"),
+    ("count-claims-more-than-stored", ["count", "{f}/claims.h5"],
+     r"'frames' claims 1000000000 rows but the file holds data for at most 0"),
+    ("count-external-dataset", ["count", "{f}/external.h5"], r"'frames' keeps its data in external files"),
+    ("record-append-to-virtual", ["record", "--sensor", "sim", "--out", "{f}/virtual.h5", "--append",
+                                  "--frames", "5", "--no-preview"], r"virtual dataset"),
+    # 14.8: --overwrite with the output the same file as the input
+    ("export-onto-its-model", ["export", "{f}/m.npz", "-o", "{f}/m.npz", "--overwrite"],
+     r"m.npz is the model .*m.npz itself"),
+    ("export-onto-a-symlink-of-its-model", ["export", "{f}/m.npz", "-o", "{f}/link.npz", "--overwrite"],
+     r"is the model"),
+    ("export-onto-a-hardlink-of-its-model", ["export", "{f}/m.npz", "-o", "{f}/hard.npz", "--overwrite"],
+     r"is the model"),
+    ("import-onto-its-source", ["import", "{f}/good.npy", "--out", "{f}/good.npy", "--overwrite"],
+     r"is the input .*itself"),
+    ("import-onto-a-symlink-of-its-source", ["import", "{f}/good.npy", "--out", "{f}/link.npy", "--overwrite"],
+     r"is the input"),
+    ("train-onto-its-recording", ["train", "{f}/held.h5", "-o", "{f}/held.h5", "--overwrite"],
+     r"is the recording .*itself"),
+    ("train-onto-a-hardlink-of-its-recording", ["train", "{f}/other.h5", "{f}/held.h5", "-o", "{f}/alias.h5",
+                                                "--overwrite"], r"is the recording"),
+    # 14.4: one line instead of exit 70
+    ("export-absurd-array-shape", ["export", "{f}/absurd.npz", "-o", "{f}/new.onnx"],
+     r"absurd.npz is damaged: an array in it claims more memory"),
+    ("export-below-a-file", ["export", "{f}/m.npz", "-o", "{f}/a_file/x.onnx"], r"a_file is a file, not a folder"),
+    ("import-timestamp-1e20", ["import", "{f}/huge_time.csv", "--out", "{f}/new.h5"],
+     r"line 1 column 1: timestamp '1e20' is not a plausible time"),
+    ("import-cell-over-128k", ["import", "{f}/huge_cell.csv", "--out", "{f}/new.h5"],
+     r"line 1: not a CSV row of numbers"),
+    ("import-line-over-1m", ["import", "{f}/huge_line.csv", "--out", "{f}/new.h5"], r"line 1 is longer than 1024 KiB"),
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args, hint", [pytest.param(args, hint, id=row) for row, args, hint in CASES])
+def test_bad_input_case(inputs, args, hint):
+    _invoke(inputs, args, hint)
+    assert not (inputs / "new.h5").exists() and not (inputs / "new.npz").exists()
+
+
+def test_csv_with_a_latin1_comment_imports(tmp_path):
+    """Not binary data: a European tool's comment in Latin-1 above plain numbers."""
+    rows = "\n".join(",".join(["22.5"] * 64) for _ in range(30)) + "\n"
+    source = tmp_path / "flur.csv"
+    source.write_bytes("# Temperatur in °C, gemessen im Flur\n".encode("latin-1") + rows.encode())
+    result = CliRunner().invoke(cli, ["import", str(source), "--out", str(tmp_path / "flur.h5")])
+    assert result.exit_code == 0, result.output
+    with open_recording(tmp_path / "flur.h5") as recording:
+        assert recording.n_frames == 30

@@ -368,6 +368,9 @@ def write_atomically(path, data: bytes, *, overwrite: bool = False) -> Path:
     path = Path(path)
     if check_output_kind(path) and not overwrite:
         raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise OutputPathError(f"cannot write {path}: {blocking} is a file, not a folder; choose another --out")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

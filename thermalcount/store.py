@@ -257,7 +257,15 @@ def _open_h5(path: Path, mode: str) -> h5py.File:
     if path.is_dir():
         raise RecordingError(f"{path} is a directory, not a recording file")
     try:
-        size = path.stat().st_size
+        info = path.stat()
+    except OSError as error:
+        raise RecordingError(f"cannot read {path}: {error.strerror}") from None
+    kind = safe_files.special_kind(info.st_mode)
+    if kind is not None:
+        # Opening a FIFO blocks until a writer appears: say so instead of hanging.
+        raise RecordingError(f"{path} is {kind}, not a recording file; copy the recording to a file first")
+    try:
+        size = info.st_size
         with open(path, "rb"):
             pass
     except OSError as error:
@@ -352,6 +360,24 @@ def _validate(h5file: h5py.File, path: Path) -> tuple:
             raise RecordingError(
                 f"{path}: 'events' must be a table with fields frame, time, direction"
             )
+        if _check_storage(events, "events", path) < events.shape[0]:
+            raise RecordingError(f"{path}: 'events' claims {events.shape[0]} rows but stores fewer; "
+                                 "the file is damaged, copy it again")
+    # A dataset may claim more rows than it stores data for (chunks never written read as
+    # the fill value): a killed writer that resized before writing, or a crafted 2 KB file
+    # claiming 10^9 frames. Killed files are cut to what is stored; others are refused.
+    stored = {"frames": _check_storage(frames, "frames", path),
+              "timestamps": _check_storage(timestamps, "timestamps", path)}
+    if thermistor is not None:
+        stored["thermistor"] = _check_storage(thermistor, "thermistor", path)
+    if bool(attrs.get("closed_cleanly", True)):
+        for name, rows in stored.items():
+            if rows < lengths[name]:
+                raise RecordingError(
+                    f"{path}: '{name}' claims {lengths[name]} rows but the file holds data for at most "
+                    f"{rows}; the file is damaged or not a recording, copy it again")
+    else:
+        lengths = {name: min(n, stored[name]) for name, n in lengths.items()}
     n_frames = min(lengths.values())
     closed_cleanly = bool(attrs.get("closed_cleanly", True))
     if len(set(lengths.values())) > 1 and closed_cleanly:
@@ -360,6 +386,48 @@ def _validate(h5file: h5py.File, path: Path) -> tuple:
     if not closed_cleanly:
         n_frames = _readable_length(h5file, n_frames, path)
     return n_frames, not closed_cleanly
+
+
+def _check_storage(item: h5py.Dataset, name: str, path: Path) -> int:
+    """Rows of ``item`` that have data in this file (RecordingError for virtual/external data).
+
+    Never reads the data: it counts allocated chunks, so a file claiming 10^9 frames costs
+    nothing to refuse.
+    """
+    if item.is_virtual:
+        raise RecordingError(f"{path}: '{name}' is a virtual dataset (its data lives in other files); "
+                             "recordings hold their own data, convert it with 'thermalcount import'")
+    if item.external:
+        raise RecordingError(f"{path}: '{name}' keeps its data in external files; recordings hold their "
+                             "own data, convert it with 'thermalcount import'")
+    rows = item.shape[0] if item.shape else 0
+    if rows == 0:
+        return 0
+    file_size = _file_size(item)
+    if item.chunks is None:
+        # Contiguous (or compact): all or nothing, and never more than the file's size.
+        stored = item.id.get_storage_size()
+        needed = rows * item.dtype.itemsize * int(np.prod(item.shape[1:], dtype=np.int64))
+        if stored < needed or (file_size is not None and stored > file_size):
+            return 0
+        return rows
+    per_chunk = item.chunks[0]
+    try:
+        chunks = item.id.get_num_chunks()
+    except (AttributeError, RuntimeError, OSError):
+        return rows  # old HDF5: no cheap count; the chunk reads report damage instead
+    # Chunks beyond the first dimension multiply the count; recordings never split those.
+    across = int(np.prod([-(-n // c) for n, c in zip(item.shape[1:], item.chunks[1:])], dtype=np.int64)) or 1
+    return min(rows, (chunks // across) * per_chunk)
+
+
+def _file_size(item):
+    """The real size of the file holding ``item``; None when the driver has no descriptor."""
+    try:
+        handle = item.file.id.get_vfd_handle()
+        return os.fstat(handle).st_size if isinstance(handle, int) else None
+    except Exception:  # fileobj/core drivers: no descriptor to ask
+        return None
 
 
 def _readable_length(h5file: h5py.File, n_frames: int, path: Path) -> int:
@@ -854,7 +922,10 @@ def write_recording(path, frames, timestamps=None, *, fps: float = 10.0, events=
 
 
 def _iso(unix: float) -> str:
-    return datetime.fromtimestamp(unix, tz=timezone.utc).isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(unix, tz=timezone.utc).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):  # NaN or beyond year 9999: no date to show
+        return "unknown"
 
 
 def _set_attr(attrs, key: str, value) -> None:

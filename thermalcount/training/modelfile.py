@@ -108,6 +108,9 @@ def load_model(path) -> TrainedModel:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         what = "a zip archive" if not head.startswith(b"PK") else "a readable model archive"
         raise ModelError(f"{path} is not a thermalcount model file (not {what}); {hint}") from None
+    except MemoryError:  # an array header claiming terabytes: a damaged or crafted file
+        raise ModelError(f"{path} is damaged: an array in it claims more memory than any model needs; "
+                         f"{hint}") from None
     raw = arrays.pop(METADATA_MEMBER, None)
     try:
         metadata = json.loads(bytes(raw).decode("utf-8")) if raw is not None else None
