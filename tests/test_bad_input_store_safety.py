@@ -8,7 +8,9 @@ holds them: h5py's read-only open takes the same flock a replay or a count takes
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
 import re
 import signal
@@ -259,6 +261,8 @@ CASES = [
      r"is the recording .*itself"),
     ("train-onto-a-hardlink-of-its-recording", ["train", "{f}/other.h5", "{f}/held.h5", "-o", "{f}/alias.h5",
                                                 "--overwrite"], r"is the recording"),
+    ("record-replay-onto-itself", ["record", "--sensor", "replay:{f}/held.h5", "--speed", "max", "--out",
+                                   "{f}/alias.h5", "--append", "--no-preview"], r"is the replayed recording"),
     # 14.4: one line instead of exit 70
     ("export-absurd-array-shape", ["export", "{f}/absurd.npz", "-o", "{f}/new.onnx"],
      r"absurd.npz is damaged: an array in it claims more memory"),
@@ -287,3 +291,42 @@ def test_csv_with_a_latin1_comment_imports(tmp_path):
     assert result.exit_code == 0, result.output
     with open_recording(tmp_path / "flur.h5") as recording:
         assert recording.n_frames == 30
+
+
+# -- 14.2 for errors ulimit cannot make: EIO (a failing card), EDQUOT (a quota) ---------------------
+class _DiskThatFails:
+    """Opens files like safe_files.open_locked, but writes past ``limit`` bytes fail with ``code``."""
+
+    def __init__(self, code: int, limit: int):
+        self.code, self.limit = code, limit
+
+    def __call__(self, path, mode):
+        code, limit = self.code, self.limit
+
+        class Failing(io.FileIO):
+            def write(self, data):
+                if self.tell() + len(memoryview(data).cast("B")) > limit:
+                    raise OSError(code, os.strerror(code))
+                return super().write(data)
+
+        return Failing(path, mode.replace("b", ""))
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.EDQUOT, errno.EFBIG], ids=errno.errorcode.get)
+def test_record_write_error_keeps_every_flushed_frame(tmp_path, monkeypatch, code):
+    from thermalcount import safe_files
+
+    monkeypatch.setattr(safe_files, "open_locked", _DiskThatFails(code, 600_000))
+    out = tmp_path / "rec.h5"
+    result = CliRunner().invoke(cli, ["record", "--sensor", "sim", "--speed", "max", "--frames", "100000",
+                                      "--no-preview", "--out", str(out)])
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    line = _check(result.output, result.exit_code, rf"\({re.escape(os.strerror(code))}, {errno.errorcode[code]}\)")
+    assert result.exit_code == 1 and "copy it again" not in result.output
+    saved = int(re.search(r"the (\d+) frames saved so far, the file opens with them", line).group(1))
+    assert saved > 0
+    monkeypatch.undo()
+    with open_recording(out) as recording:
+        assert recording.n_frames == saved
+        assert np.isfinite(recording.read()).all()
+    assert [p.name for p in tmp_path.iterdir()] == ["rec.h5"]

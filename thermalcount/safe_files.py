@@ -134,7 +134,9 @@ def publish(temporary, target) -> None:
     On refusal or error the temporary file is removed and the target is untouched.
     """
     try:
-        check_output_kind(target)
+        if check_output_kind(target):
+            # The replacement keeps the permissions the user gave the old file.
+            os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
         with exclusive_lock(target):
             os.replace(temporary, target)
     except OutputPathError:

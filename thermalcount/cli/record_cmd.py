@@ -59,6 +59,10 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
 
     # Refuse a bad output before touching the sensor, so nothing is created or truncated.
     existed = check_output_path(out_path, append=append, overwrite=overwrite)
+    if sensor_spec.startswith("replay:"):
+        from thermalcount.safe_files import refuse_same_file
+
+        refuse_same_file(sensor_spec[len("replay:"):], out_path, "replayed recording")
     sensor = open_sensor(sensor_spec, fps=float(fps), speed=speed, bus=bus, address=address,
                          orientation=orientation, seed=seed, scenario=scenario, faults=faults)
     stop = threading.Event()
