@@ -233,6 +233,14 @@ def inputs(folder, model_npz):
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10 ** 13,)})
     with zipfile.ZipFile(folder / "absurd.npz", "w") as archive:
         archive.writestr("w1.npy", header.getvalue() + bytes(64))
+    with zipfile.ZipFile(folder / "m.npz") as source, zipfile.ZipFile(folder / "text_weights.npz", "w") as archive:
+        for info in source.infolist():  # the model with one weight replaced by strings
+            data = source.read(info)
+            if info.filename == "enc1.weight.npy":
+                array = io.BytesIO()
+                np.lib.format.write_array(array, np.array(["a", "b"]), allow_pickle=False)
+                data = array.getvalue()
+            archive.writestr(info.filename, data)
     return folder
 
 
@@ -266,6 +274,8 @@ CASES = [
     # 14.4: one line instead of exit 70
     ("export-absurd-array-shape", ["export", "{f}/absurd.npz", "-o", "{f}/new.onnx"],
      r"absurd.npz is damaged: an array in it claims more memory"),
+    ("export-text-weights", ["export", "{f}/text_weights.npz", "-o", "{f}/new.onnx"],
+     r"weight\(s\) enc1.weight are not real numbers"),
     ("export-below-a-file", ["export", "{f}/m.npz", "-o", "{f}/a_file/x.onnx"], r"a_file is a file, not a folder"),
     ("import-timestamp-1e20", ["import", "{f}/huge_time.csv", "--out", "{f}/new.h5"],
      r"line 1 column 1: timestamp '1e20' is not a plausible time"),

@@ -771,8 +771,8 @@ class RecordingWriter:
         """
         if self._file is None:
             return
-        if discard and self._temporary is not None:
-            self._discard()
+        if (discard or self._broken) and self._temporary is not None:
+            self._discard()  # all or nothing: a stopped atomic file never takes the target's name
             return
         try:
             if not self._broken:

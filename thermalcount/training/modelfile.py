@@ -121,6 +121,10 @@ def load_model(path) -> TrainedModel:
     missing = [name for name in WEIGHT_NAMES if name not in arrays]
     if missing:
         raise ModelError(f"{path} lacks weight(s) {', '.join(missing)}; re-train it with 'thermalcount train'")
+    not_real = sorted(name for name, array in arrays.items() if array.dtype.kind not in "fiu")
+    if not_real:  # strings would crash the float conversion, complex numbers lose a part silently
+        raise ModelError(f"{path}: weight(s) {', '.join(not_real)} are not real numbers; "
+                         "re-train it with 'thermalcount train'")
     try:
         return TrainedModel(
             weights={name: np.asarray(array, dtype=np.float32) for name, array in arrays.items()},
