@@ -340,3 +340,35 @@ def test_record_write_error_keeps_every_flushed_frame(tmp_path, monkeypatch, cod
         assert recording.n_frames == saved
         assert np.isfinite(recording.read()).all()
     assert [p.name for p in tmp_path.iterdir()] == ["rec.h5"]
+
+
+def test_rollback_file_restores_the_committed_bytes(tmp_path):
+    """The mechanism under the record cases: bytes overwritten since the commit come back."""
+    from thermalcount.safe_files import RollbackFile
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"a" * 1000)
+    disk = RollbackFile(_DiskThatFails(errno.EIO, 1500)(path, "r+b"))
+    disk.seek(100)
+    disk.write(b"b" * 50)  # inside the committed bytes: kept for the undo
+    disk.seek(990)
+    disk.write(b"c" * 100)  # across the committed end
+    disk.truncate(500)  # a shrink, also undone
+    disk.seek(1400)
+    disk.write(b"d" * 200)  # fails: past the disk's limit
+    assert disk.failed.errno == errno.EIO
+    disk.seek(0)
+    disk.write(b"e" * 10)  # discarded after the failure
+    assert disk.rollback()
+    disk.close()
+    assert path.read_bytes() == b"a" * 1000
+
+
+def test_socket_output_is_refused(folder):
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(folder / "sock"))
+        _invoke(folder, ["simulate", "--out", "{f}/sock", "--overwrite", "--frames", "20"],
+                r"sock: it is a socket, not a file")
+        assert (folder / "sock").is_socket()
