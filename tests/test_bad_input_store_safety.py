@@ -372,3 +372,17 @@ def test_socket_output_is_refused(folder):
         _invoke(folder, ["simulate", "--out", "{f}/sock", "--overwrite", "--frames", "20"],
                 r"sock: it is a socket, not a file")
         assert (folder / "sock").is_socket()
+
+
+def test_overwrite_through_a_symlink_writes_the_file_it_points_to(tmp_path):
+    """A link to a USB stick stays a link: the new file lands where the old one was."""
+    (tmp_path / "stick").mkdir()
+    write_recording(tmp_path / "stick" / "rec.h5", np.full((30, 8, 8), 21.0, np.float32), fps=10.0)
+    os.symlink("stick/rec.h5", tmp_path / "latest.h5")
+    result = CliRunner().invoke(cli, ["simulate", "--out", str(tmp_path / "latest.h5"), "--overwrite",
+                                      "--frames", "60"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "latest.h5").is_symlink()
+    with open_recording(tmp_path / "stick" / "rec.h5") as recording:
+        assert recording.n_frames == 60
+    assert sorted(p.name for p in (tmp_path / "stick").iterdir()) == ["rec.h5"]

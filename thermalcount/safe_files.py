@@ -77,9 +77,16 @@ def refuse_same_file(source, out, what: str = "input") -> None:
                               "choose another --out")
 
 
+def resolved(target) -> Path:
+    """The file a symlink points to: replacing ``latest.h5 -> /mnt/usb/rec.h5`` writes on the
+    stick, as opening it would, instead of swapping the link for a file on the SD card."""
+    target = Path(target)
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
 def temporary_path(target) -> Path:
     """A hidden, unique name beside ``target`` (same folder: same file system for the rename)."""
-    target = Path(target)
+    target = resolved(target)
     return target.with_name(f".{target.name}.writing-{os.getpid()}-{secrets.token_hex(3)}")
 
 
@@ -138,7 +145,7 @@ def publish(temporary, target) -> None:
             # The replacement keeps the permissions the user gave the old file.
             os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
         with exclusive_lock(target):
-            os.replace(temporary, target)
+            os.replace(temporary, resolved(target))
     except OutputPathError:
         remove_quietly(temporary)
         raise
