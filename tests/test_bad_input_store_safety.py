@@ -248,6 +248,9 @@ CASES = [
     # 14.7: a FIFO as input hung; virtual, external and fill-value-only data kept count busy
     ("count-fifo", ["count", "{f}/pipe"], r"pipe is a FIFO \(named pipe\), not a recording file"),
     ("train-fifo", ["train", "{f}/pipe", "-o", "{f}/new.npz"], r"FIFO"),
+    ("count-model-fifo", ["count", "{f}/held.h5", "--model", "{f}/pipe"], r"model file .*pipe is a FIFO"),
+    ("run-model-fifo", ["run", "--model", "{f}/pipe", "--sensor", "sim", "--lights", "none", "--no-dashboard"],
+     r"model file .*pipe is a FIFO"),
     ("count-virtual-dataset", ["count", "{f}/virtual.h5"], r"'frames' is a virtual dataset.*thermalcount import"),
     ("count-claims-more-than-stored", ["count", "{f}/claims.h5"],
      r"'frames' claims 1000000000 rows but the file holds data for at most 0"),

@@ -157,6 +157,11 @@ def _read_bytes(path: Path) -> bytes:
                          ".onnx file or --model default")
     if path.is_dir():
         raise ModelError(f"model path {path} is a directory; pass the .onnx file inside it")
+    from thermalcount.safe_files import special_kind
+
+    kind = special_kind(path.stat().st_mode)
+    if kind is not None:  # reading a FIFO would wait for a writer forever
+        raise ModelError(f"model file {path} is {kind}, not a file; pass an exported .onnx file")
     try:
         return path.read_bytes()
     except OSError as error:
