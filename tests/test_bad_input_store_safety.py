@@ -275,6 +275,12 @@ CASES = [
     ("record-replay-onto-itself", ["record", "--sensor", "replay:{f}/held.h5", "--speed", "max", "--out",
                                    "{f}/alias.h5", "--append", "--no-preview"], r"is the replayed recording"),
     # 14.4: one line instead of exit 70
+    ("count-name-too-long", ["count", "{f}/" + "n" * 300 + ".h5"], r"cannot use .*: File name too long"),
+    ("import-name-too-long", ["import", "{f}/" + "n" * 300 + ".npy", "--out", "{f}/new.h5"], r"File name too long"),
+    ("export-name-too-long", ["export", "{f}/" + "n" * 300 + ".npz", "-o", "{f}/new.onnx"], r"File name too long"),
+    ("inspect-name-too-long", ["inspect", "{f}/" + "n" * 300 + ".onnx"], r"File name too long"),
+    ("count-model-name-too-long", ["count", "{f}/held.h5", "--model", "{f}/" + "n" * 300 + ".onnx"],
+     r"File name too long"),
     ("export-absurd-array-shape", ["export", "{f}/absurd.npz", "-o", "{f}/new.onnx"],
      r"absurd.npz is damaged: an array in it claims more memory"),
     ("export-text-weights", ["export", "{f}/text_weights.npz", "-o", "{f}/new.onnx"],

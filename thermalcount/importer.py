@@ -51,7 +51,7 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
 
     turn = None if orientation is None else stored_orientation(orientation)
     source, out = Path(source), Path(out)
-    if not source.is_file():
+    if not _is_regular(source):
         raise ImportFormatError(f"{source} does not exist or is not a file")
     if not (fps > 0 and math.isfinite(fps)):
         raise ImportFormatError(f"--fps must be a positive number, not {fps}")
@@ -59,7 +59,7 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
     refuse_same_file(source, out)
     if events_path is not None:
         refuse_same_file(events_path, out, "events file")
-    if events_path is not None and not Path(events_path).is_file():
+    if events_path is not None and not _is_regular(events_path):
         raise ImportFormatError(f"events file {events_path} does not exist")
     if source.stat().st_size == 0:
         raise ImportFormatError(f"{source} is empty")
@@ -92,6 +92,15 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
             writer.add_events(frames_at, None, directions)
             n_events = len(frames_at)
     return ImportResult(out, n_frames, n_events, kind, has_times, None if turn is None else str(turn))
+
+
+def _is_regular(path) -> bool:
+    import stat
+
+    from thermalcount.safe_files import lookup
+
+    info = lookup(path, ImportFormatError)
+    return info is not None and stat.S_ISREG(info.st_mode)
 
 
 # ------------------------------------------------------------------------------------ .npy

@@ -382,8 +382,13 @@ def load_graph(path):
     """Read and check a thermalcount ONNX model; ModelError (one line) if it is not one."""
     import onnx
 
+    import stat
+
+    from thermalcount.safe_files import lookup
+
     path = Path(path)
-    if not path.is_file():
+    info = lookup(path, ModelError)
+    if info is None or not stat.S_ISREG(info.st_mode):
         raise ModelError(f"model file {path} does not exist; export one with 'thermalcount export'")
     try:
         model = onnx.load_model(str(path))

@@ -44,6 +44,20 @@ def special_kind(mode: int):
     return "not a regular file"
 
 
+def lookup(path, error=OutputPathError):
+    """``os.stat(path)``, or None when it does not exist. Any other OSError (a name too
+    long, a symlink loop, no permission) becomes one line of ``error``: ``Path.exists()``
+    raises those, and they ended commands with "internal error"."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as problem:
+        raise error(f"cannot use {path}: {problem.strerror or problem}") from None
+    except ValueError:  # a NUL byte in the path
+        raise error(f"cannot use {path!r}: the path contains a NUL byte") from None
+
+
 def check_output_kind(path) -> bool:
     """Raise OutputPathError unless ``path`` is missing or a regular file; return whether it exists."""
     path = Path(path)
@@ -53,6 +67,8 @@ def check_output_kind(path) -> bool:
         return False
     except OSError as error:
         raise OutputPathError(f"cannot write {path}: {error.strerror}") from None
+    except ValueError:
+        raise OutputPathError(f"cannot write {path!r}: the path contains a NUL byte") from None
     kind = special_kind(mode)
     if kind == "a directory":
         raise OutputPathError(f"{path} is a directory; give a file name such as rec.h5")
@@ -87,7 +103,8 @@ def resolved(target) -> Path:
 def temporary_path(target) -> Path:
     """A hidden, unique name beside ``target`` (same folder: same file system for the rename)."""
     target = resolved(target)
-    return target.with_name(f".{target.name}.writing-{os.getpid()}-{secrets.token_hex(3)}")
+    # Shortened so that a name near the 255-byte limit still has a temporary name.
+    return target.with_name(f".{target.name[:100]}.writing-{os.getpid()}-{secrets.token_hex(3)}")
 
 
 def remove_quietly(path) -> None:

@@ -252,14 +252,11 @@ _CORRUPT_HDF5 = (OSError, RuntimeError, ValueError, KeyError, TypeError, Attribu
 
 
 def _open_h5(path: Path, mode: str) -> h5py.File:
-    if not path.exists():
+    info = safe_files.lookup(path, RecordingError)
+    if info is None:
         raise RecordingError(f"{path} does not exist; check the path")
     if path.is_dir():
         raise RecordingError(f"{path} is a directory, not a recording file")
-    try:
-        info = path.stat()
-    except OSError as error:
-        raise RecordingError(f"cannot read {path}: {error.strerror}") from None
     kind = safe_files.special_kind(info.st_mode)
     if kind is not None:
         # Opening a FIFO blocks until a writer appears: say so instead of hanging.

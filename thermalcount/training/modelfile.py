@@ -93,8 +93,13 @@ def save_model(model: TrainedModel, path, *, overwrite: bool = False) -> Path:
 
 def load_model(path) -> TrainedModel:
     """Read a model file written by :func:`save_model`; ModelError (one line) for anything else."""
+    import stat
+
+    from thermalcount.safe_files import lookup
+
     path = Path(path)
-    if not path.is_file():
+    info = lookup(path, ModelError)
+    if info is None or not stat.S_ISREG(info.st_mode):
         raise ModelError(f"model file {path} does not exist; train one with 'thermalcount train'")
     hint = "pass a file written by 'thermalcount train'"
     with open(path, "rb") as handle:
