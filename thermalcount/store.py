@@ -520,6 +520,17 @@ class RecordingWriter:
             raise
         self._file = h5file
         self._new_file = True
+        try:
+            self._fill_new(h5file, sensor_info, fps, extra)
+            self._sync()
+        except BaseException as error:
+            self._discard()  # no temporary file is left behind, whatever failed
+            if isinstance(error, (OSError, RuntimeError)):
+                raise OutputPathError(f"cannot write {self.path}: {_os_reason(error)}") from None
+            raise
+
+    def _fill_new(self, h5file, sensor_info, fps: float, extra: dict) -> None:
+        """The attributes and empty datasets of a new recording."""
         attrs = h5file.attrs
         now = _time.time()
         attrs["format"] = FORMAT_NAME
@@ -545,11 +556,6 @@ class RecordingWriter:
                               dtype="<f4", chunks=(CHUNK_FRAMES, *FRAME_SHAPE), **COMPRESSION)
         h5file.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="<f8",
                               chunks=(CHUNK_FRAMES * 4,), **COMPRESSION)
-        try:
-            self._sync()
-        except (OSError, RuntimeError) as error:
-            self._discard()
-            raise OutputPathError(f"cannot write {self.path}: {_os_reason(error)}") from None
 
     def _publish(self) -> None:
         """Give the temporary file the target's name (refused if another program has it open)."""
