@@ -20,8 +20,11 @@ from typing import Iterator, Optional
 import numpy as np
 
 from thermalcount.errors import ImportFormatError
+from thermalcount.safe_files import refuse_same_file
 from thermalcount.store import PIXEL_RANGE_C, RecordingWriter, check_output_path
 
+#: Timestamps beyond +-10^10 s (the year 2286) are no clock's; they overflow date conversion.
+MAX_UNIX_SECONDS = 1e10
 BLOCK_FRAMES = 4096  # frames converted and written at a time: bounded memory for big inputs
 _TIME_NAMES = re.compile(r"^(time|timestamp|timestamps|t|unix|unix_time|seconds|datetime|date)$", re.I)
 
@@ -48,12 +51,15 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
 
     turn = None if orientation is None else stored_orientation(orientation)
     source, out = Path(source), Path(out)
-    if not source.is_file():
+    if not _is_regular(source):
         raise ImportFormatError(f"{source} does not exist or is not a file")
     if not (fps > 0 and math.isfinite(fps)):
         raise ImportFormatError(f"--fps must be a positive number, not {fps}")
     check_output_path(out, overwrite=overwrite, can_append=False)
-    if events_path is not None and not Path(events_path).is_file():
+    refuse_same_file(source, out)
+    if events_path is not None:
+        refuse_same_file(events_path, out, "events file")
+    if events_path is not None and not _is_regular(events_path):
         raise ImportFormatError(f"events file {events_path} does not exist")
     if source.stat().st_size == 0:
         raise ImportFormatError(f"{source} is empty")
@@ -71,29 +77,30 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
              "timestamps_source": "file" if has_times else "synthetic: file modification time + index / fps"}
     if events_path is not None:
         attrs["ground_truth"] = f"imported from {Path(events_path).name}"
-    temporary = out.with_name(f".{out.name}.importing-{os.getpid()}")
     n_frames = n_events = 0
-    try:
-        with RecordingWriter(temporary, fps=fps, overwrite=True, attrs=attrs,
-                             flush_interval=math.inf) as writer:
-            for frames, times, first_row in _chain([first], blocks):
-                if times is None:
-                    times = start + (n_frames + np.arange(len(frames))) / fps
-                _check_values(frames, first_row, source)
-                writer.append_many(frames if turn is None or turn.is_identity else turn.apply(frames), times)
-                n_frames += len(frames)
-            if events_path is not None:
-                frames_at, directions = read_events_csv(events_path, n_frames)
-                writer.add_events(frames_at, None, directions)
-                n_events = len(frames_at)
-        os.replace(temporary, out)
-    except BaseException:
-        try:
-            os.remove(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    # atomic: written under a temporary name, renamed over ``out`` only when all is valid.
+    with RecordingWriter(out, fps=fps, overwrite=overwrite, attrs=attrs, atomic=True,
+                         flush_interval=math.inf) as writer:
+        for frames, times, first_row in _chain([first], blocks):
+            if times is None:
+                times = start + (n_frames + np.arange(len(frames))) / fps
+            _check_values(frames, first_row, source)
+            writer.append_many(frames if turn is None or turn.is_identity else turn.apply(frames), times)
+            n_frames += len(frames)
+        if events_path is not None:
+            frames_at, directions = read_events_csv(events_path, n_frames)
+            writer.add_events(frames_at, None, directions)
+            n_events = len(frames_at)
     return ImportResult(out, n_frames, n_events, kind, has_times, None if turn is None else str(turn))
+
+
+def _is_regular(path) -> bool:
+    import stat
+
+    from thermalcount.safe_files import lookup
+
+    info = lookup(path, ImportFormatError)
+    return info is not None and stat.S_ISREG(info.st_mode)
 
 
 # ------------------------------------------------------------------------------------ .npy
@@ -142,7 +149,7 @@ def _npy_blocks(source: Path) -> Iterator[tuple]:
 def _csv_blocks(source: Path) -> Iterator[tuple]:
     """Yield (frames, timestamps or None, 1-based line of the block's first row)."""
     try:
-        handle = open(source, newline="", encoding="utf-8-sig")
+        handle = open(source, "rb")  # decoded line by line by _text_lines
     except OSError as error:
         raise ImportFormatError(f"cannot read {source}: {error.strerror}") from None
     with handle:
@@ -208,23 +215,57 @@ def _split_rows(handle, source) -> Iterator[tuple]:
         if delimiter == " ":
             cells = stripped.split()
         else:
-            cells = [cell.strip() for cell in next(csv.reader([stripped], delimiter=delimiter))]
+            try:
+                cells = [cell.strip() for cell in next(csv.reader([stripped], delimiter=delimiter))]
+            except csv.Error as error:  # e.g. a cell over csv's 128 KiB field limit
+                raise ImportFormatError(f"{source} line {line_number}: not a CSV row of numbers "
+                                        f"({error}); check the file") from None
         yield line_number, cells
 
 
+#: Longest line accepted: a row of 65 numbers is under 2 KB; a longer "line" is not a CSV
+#: of frames, and reading it whole could take all the memory.
+MAX_LINE_BYTES = 1 << 20
+#: Control bytes that never occur in text (NUL and friends; tab, CR, LF, FF are fine).
+_BINARY_BYTES = bytes(range(0, 9)) + b"\x0b" + bytes(range(0x0e, 0x1b)) + bytes(range(0x1c, 0x20))
+
+
 def _text_lines(handle, source) -> Iterator[str]:
-    # A binary file (an HDF5 recording, an image) given as CSV must not escape as a
-    # UnicodeDecodeError (found by tests/test_bad_input.py).
+    """Decoded lines of a binary handle: UTF-8 (BOM dropped), else Latin-1 for that line.
+
+    A comment written by a European tool (``# Temperatur in °C`` in Latin-1) is text, not
+    "binary data"; a file with NUL or other control bytes (an HDF5 file, an image) is
+    binary and gets one line instead of a UnicodeDecodeError.
+    """
+    start = handle.read(65536)  # sniff first: a binary file's first "line" can look like text
+    if len(start.translate(None, _BINARY_BYTES)) != len(start):
+        _binary(source)
+    handle.seek(0)
+    first = True
+    line_number = 0
     while True:
-        try:
-            text = handle.readline()
-        except UnicodeDecodeError:
-            hint = (" it already is an HDF5 file: use it directly, no import needed"
-                    if _h5_signature(source) else " import takes .npy arrays or CSV text")
-            raise ImportFormatError(f"{source} is not a text CSV file (binary data);{hint}") from None
-        if not text:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
             return
-        yield text
+        line_number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise ImportFormatError(f"{source} line {line_number} is longer than {MAX_LINE_BYTES // 1024} KiB; "
+                                    "import takes .npy arrays or CSV text with 64 values per row")
+        if first and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        first = False
+        if len(raw.translate(None, _BINARY_BYTES)) != len(raw):
+            _binary(source)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield raw.decode("latin-1")  # never fails; numbers are ASCII either way
+
+
+def _binary(source):
+    hint = (" it already is an HDF5 file: use it directly, no import needed"
+            if _h5_signature(source) else " import takes .npy arrays or CSV text")
+    raise ImportFormatError(f"{source} is not a text CSV file (binary data);{hint}")
 
 
 def _h5_signature(path) -> bool:
@@ -295,6 +336,10 @@ def _parse_time(cell: str, line: int, column: int, source) -> float:
         value = moment.timestamp()
     if not math.isfinite(value):
         raise ImportFormatError(f"{source} line {line} column {column}: timestamp {cell!r} is not finite")
+    if not -MAX_UNIX_SECONDS <= value <= MAX_UNIX_SECONDS:
+        raise ImportFormatError(
+            f"{source} line {line} column {column}: timestamp {cell[:40]!r} is not a plausible time "
+            "(unix seconds up to the year 2286, or ISO 8601); repair or drop the time column")
     return value
 
 
@@ -326,7 +371,7 @@ def read_events_csv(path, n_frames: int) -> tuple:
     path = Path(path)
     frames, directions = [], []
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")
+        handle = open(path, "rb")  # decoded line by line by _text_lines
     except OSError as error:
         raise ImportFormatError(f"cannot read events file {path}: {error.strerror}") from None
     with handle:

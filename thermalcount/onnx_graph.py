@@ -363,26 +363,32 @@ def save_graph(model, path, *, overwrite: bool = False) -> Path:
 def write_atomically(path, data: bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to a temporary file beside ``path`` and rename it into place, so a crash
     never leaves a half-written model; OutputPathError if ``path`` exists and not ``overwrite``."""
+    from thermalcount.safe_files import check_output_kind, write_bytes_atomically
+
     path = Path(path)
-    if path.exists() and not overwrite:
+    if check_output_kind(path) and not overwrite:
         raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
-    temporary = path.with_name(path.name + ".tmp")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise OutputPathError(f"cannot write {path}: {blocking} is a file, not a folder; choose another --out")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise OutputPathError(f"cannot write {path} ({error.strerror or error}); choose another --out") from None
-    return path
+    return write_bytes_atomically(path, data)
 
 
 def load_graph(path):
     """Read and check a thermalcount ONNX model; ModelError (one line) if it is not one."""
     import onnx
 
+    import stat
+
+    from thermalcount.safe_files import lookup
+
     path = Path(path)
-    if not path.is_file():
+    info = lookup(path, ModelError)
+    if info is None or not stat.S_ISREG(info.st_mode):
         raise ModelError(f"model file {path} does not exist; export one with 'thermalcount export'")
     try:
         model = onnx.load_model(str(path))

@@ -17,6 +17,13 @@ Crash safety comes from how the writer talks to HDF5, measured with h5py 3.16 / 
 * A full disk in the middle of an HDF5 flush leaves half-written metadata (measured: zeroed
   frames, a crash on close). So before each batch the writer checks the free space and
   stops with :class:`DiskFullError` while the file is still intact.
+* Other write errors (EFBIG from ``ulimit -f`` or FAT32's 4 GiB limit, EDQUOT, EIO) cannot
+  be foreseen. The writer therefore talks to HDF5 through h5py's ``fileobj`` driver and a
+  :class:`~thermalcount.safe_files.RollbackFile`: a failed write is caught in Python, HDF5
+  never sees it, and the file is put back byte for byte as of the last batch.
+* A new file or ``--overwrite`` is created under a hidden temporary name and renamed over
+  the target only while holding HDF5's lock on it (:mod:`thermalcount.safe_files`): opening
+  the target with ``"w"`` would truncate it even when another program has it open.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import numpy as np
 
 from thermalcount import __version__
 from thermalcount.errors import OutputPathError, RecordingError
+from thermalcount import safe_files
 
 FORMAT_NAME = "thermalcount-recording"
 SCHEMA_VERSION = 1
@@ -244,12 +252,17 @@ _CORRUPT_HDF5 = (OSError, RuntimeError, ValueError, KeyError, TypeError, Attribu
 
 
 def _open_h5(path: Path, mode: str) -> h5py.File:
-    if not path.exists():
+    info = safe_files.lookup(path, RecordingError)
+    if info is None:
         raise RecordingError(f"{path} does not exist; check the path")
     if path.is_dir():
         raise RecordingError(f"{path} is a directory, not a recording file")
+    kind = safe_files.special_kind(info.st_mode)
+    if kind is not None:
+        # Opening a FIFO blocks until a writer appears: say so instead of hanging.
+        raise RecordingError(f"{path} is {kind}, not a recording file; copy the recording to a file first")
     try:
-        size = path.stat().st_size
+        size = info.st_size
         with open(path, "rb"):
             pass
     except OSError as error:
@@ -344,6 +357,24 @@ def _validate(h5file: h5py.File, path: Path) -> tuple:
             raise RecordingError(
                 f"{path}: 'events' must be a table with fields frame, time, direction"
             )
+        if _check_storage(events, "events", path) < events.shape[0]:
+            raise RecordingError(f"{path}: 'events' claims {events.shape[0]} rows but stores fewer; "
+                                 "the file is damaged, copy it again")
+    # A dataset may claim more rows than it stores data for (chunks never written read as
+    # the fill value): a killed writer that resized before writing, or a crafted 2 KB file
+    # claiming 10^9 frames. Killed files are cut to what is stored; others are refused.
+    stored = {"frames": _check_storage(frames, "frames", path),
+              "timestamps": _check_storage(timestamps, "timestamps", path)}
+    if thermistor is not None:
+        stored["thermistor"] = _check_storage(thermistor, "thermistor", path)
+    if bool(attrs.get("closed_cleanly", True)):
+        for name, rows in stored.items():
+            if rows < lengths[name]:
+                raise RecordingError(
+                    f"{path}: '{name}' claims {lengths[name]} rows but the file holds data for at most "
+                    f"{rows}; the file is damaged or not a recording, copy it again")
+    else:
+        lengths = {name: min(n, stored[name]) for name, n in lengths.items()}
     n_frames = min(lengths.values())
     closed_cleanly = bool(attrs.get("closed_cleanly", True))
     if len(set(lengths.values())) > 1 and closed_cleanly:
@@ -352,6 +383,48 @@ def _validate(h5file: h5py.File, path: Path) -> tuple:
     if not closed_cleanly:
         n_frames = _readable_length(h5file, n_frames, path)
     return n_frames, not closed_cleanly
+
+
+def _check_storage(item: h5py.Dataset, name: str, path: Path) -> int:
+    """Rows of ``item`` that have data in this file (RecordingError for virtual/external data).
+
+    Never reads the data: it counts allocated chunks, so a file claiming 10^9 frames costs
+    nothing to refuse.
+    """
+    if item.is_virtual:
+        raise RecordingError(f"{path}: '{name}' is a virtual dataset (its data lives in other files); "
+                             "recordings hold their own data, convert it with 'thermalcount import'")
+    if item.external:
+        raise RecordingError(f"{path}: '{name}' keeps its data in external files; recordings hold their "
+                             "own data, convert it with 'thermalcount import'")
+    rows = item.shape[0] if item.shape else 0
+    if rows == 0:
+        return 0
+    file_size = _file_size(item)
+    if item.chunks is None:
+        # Contiguous (or compact): all or nothing, and never more than the file's size.
+        stored = item.id.get_storage_size()
+        needed = rows * item.dtype.itemsize * int(np.prod(item.shape[1:], dtype=np.int64))
+        if stored < needed or (file_size is not None and stored > file_size):
+            return 0
+        return rows
+    per_chunk = item.chunks[0]
+    try:
+        chunks = item.id.get_num_chunks()
+    except (AttributeError, RuntimeError, OSError):
+        return rows  # old HDF5: no cheap count; the chunk reads report damage instead
+    # Chunks beyond the first dimension multiply the count; recordings never split those.
+    across = int(np.prod([-(-n // c) for n, c in zip(item.shape[1:], item.chunks[1:])], dtype=np.int64)) or 1
+    return min(rows, (chunks // across) * per_chunk)
+
+
+def _file_size(item):
+    """The real size of the file holding ``item``; None when the driver has no descriptor."""
+    try:
+        handle = item.file.id.get_vfd_handle()
+        return os.fstat(handle).st_size if isinstance(handle, int) else None
+    except Exception:  # fileobj/core drivers: no descriptor to ask
+        return None
 
 
 def _readable_length(h5file: h5py.File, n_frames: int, path: Path) -> int:
@@ -397,10 +470,16 @@ class RecordingWriter:
 
     def __init__(self, path, *, sensor_info=None, fps: Optional[float] = None,
                  append: bool = False, overwrite: bool = False, flush_interval: float = 1.0,
-                 attrs: Optional[dict] = None):
+                 attrs: Optional[dict] = None, atomic: bool = False):
         self.path = Path(path)
         self.flush_interval = float(flush_interval)
         self._file = None
+        self._disk = None  # the RollbackFile under the h5py file
+        #: With ``atomic`` a new file keeps its temporary name until close() (simulate,
+        #: import: all or nothing); without, it takes the target's name at once (record:
+        #: a killed recorder leaves its frames under the name the user gave).
+        self._atomic = atomic
+        self._temporary = None
         self._broken = False
         self._pending_frames: list = []
         self._pending_times: list = []
@@ -414,6 +493,8 @@ class RecordingWriter:
             self._open_existing(fps)
         else:
             self._create(sensor_info, 10.0 if fps is None else float(fps), attrs or {})
+            if not atomic:
+                self._publish()
         #: Frames on disk (synced); frames_written adds those still buffered in memory.
         self.frames_on_disk = int(self._file["frames"].shape[0])
 
@@ -421,12 +502,35 @@ class RecordingWriter:
     def _create(self, sensor_info, fps: float, extra: dict) -> None:
         if not math.isfinite(fps) or fps <= 0:
             raise OutputPathError(f"fps must be a positive number, got {fps!r}")
+        temporary = safe_files.temporary_path(self.path)
         try:
-            h5file = h5py.File(self.path, "w", libver="earliest")
+            raw = safe_files.open_locked(temporary, "x+b")
         except OSError as error:
+            if isinstance(error, OutputPathError):
+                raise
             raise OutputPathError(f"cannot write {self.path}: {_os_reason(error)}") from None
+        self._temporary = temporary
+        self._disk = safe_files.RollbackFile(raw)
+        try:
+            h5file = h5py.File(self._disk, "w", libver="earliest")
+        except BaseException as error:
+            self._discard()
+            if isinstance(error, (OSError, RuntimeError)):
+                raise OutputPathError(f"cannot write {self.path}: {_os_reason(error)}") from None
+            raise
         self._file = h5file
         self._new_file = True
+        try:
+            self._fill_new(h5file, sensor_info, fps, extra)
+            self._sync()
+        except BaseException as error:
+            self._discard()  # no temporary file is left behind, whatever failed
+            if isinstance(error, (OSError, RuntimeError)):
+                raise OutputPathError(f"cannot write {self.path}: {_os_reason(error)}") from None
+            raise
+
+    def _fill_new(self, h5file, sensor_info, fps: float, extra: dict) -> None:
+        """The attributes and empty datasets of a new recording."""
         attrs = h5file.attrs
         now = _time.time()
         attrs["format"] = FORMAT_NAME
@@ -452,21 +556,62 @@ class RecordingWriter:
                               dtype="<f4", chunks=(CHUNK_FRAMES, *FRAME_SHAPE), **COMPRESSION)
         h5file.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="<f8",
                               chunks=(CHUNK_FRAMES * 4,), **COMPRESSION)
-        self._sync()
 
-    def _open_existing(self, fps) -> None:
+    def _publish(self) -> None:
+        """Give the temporary file the target's name (refused if another program has it open)."""
+        temporary, self._temporary = self._temporary, None
         try:
-            h5file = _open_h5(self.path, "r+")
+            safe_files.publish(temporary, self.path)
+        except BaseException:
+            self._temporary = temporary  # already removed by publish; just close our side
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        """Close without publishing and delete the temporary file. Never raises."""
+        h5file, self._file = self._file, None
+        if h5file is not None:
+            if self._disk is not None:
+                self._disk.stop_writing()
+            try:
+                h5file.close()
+            except Exception:
+                pass
+        if self._disk is not None:
+            self._disk.close()
+        safe_files.remove_quietly(self._temporary)
+        self._temporary = None
+    def _open_existing(self, fps) -> None:
+        # Check it with a plain read-only open first (the one-line messages for damaged or
+        # foreign files live there), then reopen it locked, through the rollback file.
+        try:
+            with open_recording(self.path):
+                pass
         except RecordingError as error:
-            raise OutputPathError(f"cannot append: {error}") from None
+            if "holds no frames" not in str(error):
+                raise OutputPathError(f"cannot append: {error}") from None
+        try:
+            raw = safe_files.open_locked(self.path, "r+b")
+        except OutputPathError:
+            raise
+        except OSError as error:
+            raise OutputPathError(f"cannot append to {self.path}: {_os_reason(error)}") from None
+        self._disk = safe_files.RollbackFile(raw)
+        try:
+            h5file = h5py.File(self._disk, "r+")
+        except (OSError, RuntimeError) as error:
+            self._disk.close()
+            raise OutputPathError(f"cannot append to {self.path}: {_short(str(error))}") from None
         try:
             n_frames, recovered = _validate(h5file, self.path)
         except RecordingError as error:
             h5file.close()
+            self._disk.close()
             raise OutputPathError(f"cannot append: {error}") from None
         stored_fps = float(h5file.attrs.get("fps", math.nan))
         if fps is not None and math.isfinite(stored_fps) and abs(stored_fps - float(fps)) > 1e-6:
             h5file.close()
+            self._disk.close()
             raise OutputPathError(
                 f"cannot append {float(fps):g} fps frames to {self.path}, recorded at "
                 f"{stored_fps:g} fps; use another output file"
@@ -574,11 +719,8 @@ class RecordingWriter:
             if self._pending_events:
                 self._write_events(self.frames_on_disk + n_new)
             self._sync()
-        except (OSError, RuntimeError) as error:  # h5py reports failed flushes as RuntimeError
-            self._broken = True
-            if getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error):
-                raise DiskFullError(f"disk full while writing {self.path}; free some space") from None
-            raise OutputPathError(f"writing {self.path} failed: {_short(str(error))}") from None
+        except (OSError, RuntimeError, ValueError) as error:  # h5py: failed flushes are RuntimeError
+            self._fail(error)
         self.frames_on_disk += n_new
         self._pending_frames.clear()
         self._pending_times.clear()
@@ -592,27 +734,77 @@ class RecordingWriter:
                 f"with {self.frames_on_disk} frames saved, free some space"
             )
 
-    def close(self) -> None:
-        """Flush and close. Idempotent. After a disk-full error, closes without writing."""
+    def _fail(self, error) -> None:
+        """A write failed: put the file back as of the last batch, close it, raise one line."""
+        self._broken = True
+        disk = self._disk
+        cause = disk.failed if disk is not None and disk.failed is not None else error
+        if disk is not None:
+            disk.stop_writing(cause if isinstance(cause, OSError) else None)
+        h5file, self._file = self._file, None
+        try:
+            h5file.close()  # writes are discarded now: HDF5 closes without touching the disk
+        except Exception:
+            pass
+        restored = disk.rollback() if disk is not None else False
+        if disk is not None:
+            disk.close()
+        if self._temporary is not None:  # an all-or-nothing file: nothing to keep
+            safe_files.remove_quietly(self._temporary)
+            self._temporary = None
+            if _is_disk_full(cause):
+                raise DiskFullError(f"disk full while writing {self.path}; free some space") from None
+            raise OutputPathError(f"writing {self.path} failed ({_reason(cause)}); nothing was written, "
+                                  f"the old file is unchanged") from None
+        if restored:
+            kept = f"stopped with the {self.frames_on_disk} frames saved so far, the file opens with them"
+        else:
+            kept = (f"the disk refused to restore the file, frames after {self.frames_on_disk} "
+                    "may be unreadable (check the disk)")
+        if _is_disk_full(cause):
+            raise DiskFullError(f"disk full while writing {self.path}; {kept}; free some space") from None
+        raise OutputPathError(f"writing {self.path} failed ({_reason(cause)}); {kept}; "
+                              "record into a new file on a working disk") from None
+
+    def close(self, discard: bool = False) -> None:
+        """Flush and close. Idempotent. After a write error, closes without writing.
+
+        An atomic writer's file takes the target's name here; ``discard`` (an exception in a
+        ``with`` block) deletes it instead, leaving the target untouched.
+        """
         if self._file is None:
+            return
+        if (discard or self._broken) and self._temporary is not None:
+            self._discard()  # all or nothing: a stopped atomic file never takes the target's name
             return
         try:
             if not self._broken:
                 self.flush()
                 self._file.attrs["closed_cleanly"] = np.bool_(True)
                 self._sync()
-        finally:
-            h5file, self._file = self._file, None
-            try:
-                h5file.close()
-            except Exception:  # a failed disk may refuse even the close; the data is synced
-                pass
+        except (OSError, RuntimeError, ValueError) as error:
+            if self._file is not None:
+                self._fail(error)
+            raise
+        except BaseException:
+            self._discard() if self._temporary is not None else None
+            raise
+        h5file, self._file = self._file, None
+        try:
+            h5file.close()
+        except Exception:  # the data is synced; a refused close changes nothing on disk
+            pass
+        if self._disk is not None:
+            self._disk.close()
+        if self._temporary is not None:
+            temporary, self._temporary = self._temporary, None
+            safe_files.publish(temporary, self.path)
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        self.close(discard=exc_type is not None)
         return False
 
     @property
@@ -674,11 +866,9 @@ class RecordingWriter:
         return max(0, int((free - self.min_free_bytes) // per_frame)), free
 
     def _sync(self) -> None:
+        """H5Fflush, then fsync and make this the state a failed write rolls back to."""
         self._file.flush()
-        try:
-            os.fsync(self._file.id.get_vfd_handle())
-        except (OSError, ValueError, TypeError):
-            pass  # non-POSIX drivers have no descriptor; the HDF5 flush is all we can do
+        self._disk.commit()  # raises the write error the RollbackFile caught, if any
 
 
 def check_output_path(path, *, append: bool = False, overwrite: bool = False,
@@ -690,14 +880,14 @@ def check_output_path(path, *, append: bool = False, overwrite: bool = False,
     path = Path(path)
     if append and overwrite:
         raise OutputPathError("choose either --append or --overwrite, not both")
-    if path.is_dir():
-        raise OutputPathError(f"{path} is a directory; give a file name such as rec.h5")
-    if path.exists():
+    if safe_files.check_output_kind(path):  # refuses directories, FIFOs, devices
         if not (append or overwrite):
             options = "pass --append to add frames to it or --overwrite" if can_append else "pass --overwrite"
             raise OutputPathError(f"{path} already exists; {options} to replace it, or choose another name")
         if not os.access(path, os.W_OK):
             raise OutputPathError(f"cannot write {path}: permission denied")
+        # Another program's lock is found without opening the file for writing.
+        safe_files.check_not_in_use(path)
         return True
     parent = path.parent
     if parent.exists() and not parent.is_dir():
@@ -720,7 +910,7 @@ def write_recording(path, frames, timestamps=None, *, fps: float = 10.0, events=
     if timestamps is None:
         timestamps = _time.time() + np.arange(len(frames)) / float(fps)
     with RecordingWriter(path, sensor_info=sensor_info, fps=fps, overwrite=overwrite,
-                         attrs=attrs) as writer:
+                         attrs=attrs, atomic=True) as writer:
         writer.append_many(frames, timestamps, thermistor)
         if events:
             rows = [tuple(event) for event in events]
@@ -735,7 +925,10 @@ def write_recording(path, frames, timestamps=None, *, fps: float = 10.0, events=
 
 
 def _iso(unix: float) -> str:
-    return datetime.fromtimestamp(unix, tz=timezone.utc).isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(unix, tz=timezone.utc).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):  # NaN or beyond year 9999: no date to show
+        return "unknown"
 
 
 def _set_attr(attrs, key: str, value) -> None:
@@ -773,9 +966,21 @@ def _short(text: str) -> str:
     return " ".join(text.split())[:160]
 
 
+def _is_disk_full(error) -> bool:
+    return getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
+
+
+def _reason(error) -> str:
+    """The cause of a write error in a few words (strerror when it is an OSError)."""
+    if isinstance(error, OSError) and error.strerror:
+        code = errno.errorcode.get(error.errno, "")
+        return f"{error.strerror}, {code}" if code else error.strerror
+    return _short(str(error))
+
+
 def _os_reason(error: OSError) -> str:
     text = str(error)
-    if error.errno == errno.EACCES or "Permission denied" in text:
+    if getattr(error, "errno", None) == errno.EACCES or "Permission denied" in text:
         return "permission denied; choose a folder you can write to"
     if "No space left" in text:
         return "disk full; free some space"

@@ -59,6 +59,10 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
 
     # Refuse a bad output before touching the sensor, so nothing is created or truncated.
     existed = check_output_path(out_path, append=append, overwrite=overwrite)
+    if sensor_spec.startswith("replay:"):
+        from thermalcount.safe_files import refuse_same_file
+
+        refuse_same_file(sensor_spec[len("replay:"):], out_path, "replayed recording")
     sensor = open_sensor(sensor_spec, fps=float(fps), speed=speed, bus=bus, address=address,
                          orientation=orientation, seed=seed, scenario=scenario, faults=faults)
     stop = threading.Event()
@@ -113,6 +117,10 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
 def _summary(stats, out_path, total) -> str:
     reason = {"stop": "stopped", "frames": "frame limit reached", "duration": "duration reached",
               "end of stream": "end of replay"}.get(stats.stopped_by, stats.stopped_by)
+    if stats.stopped_by == "error":
+        # After a write error only the frames on disk count: the batch being written is gone.
+        return (f"stopped by a write error: {total} frames in {out_path}; {stats.frames} frames were "
+                f"read in {stats.elapsed:.1f} s, the last unsaved ones are lost")
     text = (f"{reason}: wrote {stats.frames} frames to {out_path} ({total} in the file) in "
             f"{stats.elapsed:.1f} s, {stats.rate:,.1f} frames/s, {stats.dropped} dropped, "
             f"{stats.sensor_errors} failed sensor reads")

@@ -198,11 +198,17 @@ def _probe(model: "Model", path: Path) -> None:
 
 
 def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
+    from thermalcount.safe_files import lookup, special_kind
+
+    info = lookup(path, ModelError)
+    if info is None:
         raise ModelError(f"model file {path} does not exist; pass --model PATH to an exported "
                          ".onnx file or --model default")
     if path.is_dir():
         raise ModelError(f"model path {path} is a directory; pass the .onnx file inside it")
+    kind = special_kind(info.st_mode)
+    if kind is not None:  # reading a FIFO would wait for a writer forever
+        raise ModelError(f"model file {path} is {kind}, not a file; pass an exported .onnx file")
     try:
         return path.read_bytes()
     except OSError as error:

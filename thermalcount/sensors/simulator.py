@@ -489,7 +489,8 @@ def write_simulation(path, n_frames: int, scenario: str = "mixed", *, seed: int 
     info = SensorInfo(sensor="sim", fps=sim.fps, extra=extra)
     counts = {"in": 0, "out": 0}
     began = time.perf_counter()
-    with RecordingWriter(path, sensor_info=info, overwrite=overwrite) as writer:
+    # atomic: a refused or failed run leaves an existing file as it was.
+    with RecordingWriter(path, sensor_info=info, overwrite=overwrite, atomic=True) as writer:
         while sim.frames_generated < n_frames:
             chunk = sim.generate(min(chunk_frames, n_frames - sim.frames_generated))
             writer.append_many(chunk.frames, chunk.timestamps, chunk.thermistor)

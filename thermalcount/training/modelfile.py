@@ -72,8 +72,10 @@ class TrainedModel:
 
 def save_model(model: TrainedModel, path, *, overwrite: bool = False) -> Path:
     """Write the model file atomically; OutputPathError if it exists and not ``overwrite``."""
+    from thermalcount.safe_files import check_output_kind
+
     path = Path(path)
-    if path.exists() and not overwrite:  # before the work of packing the archive
+    if check_output_kind(path) and not overwrite:  # before the work of packing the archive
         raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -91,8 +93,13 @@ def save_model(model: TrainedModel, path, *, overwrite: bool = False) -> Path:
 
 def load_model(path) -> TrainedModel:
     """Read a model file written by :func:`save_model`; ModelError (one line) for anything else."""
+    import stat
+
+    from thermalcount.safe_files import lookup
+
     path = Path(path)
-    if not path.is_file():
+    info = lookup(path, ModelError)
+    if info is None or not stat.S_ISREG(info.st_mode):
         raise ModelError(f"model file {path} does not exist; train one with 'thermalcount train'")
     hint = "pass a file written by 'thermalcount train'"
     with open(path, "rb") as handle:
@@ -106,6 +113,9 @@ def load_model(path) -> TrainedModel:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         what = "a zip archive" if not head.startswith(b"PK") else "a readable model archive"
         raise ModelError(f"{path} is not a thermalcount model file (not {what}); {hint}") from None
+    except MemoryError:  # an array header claiming terabytes: a damaged or crafted file
+        raise ModelError(f"{path} is damaged: an array in it claims more memory than any model needs; "
+                         f"{hint}") from None
     raw = arrays.pop(METADATA_MEMBER, None)
     try:
         metadata = json.loads(bytes(raw).decode("utf-8")) if raw is not None else None
@@ -116,6 +126,10 @@ def load_model(path) -> TrainedModel:
     missing = [name for name in WEIGHT_NAMES if name not in arrays]
     if missing:
         raise ModelError(f"{path} lacks weight(s) {', '.join(missing)}; re-train it with 'thermalcount train'")
+    not_real = sorted(name for name, array in arrays.items() if array.dtype.kind not in "fiu")
+    if not_real:  # strings would crash the float conversion, complex numbers lose a part silently
+        raise ModelError(f"{path}: weight(s) {', '.join(not_real)} are not real numbers; "
+                         "re-train it with 'thermalcount train'")
     try:
         return TrainedModel(
             weights={name: np.asarray(array, dtype=np.float32) for name, array in arrays.items()},
@@ -132,9 +146,12 @@ def export_model(model_path, out, *, overwrite: bool = False):
     """Model file -> one fused ONNX graph at ``out``. numpy + onnx only (no torch)."""
     from thermalcount.onnx_graph import build_graph, save_graph
 
+    from thermalcount.safe_files import check_output_kind, refuse_same_file
+
     out = Path(out)
-    if out.exists() and not overwrite:
+    if check_output_kind(out) and not overwrite:
         raise OutputPathError(f"{out} already exists; pass --overwrite to replace it")
+    refuse_same_file(model_path, out, "model")
     model = load_model(model_path)
     broken = sorted(name for name, array in model.weights.items()
                     if np.asarray(array).dtype.kind in "fc" and not np.all(np.isfinite(array)))

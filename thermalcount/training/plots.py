@@ -56,8 +56,13 @@ def write_plots(result, directory) -> list:
 
 
 def _save(figure, path: Path, plt) -> Path:
+    from thermalcount.safe_files import atomic_output
+
     try:
-        figure.savefig(path, dpi=90, bbox_inches="tight")
+        with atomic_output(path) as temporary:
+            figure.savefig(temporary, dpi=90, bbox_inches="tight", format="png")
+    except OutputPathError:
+        raise
     except OSError as error:
         raise OutputPathError(f"cannot write {path} ({error.strerror}); choose another --plots") from None
     finally:
