@@ -58,6 +58,7 @@ def _check(report: dict, floors: dict, family_floor: float) -> None:
                                       f"{report['weakest']['name']})"
 
 
+@pytest.mark.slow
 def test_default_model_meets_its_floors_on_the_ci_suite():
     _check(_evaluate(), DEFAULT_MODEL_FLOORS, FAMILY_FLOOR["default"])
 

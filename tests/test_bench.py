@@ -116,6 +116,7 @@ def _run_blocked(tmp_path, blocked: tuple, *args) -> tuple:
     return json.loads(result.stdout), json.loads(result.stderr.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_without_torch_installed_in_a_fresh_process(tmp_path):
     """torch made unimportable: the PyTorch row is skipped with a note, torch never loads."""
     report, loaded = _run_blocked(tmp_path, ("torch",), "bench", "--json", *SMALL, "--backend", "numpy")

@@ -69,6 +69,7 @@ def both_on(bridge):
     return bridge.is_on("1") and bridge.is_on("2")
 
 
+@pytest.mark.slow
 def test_hanging_longer_than_phue_timeout_never_stalls_the_frame_loop(make_bridge, caplog):
     caplog.set_level(logging.INFO)
     hung_at_start, _ = make_bridge()
@@ -104,6 +105,7 @@ def test_hanging_longer_than_phue_timeout_never_stalls_the_frame_loop(make_bridg
     second.close(timeout=1)
 
 
+@pytest.mark.slow
 def test_refused_at_start_and_during_run(make_bridge, caplog):
     caplog.set_level(logging.INFO)
     bridge, _ = make_bridge()
@@ -132,6 +134,7 @@ def test_refused_at_start_and_during_run(make_bridge, caplog):
     ],
     ids=["error-array", "non-json"],
 )
+@pytest.mark.slow
 def test_bad_answers_are_retried_and_reported_once(make_bridge, caplog, fault, expected):
     caplog.set_level(logging.INFO)
     bridge, _ = make_bridge()

@@ -69,6 +69,7 @@ def test_default_model_states_make_sense(room):
         assert high.startswith("high") or high == "edge-high", (room, seed, high)
 
 
+@pytest.mark.slow
 def test_shipped_file_matches_what_the_recipe_produces_now(shipped):
     pytest.importorskip("torch")
     from thermalcount.onnx_graph import build_graph

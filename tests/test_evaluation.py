@@ -100,6 +100,7 @@ def _true_events(item, size):
     return total
 
 
+@pytest.mark.slow
 def test_sizes_give_enough_true_events_per_family():
     # full: >= 450 events, so one error moves F1 by ~0.002 (two decimals hold); ci: >= 110.
     for item in FAMILIES:
@@ -292,6 +293,7 @@ def test_room_check_uses_the_default_recipe_room_for_models_trained_on_it(tmp_pa
     assert given_model(_foreign_model(tmp_path / "foreign.onnx")).main.warm_check_room is None
 
 
+@pytest.mark.slow
 def test_all_families_with_a_foreign_model_skip_the_room_check_and_say_so(tmp_path):
     report = run_suite(given_model(_foreign_model(tmp_path / "foreign.onnx")), size="ci")
     assert [f["name"] for f in report["families"]] == [f.name for f in FAMILIES if f.kind == "suite"]
@@ -347,6 +349,7 @@ def test_list_families():
     assert [line.split()[0] for line in result.stdout.splitlines()] == [f.name for f in FAMILIES]
 
 
+@pytest.mark.slow
 def test_whole_suite_on_a_users_model_skips_the_warm_room_check(tmp_path):
     """Without --family, a model whose training room is unknown gets every family it can
     take and a note for the +5 °C check (it once failed after the whole suite instead)."""

@@ -92,6 +92,7 @@ I2C_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("faults, outage, reinit, words", I2C_CASES, ids=[c[0] for c in I2C_CASES])
 def test_run_survives_i2c_faults_and_counting_resumes(model, clean_events, faults, outage, reinit, words):
     events, notices, stats, sensor = _live_run(model, faults, 1200)
@@ -224,6 +225,7 @@ BRIDGE_FAULTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(BRIDGE_FAULTS))
 def test_bridge_faults_during_run_never_stall_the_loop_and_lights_converge(crossings, tmp_path, kind):
     from thermalcount.store import open_recording
@@ -249,6 +251,7 @@ def test_bridge_faults_during_run_never_stall_the_loop_and_lights_converge(cross
         assert 1 <= len(outage_lines) <= 4, outage_lines  # reported once (and its end), not per frame
 
 
+@pytest.mark.slow
 def test_revoked_key_during_run_is_reported_once_and_counting_goes_on(crossings, tmp_path):
     with FakeHueBridge(lights={"1": "Hall"}) as bridge:
         key = bridge.create_key()
@@ -270,6 +273,7 @@ def test_revoked_key_during_run_is_reported_once_and_counting_goes_on(crossings,
         assert len(rejected) == 1 and "hue pair" in rejected[0]
 
 
+@pytest.mark.slow
 def test_bridge_unreachable_at_start_counting_starts_and_lights_catch_up(crossings, tmp_path):
     with FakeHueBridge(lights={"1": "Hall"}) as bridge:
         save_hue_key(bridge.host, bridge.create_key())

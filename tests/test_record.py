@@ -209,6 +209,7 @@ def test_sigterm_and_ctrl_c_finish_the_file_cleanly(tmp_path, signum):
         np.testing.assert_array_equal(rec.read(), simulate(written, "mixed", seed=0).frames)
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_readable_recording_of_the_stream(tmp_path):
     rng = random.Random(7)
     for attempt in range(3):

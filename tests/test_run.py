@@ -85,6 +85,7 @@ def _expected_light_changes(events, off_delay, end_time):
     return changes
 
 
+@pytest.mark.slow
 def test_run_drives_hue_lights_through_a_hanging_bridge(single_crossings, tmp_path):
     """Lights follow occupancy via the real phue client; a 12 s hang (longer than phue's 10 s
     timeout) neither stalls the frame loop nor loses the count, and the lights converge."""
@@ -150,6 +151,7 @@ def test_run_bad_model_is_a_setup_error(tmp_path):
     assert bogus.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_run_survives_i2c_faults_on_the_emulated_sensor(tmp_path):
     """Errors on 5 % of transfers and a 3 s disconnect: the loop keeps counting."""
     lines = []
@@ -174,6 +176,7 @@ def test_run_survives_i2c_faults_on_the_emulated_sensor(tmp_path):
     assert text.count("sensor problem") < stats.sensor_errors
 
 
+@pytest.mark.slow
 def test_run_stops_cleanly_on_sigterm(tmp_path):
     events_file = tmp_path / "events.jsonl"
     process = subprocess.Popen(

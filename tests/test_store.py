@@ -317,6 +317,7 @@ CHILD_WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_at_most_about_one_second(tmp_path):
     rng = random.Random(1234)
     for attempt in range(5):
