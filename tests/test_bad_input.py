@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from thermalcount import config
 from thermalcount.cli import cli
 from thermalcount.testing.fake_hue import FakeHueBridge
+from tests.file_hashes import file_hashes
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +76,6 @@ def files(tmp_path_factory):
     (folder / "a_file").write_text("not a folder")
     return folder
 
-
-def _hashes(folder: Path) -> dict:
-    return {path.relative_to(folder): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 # (row id, arguments with {f} = the inputs folder, hint the message must contain (regex))
@@ -187,7 +184,7 @@ def _check(result, hint: str, before: dict, folder: Path) -> None:
     error_lines = [line for line in output.splitlines() if line.startswith("Error:")]
     assert len(error_lines) == 1, output
     assert re.search(hint, error_lines[0]), error_lines[0]
-    assert _hashes(folder) == before, "an input file changed"
+    assert file_hashes(folder) == before, "an input file changed"
 
 
 @pytest.mark.parametrize("row, args, hint", [
@@ -195,7 +192,7 @@ def _check(result, hint: str, before: dict, folder: Path) -> None:
                  marks=[pytest.mark.xfail(strict=True, reason=XFAIL[row])] if row in XFAIL else [])
     for row, args, hint in ROWS])
 def test_bad_input_row(files, row, args, hint):
-    before = _hashes(files)
+    before = file_hashes(files)
     result = CliRunner().invoke(cli, [arg.format(f=files) for arg in args])
     try:
         _check(result, hint, before, files)
@@ -217,7 +214,7 @@ def bridge():
 
 
 def _invoke_checked(args, hint, folder):
-    before = _hashes(folder)
+    before = file_hashes(folder)
     result = CliRunner().invoke(cli, args)
     _check(result, hint, before, folder)
     return result

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,11 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from thermalcount.cli import cli
+from tests.file_hashes import file_hashes
 
-
-def _hashes(folder: Path) -> dict:
-    return {path.relative_to(folder): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def _hot_frames_break_state(proto, threshold: float = 40.0):
@@ -136,7 +132,7 @@ CASES = [
 
 @pytest.mark.parametrize("case, args, exit_code, hint", [pytest.param(*case, id=case[0]) for case in CASES])
 def test_hostile_value(files, case, args, exit_code, hint):
-    before = _hashes(files)
+    before = file_hashes(files)
     result = CliRunner().invoke(cli, [arg.format(f=files) for arg in args])
     output = result.output
     assert result.exit_code == exit_code, output
@@ -145,7 +141,7 @@ def test_hostile_value(files, case, args, exit_code, hint):
     error_lines = [line for line in output.splitlines() if line.startswith("Error:")]
     assert len(error_lines) == 1, output
     assert re.search(hint, error_lines[0]), error_lines[0]
-    assert _hashes(files) == before, "an input file changed"
+    assert file_hashes(files) == before, "an input file changed"
 
 
 # -- timestamps: repaired from the frame rate, never a silent wrong count ----------------------------

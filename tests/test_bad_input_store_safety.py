@@ -9,7 +9,6 @@ holds them: h5py's read-only open takes the same flock a replay or a count takes
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import os
 import re
@@ -26,6 +25,7 @@ from click.testing import CliRunner
 
 from thermalcount.cli import cli
 from thermalcount.store import open_recording, write_recording
+from tests.file_hashes import file_hashes
 
 
 @pytest.fixture
@@ -43,10 +43,6 @@ def folder(tmp_path):
     return tmp_path
 
 
-def _hashes(folder: Path) -> dict:
-    return {path.relative_to(folder): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
-
 
 def _check(output: str, exit_code: int, hint: str) -> str:
     assert exit_code in (1, 2), output
@@ -59,11 +55,11 @@ def _check(output: str, exit_code: int, hint: str) -> str:
 
 def _invoke(folder: Path, args: list, hint: str) -> str:
     """Run ``args`` (``{f}`` = the folder); one-line refusal, every file unchanged, no temporaries."""
-    before = _hashes(folder)
+    before = file_hashes(folder)
     result = CliRunner().invoke(cli, [arg.format(f=folder) for arg in args])
     assert isinstance(result.exception, SystemExit), repr(result.exception)  # no traceback
     line = _check(result.output, result.exit_code, hint)
-    assert _hashes(folder) == before, "a file changed"
+    assert file_hashes(folder) == before, "a file changed"
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [], "a temporary file was left"
     return line
 
@@ -171,10 +167,10 @@ def test_record_append_at_a_file_size_limit_keeps_the_old_frames(tmp_path):
 @pytest.mark.slow
 def test_simulate_overwrite_at_a_file_size_limit_leaves_the_old_file(tmp_path):
     write_recording(tmp_path / "old.h5", np.full((300, 8, 8), 21.0, np.float32), fps=10.0)
-    before = _hashes(tmp_path)
+    before = file_hashes(tmp_path)
     result = _limited(["simulate", "--out", "old.h5", "--overwrite", "--frames", "200000"], 300, tmp_path)
     _check(result.stdout + result.stderr, result.returncode, r"File too large.*old file is unchanged")
-    assert _hashes(tmp_path) == before
+    assert file_hashes(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.h5"]
 
 

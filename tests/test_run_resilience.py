@@ -8,7 +8,6 @@ guards, not measurements: the old code hung on a FIFO without a reader.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from thermalcount.cli import cli
+from tests.file_hashes import file_hashes
 
 sys.path.insert(0, str(Path(__file__).parent))
 from mqtt_broker import broker, observers  # noqa: E402,F401
@@ -124,12 +124,12 @@ def test_events_out_to_a_file_that_is_not_an_event_log_is_refused_unchanged(tmp_
             target.write_bytes(target.read_bytes() + b"\0")
     else:
         target.write_bytes(content)
-    before = _hashes(tmp_path)
+    before = file_hashes(tmp_path)
     code, out, err = _run(RUN + ["--duration", "1m", "--events-out", str(target)])
     assert code == 1 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
     _one(err, r"^Error: the event log .* exists and is not a JSON-lines event log \(.*\); it was left as it is")
-    assert _hashes(tmp_path) == before
+    assert file_hashes(tmp_path) == before
 
 
 def test_events_out_to_fifo_without_reader_is_refused(tmp_path):
@@ -276,7 +276,7 @@ def test_no_password_in_any_output(tmp_path, row, args, toml, exit_code):
     log = tmp_path / "events.jsonl"
     extra = ["--lights", "none", "--no-dashboard", "--sensor", "sim", "--events-out", str(log)] \
         if args[0] == "run" else ["--lights", "none", "--no-dashboard"]
-    before = _hashes(tmp_path)
+    before = file_hashes(tmp_path)
     code, out, err = _run([sys.executable, "-m", "thermalcount", *args, *extra], env=env)
     assert code == exit_code, err
     assert "Traceback" not in err and err.count("Error:") == 1, err
@@ -284,13 +284,9 @@ def test_no_password_in_any_output(tmp_path, row, args, toml, exit_code):
         assert len(err.strip().splitlines()) == 1, err
     outputs = out + err + (log.read_text() if log.exists() else "")
     assert SECRET not in outputs and "***" in err, outputs
-    after = _hashes(tmp_path)
+    after = file_hashes(tmp_path)
     assert {name: after.get(name) for name in before} == before  # the config file untouched
 
-
-def _hashes(folder: Path) -> dict:
-    return {path.relative_to(folder): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def test_internal_error_line_is_redacted(monkeypatch, capsys):

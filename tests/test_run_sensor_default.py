@@ -7,7 +7,6 @@ The other cases read every plain log line of a short run and the dashboard's ren
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from pathlib import Path
@@ -17,12 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from thermalcount.cli import cli
+from tests.file_hashes import file_hashes
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
 
-
-def _hashes(folder: Path) -> dict:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 @pytest.fixture
@@ -40,7 +37,7 @@ def _check_refused(result, hint: str, before: dict, folder: Path, exit_code: int
     error_lines = [line for line in output.splitlines() if line.startswith("Error:")]
     assert len(error_lines) == 1 and len(output.strip().splitlines()) == 1, output
     assert re.search(hint, error_lines[0]), error_lines[0]
-    assert _hashes(folder) == before, "an input file changed"
+    assert file_hashes(folder) == before, "an input file changed"
 
 
 # -- without --sensor: the real part ---------------------------------------------------------------
@@ -48,7 +45,7 @@ def _check_refused(result, hint: str, before: dict, folder: Path, exit_code: int
 
 def test_run_without_sensor_on_a_machine_without_i2c_says_how_to_try_it(folder):
     # Bus 97 exists on no machine: the same as a laptop or a Pi with I2C disabled.
-    before = _hashes(folder)
+    before = file_hashes(folder)
     result = CliRunner().invoke(cli, ["run", "--bus", "97", "--lights", "none", "--no-dashboard",
                                       "--events-out", str(folder / "events.jsonl"), "--duration", "1s"])
     _check_refused(result, r"/dev/i2c-97 does not exist.*raspi-config.*use --sensor sim to try it without hardware",
@@ -57,7 +54,7 @@ def test_run_without_sensor_on_a_machine_without_i2c_says_how_to_try_it(folder):
 
 def test_run_without_sensor_is_the_real_part_which_cannot_be_sped_up(folder):
     # Under the old default (sim) this ran ten times faster and exited 0.
-    before = _hashes(folder)
+    before = file_hashes(folder)
     result = CliRunner().invoke(cli, ["run", "--speed", "10", "--lights", "none", "--no-dashboard",
                                       "--duration", "1s"])
     _check_refused(result, r"a real AMG8833 runs in real time", before, folder, exit_code=2)
