@@ -324,7 +324,6 @@ def _hue_rows(host_text: str, lights: tuple, group: Optional[str]) -> List[Check
     from thermalcount import config
     from thermalcount.errors import LightsError
     from thermalcount.lights.hue import HueDriver, list_bridge, normalize_host, rejected_key_error
-    from thermalcount.redaction import remember_secret
 
     try:
         host = normalize_host(host_text)
@@ -334,7 +333,6 @@ def _hue_rows(host_text: str, lights: tuple, group: Optional[str]) -> List[Check
     if not key:
         return [Check("hue bridge", SKIP, f"{host}: not checked without a key"),
                 Check("hue key", FAIL, f"no key stored for {host}", f"run thermalcount hue pair --bridge {host}")]
-    remember_secret(key)
     try:
         inventory = list_bridge(host)  # GET lights and groups: reachability and the key at once
     except LightsError as error:
@@ -372,12 +370,10 @@ def _mqtt(options: DoctorOptions) -> List[Check]:
     if not url:
         return [Check("mqtt broker", SKIP, "not configured (no --mqtt, no [mqtt] url)")]
 
-    from thermalcount import config
-    from thermalcount.redaction import redact_url, remember_secret
+    from thermalcount.redaction import redact_url
 
     shown = redact_url(url)
     try:
-        remember_secret(config.mqtt_password())
         from thermalcount.mqtt.client import probe_broker
 
         outcome, why = probe_broker(url, tls_ca=options.mqtt_ca)

@@ -29,7 +29,6 @@ The runtime (``thermalcount.runtime.model``) imports this module for
 from __future__ import annotations
 
 import json
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Optional

@@ -400,9 +400,9 @@ def _check_storage(item: h5py.Dataset, name: str, path: Path) -> int:
     rows = item.shape[0] if item.shape else 0
     if rows == 0:
         return 0
-    file_size = _file_size(item)
     if item.chunks is None:
         # Contiguous (or compact): all or nothing, and never more than the file's size.
+        file_size = _file_size(item)
         stored = item.id.get_storage_size()
         needed = rows * item.dtype.itemsize * int(np.prod(item.shape[1:], dtype=np.int64))
         if stored < needed or (file_size is not None and stored > file_size):
@@ -478,7 +478,6 @@ class RecordingWriter:
         #: With ``atomic`` a new file keeps its temporary name until close() (simulate,
         #: import: all or nothing); without, it takes the target's name at once (record:
         #: a killed recorder leaves its frames under the name the user gave).
-        self._atomic = atomic
         self._temporary = None
         self._broken = False
         self._pending_frames: list = []

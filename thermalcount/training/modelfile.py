@@ -144,7 +144,7 @@ def load_model(path) -> TrainedModel:
 
 def export_model(model_path, out, *, overwrite: bool = False):
     """Model file -> one fused ONNX graph at ``out``. numpy + onnx only (no torch)."""
-    from thermalcount.onnx_graph import build_graph, save_graph
+    from thermalcount.onnx_graph import build_graph
 
     from thermalcount.safe_files import check_output_kind, refuse_same_file
 
@@ -163,6 +163,7 @@ def export_model(model_path, out, *, overwrite: bool = False):
     # a run of test frames), so export never writes a model they would refuse.
     from thermalcount.runtime.model import Model
 
-    Model.from_bytes(graph.SerializeToString(), Path(model_path), backend="auto")
-    save_graph(graph, out, overwrite=overwrite)
+    data = graph.SerializeToString()
+    Model.from_bytes(data, Path(model_path), backend="auto")
+    write_atomically(out, data, overwrite=overwrite)
     return graph
