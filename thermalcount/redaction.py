@@ -22,6 +22,7 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userin
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_longest_first: tuple = ()  # _secrets in the order redact() masks them, kept on each change
 
 # Shorter values would mask ordinary words and numbers in messages ("on", "30").
 _MIN_SECRET_LENGTH = 4
@@ -30,14 +31,18 @@ _MIN_SECRET_LENGTH = 4
 def remember_secret(value: Any) -> None:
     """Mask ``value`` in every later :func:`redact` call (a key or password just read)."""
     if isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH:
+        global _longest_first
         with _lock:
             _secrets.add(value)
+            _longest_first = tuple(sorted(_secrets, key=len, reverse=True))  # no partial leftovers
 
 
 def forget_secrets() -> None:
     """For tests: drop every remembered secret."""
+    global _longest_first
     with _lock:
         _secrets.clear()
+        _longest_first = ()
 
 
 def _mask_userinfo(match: re.Match) -> str:
@@ -55,9 +60,7 @@ def redact_url(url: str) -> str:
 def redact(text: str) -> str:
     """``text`` with URL credentials and every remembered secret replaced by ``***``."""
     text = redact_url(text)
-    with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)  # longest first: no partial leftovers
-    for secret in secrets:
+    for secret in _longest_first:  # a tuple swapped whole: safe to read without the lock
         if secret in text:
             text = text.replace(secret, MASK)
     return text

@@ -34,7 +34,7 @@ import phue
 
 from thermalcount import config
 from thermalcount.errors import LightsError
-from thermalcount.redaction import remember_secret
+from thermalcount.redaction import redact, remember_secret
 from thermalcount.lights.worker import BridgeRefusal, Target, WorkerLights
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,6 @@ class HueApiError(BridgeRefusal):
 
 # --- keeping the key out of logs -----------------------------------------------------------
 
-_SECRETS: set = set()
-
-
 # Keys also show up before we know them (the pairing answer) and in every request path.
 _KEY_PATTERNS = (
     (re.compile(r"""(['"]username['"]\s*:\s*['"])[^'"]+"""), r"\1***"),
@@ -72,10 +69,7 @@ _KEY_PATTERNS = (
 def _redact(text: str) -> str:
     for pattern, replacement in _KEY_PATTERNS:
         text = pattern.sub(replacement, text)
-    for secret in _SECRETS:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return redact(text)  # and every key already read (thermalcount/redaction.py)
 
 
 class _PhueLogFilter(logging.Filter):
@@ -93,7 +87,6 @@ if not any(isinstance(f, _PhueLogFilter) for f in _phue_logger.filters):
 
 
 def _client(host: str, key: str) -> "phue.Bridge":
-    _SECRETS.add(key)
     remember_secret(key)  # masked in every Error: and log line, not only phue's
     # Both ip and username given: the constructor makes no network call and reads no file.
     return _Bridge(ip=host, username=key, config_file_path=os.devnull)
@@ -116,10 +109,6 @@ class _DeadlineSocket(socket.socket):
     def recv_into(self, *args, **kwargs):  # what the response's makefile() reads with
         self._arm()
         return super().recv_into(*args, **kwargs)
-
-    def recv(self, *args, **kwargs):
-        self._arm()
-        return super().recv(*args, **kwargs)
 
     def sendall(self, *args, **kwargs):
         self._arm()
@@ -409,7 +398,6 @@ def pair(
             for item in answer:
                 key = item.get("success", {}).get("username") if isinstance(item, dict) else None
                 if isinstance(key, str) and key:
-                    _SECRETS.add(key)
                     remember_secret(key)
                     return config.save_hue_key(host, key)
         errors = _api_errors(answer)

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 # Numbers vary between repeats of the same notice; everything else must match.
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -72,10 +72,6 @@ class Notices:
         chosen = [item for item in newest_first if item.warning][:room]
         chosen += [item for item in newest_first if not item.warning][:room - len(chosen)]
         return [item.line() for item in sorted(chosen, key=lambda item: item.order)]
-
-    def __iter__(self) -> Iterator[str]:
-        with self._lock:
-            return iter([item.text for item in self._items])
 
     def __len__(self) -> int:
         with self._lock:
