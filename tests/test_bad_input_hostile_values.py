@@ -201,3 +201,21 @@ def test_run_replay_repairs_bad_timestamps(walks, broken):
     summary = re.compile(r"stopped \(end of recording\): (\d+) frames, (\d+) in, (\d+) out")
     assert summary.search(repaired.output).groups() == summary.search(clean.output).groups()
     assert "went backwards" in repaired.output and "went backwards" not in clean.output
+
+
+def test_ctrl_c_inside_an_hdf5_callback_is_an_interrupt_not_an_internal_error(monkeypatch, tmp_path):
+    """Found by running the docs' commands: Ctrl-C while h5py was inside the store's Python
+    file object came back as SystemError("... returned a result with an exception set")."""
+    from thermalcount.sensors import simulator
+
+    def interrupted_inside_h5py(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise SystemError("<function RollbackFile.flush> returned a result with an exception set") \
+                from interrupt
+
+    monkeypatch.setattr(simulator, "write_simulation", interrupted_inside_h5py)
+    result = CliRunner().invoke(cli, ["simulate", "--out", str(tmp_path / "x.h5"), "--frames", "10"])
+    assert result.exit_code == 1 and "Aborted!" in result.output, result.output
+    assert "internal error" not in result.output

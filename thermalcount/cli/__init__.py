@@ -62,6 +62,12 @@ class LazyGroup(click.Group):
             if error.filename is None or isinstance(error, (BlockingIOError, InterruptedError)):
                 raise
             raise _as_click_error(_path_error(error)) from None
+        except SystemError as error:
+            # Ctrl-C while h5py was inside one of our Python callbacks (the store's RollbackFile):
+            # h5py re-raises the KeyboardInterrupt as a SystemError. It is still Ctrl-C.
+            if _interrupted(error):
+                raise click.Abort() from None
+            raise
         except click.ClickException as error:
             # Click's own usage errors quote the option value, which may be a URL with a password.
             error.message = redact(error.message)
@@ -77,6 +83,17 @@ class _ThermalcountClickError(click.ClickException):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def _interrupted(error: BaseException) -> bool:
+    """True when a KeyboardInterrupt is anywhere in ``error``'s chain of causes."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _path_error(error: OSError) -> ThermalcountError:
