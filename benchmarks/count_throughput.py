@@ -32,9 +32,9 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from thermalcount.counting import _parallel_decoded_chunks, _unreadable_rows, count_recording
+    from thermalcount.runtime.offline import _parallel_decoded_chunks, _unreadable_rows, count_recording
     from thermalcount.runtime.counter import Counter
-    from thermalcount.runtime.model import Model
+    from thermalcount.model.loader import Model
     from thermalcount.store import open_recording
 
     workdir = None
@@ -45,7 +45,7 @@ def main(argv=None) -> None:
         else:
             workdir = tempfile.TemporaryDirectory()
             path = os.path.join(workdir.name, "count-benchmark.h5")
-        from thermalcount.sensors.simulator import write_simulation
+        from thermalcount.sensors.sim.simulator import write_simulation
 
         began = time.perf_counter()
         result = write_simulation(path, args.frames, "mixed", seed=1, overwrite=True)

@@ -73,8 +73,8 @@ def bound_session(model, frame: np.ndarray):
 def main() -> None:
     import onnx
 
-    from thermalcount.onnx_graph import build_graph, default_model_path
-    from thermalcount.preprocessing import Preprocessing
+    from thermalcount.model.graph import build_graph, default_model_path
+    from thermalcount.model.preprocessing import Preprocessing
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(default_model_path()))
@@ -98,7 +98,7 @@ def main() -> None:
         variants["exported, --no-clip"] = build_graph(weights, Preprocessing(clip_low=None, clip_high=None), meta)
 
     try:  # what the runtime runs for one frame when only the state is needed
-        from thermalcount.runtime.model import state_only_graph
+        from thermalcount.model.loader import state_only_graph
         variants["exported, state output only"] = state_only_graph(exported)
     except ImportError:
         pass

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import collections
 
-from thermalcount.evaluation import family
-from thermalcount.sensors.simulator import Simulator
+from thermalcount.evaluation.suite import family
+from thermalcount.sensors.sim.simulator import Simulator
 
 
 def frames_in_view(people, frame: int) -> int:

@@ -16,8 +16,8 @@ import statistics
 
 import numpy as np
 
-from thermalcount.preprocessing import Preprocessing
-from thermalcount.sensors.simulator import simulate
+from thermalcount.model.preprocessing import Preprocessing
+from thermalcount.sensors.sim.simulator import simulate
 from thermalcount.training.autoencoder import FrameAutoencoder, encode_frames
 from thermalcount.training.data import ArraySource
 from thermalcount.training.kmeans import nearest

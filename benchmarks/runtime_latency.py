@@ -24,7 +24,7 @@ def main(argv=None) -> None:
     import numpy as np
     import onnxruntime as ort
 
-    from thermalcount.runtime.model import Model
+    from thermalcount.model.loader import Model
 
     ort_model = Model.load(None if args.model == "default" else args.model, backend="onnxruntime")
     np_model = Model.load(ort_model.path, backend="numpy")

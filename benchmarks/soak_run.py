@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from thermalcount.config import save_hue_key
-    from thermalcount.runtime.session import RunOptions, run_session
+    from thermalcount.app.run import RunOptions, run_session
 
     workdir = tempfile.mkdtemp(prefix="soak-")
     os.environ.setdefault("THERMALCOUNT_CONFIG_DIR", os.path.join(workdir, "config"))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 def write_simulated(path: Path, n_frames: int, seed: int = 0) -> float:
-    from thermalcount.sensors.simulator import Simulator
+    from thermalcount.sensors.sim.simulator import Simulator
     from thermalcount.store import RecordingWriter
 
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 soon, with what margin, and at what cost.
 
 For every simulated family (three seeds, both mountings, 10 and 1 FPS) it feeds the frames to
-thermalcount.travel_axis.TravelAxisFinder in 32-frame pieces, as `run` does, and reports
+thermalcount.model.travel_axis.TravelAxisFinder in 32-frame pieces, as `run` does, and reports
 whether the axis found is the simulated one, after how many frames it was decided and the
 ratio of the mean squared moves along and across at the end. Then static warm things
 without people (they must not decide), the finder's cost per frame, the sample `count` reads
@@ -34,8 +34,8 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from thermalcount.sensors.simulator import simulate
-    from thermalcount.travel_axis import TravelAxisFinder
+    from thermalcount.sensors.sim.simulator import simulate
+    from thermalcount.model.travel_axis import TravelAxisFinder
 
     def look(frames, fps):
         finder = TravelAxisFinder(fps)
@@ -91,7 +91,7 @@ def main(argv=None) -> None:
 
     from thermalcount.runtime.axis_watch import AxisWatch
     from thermalcount.runtime.counter import Counter
-    from thermalcount.runtime.model import Model
+    from thermalcount.model.loader import Model
     from thermalcount.sensors.base import SensorFrame
 
     model = Model.load(None)
@@ -109,8 +109,8 @@ def main(argv=None) -> None:
     print(f"run: buffer copy {np.median(adds) * 1e6:.2f} µs per frame (median); re-count of 6000 frames "
           f"(10 minutes) {(time.perf_counter() - began) * 1e3:.0f} ms")
 
-    from thermalcount.counting import find_recording_axis
-    from thermalcount.sensors.simulator import write_simulation
+    from thermalcount.runtime.offline import find_recording_axis
+    from thermalcount.sensors.sim.simulator import write_simulation
     from thermalcount.store import open_recording
 
     with tempfile.TemporaryDirectory() as folder:

@@ -11,7 +11,7 @@ import pytest
 from thermalcount.errors import SensorError, SensorSetupError, UsageError
 from thermalcount.sensors.amg8833 import AMG8833, i2c_advice
 from thermalcount.sensors.conversions import parse_orientation
-from thermalcount.sensors.emulated import FakeClock, open_emulated
+from thermalcount.sensors.emulated.bus import FakeClock, open_emulated
 
 PATTERN = 20.0 + 0.25 * np.arange(64, dtype=np.float64).reshape(8, 8)
 

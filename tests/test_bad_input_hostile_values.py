@@ -48,7 +48,7 @@ def _hot_frames_break_state(proto, threshold: float = 40.0):
 def files(tmp_path_factory):
     import onnx
 
-    from thermalcount.runtime.model import default_model_path
+    from thermalcount.model.loader import default_model_path
     from thermalcount.store import write_recording
 
     folder = tmp_path_factory.mktemp("hostile")
@@ -206,7 +206,7 @@ def test_run_replay_repairs_bad_timestamps(walks, broken):
 def test_ctrl_c_inside_an_hdf5_callback_is_an_interrupt_not_an_internal_error(monkeypatch, tmp_path):
     """Found by running the docs' commands: Ctrl-C while h5py was inside the store's Python
     file object came back as SystemError("... returned a result with an exception set")."""
-    from thermalcount.sensors import simulator
+    from thermalcount.sensors.sim import simulator
 
     def interrupted_inside_h5py(*args, **kwargs):
         try:

@@ -31,7 +31,7 @@ from tests.file_hashes import file_hashes
 @pytest.fixture
 def folder(tmp_path):
     """A recording, a model file and a few sources, made fresh for every case."""
-    from thermalcount.runtime.model import default_model_path
+    from thermalcount.model.loader import default_model_path
 
     rng = np.random.default_rng(0)
     frames = (22 + rng.normal(0, 0.3, (300, 8, 8))).astype(np.float32)
@@ -179,7 +179,7 @@ def test_simulate_overwrite_at_a_file_size_limit_leaves_the_old_file(tmp_path):
 def model_npz(tmp_path_factory):
     """A small trained model file (train's output, export's input); trained once."""
     pytest.importorskip("torch")
-    from thermalcount.sensors.simulator import simulate
+    from thermalcount.sensors.sim.simulator import simulate
     from thermalcount.training.data import ArraySource
     from thermalcount.training.modelfile import save_model
     from thermalcount.training.train import TrainOptions, train_model
@@ -329,7 +329,7 @@ class _DiskThatFails:
 
 @pytest.mark.parametrize("code", [errno.EIO, errno.EDQUOT, errno.EFBIG], ids=errno.errorcode.get)
 def test_record_write_error_keeps_every_flushed_frame(tmp_path, monkeypatch, code):
-    from thermalcount import safe_files
+    from thermalcount.support import safe_files
 
     monkeypatch.setattr(safe_files, "open_locked", _DiskThatFails(code, 600_000))
     out = tmp_path / "rec.h5"
@@ -349,7 +349,7 @@ def test_record_write_error_keeps_every_flushed_frame(tmp_path, monkeypatch, cod
 
 def test_rollback_file_restores_the_committed_bytes(tmp_path):
     """The mechanism under the record cases: bytes overwritten since the commit come back."""
-    from thermalcount.safe_files import RollbackFile
+    from thermalcount.support.safe_files import RollbackFile
 
     path = tmp_path / "f.bin"
     path.write_bytes(b"a" * 1000)

@@ -165,8 +165,8 @@ def test_state_graph_drops_the_shared_norm_and_keeps_states():
     import onnx
     import onnxruntime as ort
 
-    from thermalcount.runtime.model import default_model_path, state_only_graph
-    from thermalcount.sensors.simulator import simulate
+    from thermalcount.model.loader import default_model_path, state_only_graph
+    from thermalcount.sensors.sim.simulator import simulate
 
     proto = onnx.load(str(default_model_path()))
     reduced = state_only_graph(proto)

@@ -17,10 +17,10 @@ from onnx import helper
 
 from tests.test_runtime_model import _c, contract_model, metadata, save
 from thermalcount.cli import cli
-from thermalcount.counting import count_recording
+from thermalcount.runtime.offline import count_recording
 from thermalcount.runtime.counter import Counter
-from thermalcount.runtime.model import Model
-from thermalcount.sensors.simulator import write_simulation
+from thermalcount.model.loader import Model
+from thermalcount.sensors.sim.simulator import write_simulation
 from thermalcount.store import open_recording, write_recording
 
 BLOB_MEANINGS = [
@@ -211,7 +211,7 @@ def _store_frames(path, chunk_frames):
 
 
 def _fast_frames(path, chunk_frames):
-    from thermalcount.counting import _parallel_decoded_chunks
+    from thermalcount.runtime.offline import _parallel_decoded_chunks
 
     with open_recording(path) as recording:
         chunks = _parallel_decoded_chunks(recording, chunk_frames)
@@ -249,7 +249,7 @@ def test_parallel_reader_honours_chunks_stored_without_a_filter(tmp_path):
 def test_other_layouts_fall_back_to_the_store_reader(tmp_path, model_path):
     import h5py
 
-    from thermalcount.counting import _parallel_decoded_chunks
+    from thermalcount.runtime.offline import _parallel_decoded_chunks
 
     path = _recording_with_one_crossing(tmp_path / "r.h5", nan_frames=(7,))
     with h5py.File(path, "r+") as f:
@@ -265,7 +265,7 @@ def test_other_layouts_fall_back_to_the_store_reader(tmp_path, model_path):
 
 
 def test_auto_backend_timing_returns_a_working_model(single, model_path):
-    from thermalcount.counting import _faster_for_batches
+    from thermalcount.runtime.offline import _faster_for_batches
 
     model = Model.load(model_path, backend="onnxruntime")
     frames = open_recording(single).read(0, 2048)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import onnxruntime as ort
-from thermalcount.onnx_graph import REQUIRED_METADATA, default_model_path, load_graph
+from thermalcount.model.graph import REQUIRED_METADATA, default_model_path, load_graph
 
 
 def _session(model):
@@ -51,7 +51,7 @@ def test_shipped_model_is_small_and_complete(shipped):
 def test_default_model_states_make_sense(room):
     # Through the runtime, as `run` and `count` use it: the model keeps the stream's per-pixel
     # background, so each scene is a stream that shows the empty room for 5 s first.
-    from thermalcount.runtime.model import Model
+    from thermalcount.model.loader import Model
 
     model = Model.load("default", backend="onnxruntime")
     names = {m.cluster: m.name for m in model.meanings}
@@ -72,7 +72,7 @@ def test_default_model_states_make_sense(room):
 @pytest.mark.slow
 def test_shipped_file_matches_what_the_recipe_produces_now(shipped):
     pytest.importorskip("torch")
-    from thermalcount.onnx_graph import build_graph
+    from thermalcount.model.graph import build_graph
     from thermalcount.training.default import fixed_check_frames, train_default_model
 
     model = train_default_model().model

@@ -118,8 +118,8 @@ def needs_hardware(words: list) -> bool:
 
 def _inputs(folder: Path) -> None:
     """The files docs assume the reader has: a recording, frames to import, a second model."""
-    from thermalcount.runtime.model import default_model_path
-    from thermalcount.sensors.simulator import write_simulation
+    from thermalcount.model.loader import default_model_path
+    from thermalcount.sensors.sim.simulator import write_simulation
 
     write_simulation(folder / "doorway.h5", 3000, seed=5)
     with h5py.File(folder / "doorway.h5", "r+") as h5:  # as recorded before the axis was stored

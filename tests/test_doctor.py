@@ -21,7 +21,7 @@ from tests.conftest import modules_loaded_by
 from tests.mqtt_broker import MOSQUITTO, Mosquitto, free_port
 from thermalcount import config
 from thermalcount.cli import cli
-from thermalcount.doctor import DoctorOptions, run_checks
+from thermalcount.app.doctor import DoctorOptions, run_checks
 from thermalcount.testing.fake_hue import FakeHueBridge
 
 EMULATED = ["doctor", "--sensor", "emulated"]
@@ -99,7 +99,7 @@ def test_sensor_at_the_other_address_is_named():
 
 
 def test_implausible_thermistor_fails_the_frame_row():
-    from thermalcount.sensors.emulated import CallableSource
+    from thermalcount.sensors.emulated.bus import CallableSource
 
     source = CallableSource(lambda i: 22.0 + np.random.default_rng(i).random((8, 8)), thermistor=-40.0)
     checks = {c.name: c for c in run_checks(DoctorOptions(sensor="emulated", emulated_source=source))}
@@ -147,7 +147,7 @@ def test_numpy_backend_is_said():
 def test_backend_without_onnxruntime():
     """A Pi Zero: onnxruntime cannot be imported. auto says numpy and why; onnxruntime fails."""
     probe = ("import sys, json\nsys.modules['onnxruntime'] = None\n"
-             "from thermalcount.doctor import _backend\n"
+             "from thermalcount.app.doctor import _backend\n"
              "print(json.dumps([_backend('auto').__dict__, _backend('onnxruntime').__dict__]))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     auto, forced = json.loads(out)

@@ -17,10 +17,10 @@ import smbus2.smbus2 as smbus2_module
 from smbus2 import SMBus, i2c_msg
 
 from thermalcount.errors import UsageError
-from thermalcount.sensors import emulated
+from thermalcount.sensors.emulated import bus as emulated
 from thermalcount.sensors.conversions import pixels_from_bytes
-from thermalcount.sensors.emulated import AMG8833Device, EmulatedI2CBus, FakeClock, register_bus, unregister_bus
-from thermalcount.sensors.faults import Disconnect, FaultPlan, Stuck
+from thermalcount.sensors.emulated.bus import AMG8833Device, EmulatedI2CBus, FakeClock, register_bus, unregister_bus
+from thermalcount.sensors.emulated.faults import Disconnect, FaultPlan, Stuck
 
 ADDRESS = 0x69
 PATTERN = 20.0 + 0.25 * np.arange(64, dtype=np.float64).reshape(8, 8)

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from thermalcount import evaluation
+from thermalcount.evaluation import suite as evaluation
 from thermalcount.cli import cli
-from thermalcount.evaluation import (FAMILIES, EvalModel, aggregate, bar_verdict, given_model,
+from thermalcount.evaluation.suite import (FAMILIES, EvalModel, aggregate, bar_verdict, given_model,
                                      recording_specs, run_suite, weakest, write_recording)
-from thermalcount.evaluation_training import training_plan, training_seeds_and_rooms
-from thermalcount.runtime.scoring import score_events
-from thermalcount.sensors.simulator import Simulator
+from thermalcount.evaluation.training import training_plan, training_seeds_and_rooms
+from thermalcount.evaluation.scoring import score_events
+from thermalcount.sensors.sim.simulator import Simulator
 from thermalcount.store import open_recording
 
 REQUIRED = {"single_slow", "single_normal", "single_fast", "following", "passing", "lingering", "turnback",
@@ -225,7 +225,7 @@ def _without_timing(report):
 
 
 def test_suite_run_is_deterministic_and_scores_what_count_scores(tmp_path):
-    from thermalcount.counting import count_recording
+    from thermalcount.runtime.offline import count_recording
 
     models = given_model("default")
     first = run_suite(models, size="ci", families=["fps1", "following"], keep=tmp_path)
@@ -272,7 +272,7 @@ def _foreign_model(path):
     """The default model's graph with a training summary that names other recordings."""
     import onnx
 
-    from thermalcount.runtime.model import default_model_path
+    from thermalcount.model.loader import default_model_path
 
     proto = onnx.load(str(default_model_path()))
     for entry in proto.metadata_props:
@@ -285,7 +285,7 @@ def _foreign_model(path):
 
 
 def test_room_check_uses_the_default_recipe_room_for_models_trained_on_it(tmp_path):
-    from thermalcount.runtime.model import default_model_path
+    from thermalcount.model.loader import default_model_path
 
     (tmp_path / "candidate.onnx").write_bytes(default_model_path().read_bytes())
     candidate = given_model(tmp_path / "candidate.onnx").main
@@ -359,7 +359,7 @@ def test_whole_suite_on_a_users_model_skips_the_warm_room_check(tmp_path):
     from click.testing import CliRunner
 
     from thermalcount.cli import cli
-    from thermalcount.onnx_graph import default_model_path
+    from thermalcount.model.graph import default_model_path
 
     model = onnx.load(str(default_model_path()))
     props = {p.key: p for p in model.metadata_props}

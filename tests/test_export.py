@@ -14,12 +14,12 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 from tests.conftest import modules_loaded_by  # noqa: E402
-from thermalcount.frame_rules import FrameRules  # noqa: E402
+from thermalcount.model.rules import FrameRules  # noqa: E402
 from thermalcount.cli import cli  # noqa: E402
 from thermalcount.errors import ModelError, OutputPathError  # noqa: E402
-from thermalcount.onnx_graph import REQUIRED_METADATA, build_graph, load_graph  # noqa: E402
-from thermalcount.preprocessing import Preprocessing  # noqa: E402
-from thermalcount.sensors.simulator import simulate  # noqa: E402
+from thermalcount.model.graph import REQUIRED_METADATA, build_graph, load_graph  # noqa: E402
+from thermalcount.model.preprocessing import Preprocessing  # noqa: E402
+from thermalcount.sensors.sim.simulator import simulate  # noqa: E402
 from thermalcount.training.data import ArraySource  # noqa: E402
 from thermalcount.training.modelfile import export_model, load_model, save_model  # noqa: E402
 from thermalcount.training.train import TrainOptions, train_model  # noqa: E402

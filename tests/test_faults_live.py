@@ -28,10 +28,10 @@ import pytest
 from thermalcount.config import save_hue_key
 from thermalcount.runtime.counter import Counter
 from thermalcount.runtime.live import LiveLoop
-from thermalcount.runtime.model import Model
-from thermalcount.runtime.session import RunOptions, run_session
-from thermalcount.sensors.emulated import FakeClock, open_emulated
-from thermalcount.sensors.simulator import simulate
+from thermalcount.model.loader import Model
+from thermalcount.app.run import RunOptions, run_session
+from thermalcount.sensors.emulated.bus import FakeClock, open_emulated
+from thermalcount.sensors.sim.simulator import simulate
 from thermalcount.store import write_recording
 from thermalcount.testing.fake_hue import FakeHueBridge
 
@@ -130,7 +130,7 @@ def test_run_survives_i2c_faults_and_counting_resumes(model, clean_events, fault
 def test_record_keeps_every_good_frame_through_i2c_faults(tmp_path):
     """record through a vanished bus, stuck frames, impossible values and timeouts: every frame
     in the file is a frame of the fault-free stream, in order, with no value out of range."""
-    from thermalcount.recorder import record
+    from thermalcount.store.record import record
     from thermalcount.store import RecordingWriter, open_recording
 
     def run(faults, path, frames):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from thermalcount.errors import ModelError
-from thermalcount.frame_rules import EDGE_TEST, FRAME_TEST, FrameRules, HumpTest, rule_states, travel_profile_matrix
-from thermalcount.preprocessing import Preprocessing
+from thermalcount.model.rules import EDGE_TEST, FRAME_TEST, FrameRules, HumpTest, rule_states, travel_profile_matrix
+from thermalcount.model.preprocessing import Preprocessing
 from thermalcount.runtime.counter import Counter
-from thermalcount.runtime.model import Model
-from thermalcount.sensors.simulator import simulate
+from thermalcount.model.loader import Model
+from thermalcount.sensors.sim.simulator import simulate
 
 CLUSTERS = [{"cluster": 0, "name": "empty", "position": None, "people": 0},
             {"cluster": 1, "name": "low", "position": 0.0, "people": 1},
@@ -190,7 +190,7 @@ def test_edge_low_without_edge_high_and_fractional_numbers_are_refused():
 
 
 def test_export_refuses_malformed_rules_in_one_line():
-    from thermalcount.onnx_graph import build_graph
+    from thermalcount.model.graph import build_graph
 
     rng = np.random.default_rng(0)
     weights = {"enc1.weight": rng.normal(0, .3, (32, 64)), "enc1.bias": np.zeros(32), "prelu.weight": np.full(32, .25),

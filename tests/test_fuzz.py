@@ -180,13 +180,13 @@ def test_wrong_schema_recordings_give_clear_errors(tmp_path, layout):
 
 @pytest.fixture(scope="module")
 def default_model_bytes() -> bytes:
-    from thermalcount.runtime.model import default_model_path
+    from thermalcount.model.loader import default_model_path
 
     return Blob(Path(default_model_path()).read_bytes())
 
 
 def _load_runtime_model(path: Path, backend: str) -> None:
-    from thermalcount.runtime.model import Model
+    from thermalcount.model.loader import Model
 
     model = Model.load(path, backend=backend)
     model.infer_one(np.full((8, 8), 22.0, np.float32))
@@ -238,7 +238,7 @@ def test_odd_model_metadata_gives_clear_errors(default_model_bytes, tmp_path, ed
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(change=mutation)
 def test_corrupt_onnx_bytes_load_graph(default_model_bytes, tmp_path, change):
-    from thermalcount.onnx_graph import graph_summary, load_graph
+    from thermalcount.model.graph import graph_summary, load_graph
 
     path = tmp_path / "fuzzed.onnx"
     path.write_bytes(_mutate(default_model_bytes, change))

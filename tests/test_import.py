@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from thermalcount.cli import cli
 from thermalcount.errors import ImportFormatError, OutputPathError
-from thermalcount.importer import BLOCK_FRAMES, import_frames
+from thermalcount.store.importer import BLOCK_FRAMES, import_frames
 from thermalcount.store import open_recording, write_recording
 
 

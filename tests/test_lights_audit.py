@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from thermalcount.cli import cli
 from thermalcount.config import save_hue_key
 from thermalcount.lights import open_lights
-from thermalcount.runtime.session import RunOptions, run_session
-from thermalcount.sensors.simulator import simulate
+from thermalcount.app.run import RunOptions, run_session
+from thermalcount.sensors.sim.simulator import simulate
 from thermalcount.store import write_recording
 from thermalcount.testing.fake_hue import FakeHueBridge
 
@@ -206,7 +206,7 @@ def test_a_hang_is_reported_from_the_first_failed_request_to_the_first_good_one(
 def test_repeated_notices_collapse_and_outages_stay_in_view():
     from rich.console import Console
 
-    from thermalcount.cli.dashboard import render_dashboard
+    from thermalcount.app.dashboard import render_dashboard
     from thermalcount.runtime.live import LiveSnapshot
 
     snapshot = LiveSnapshot()

@@ -9,7 +9,7 @@ from tests.conftest import run_python
 from thermalcount.errors import SensorSetupError, UsageError
 from thermalcount.sensors import open_sensor
 from thermalcount.sensors.amg8833 import AMG8833
-from thermalcount.sensors.emulated import _buses
+from thermalcount.sensors.emulated.bus import _buses
 
 
 @pytest.mark.parametrize("spec", ["amg", "camera", "replay", "sim:x", ""])
@@ -40,7 +40,7 @@ def test_emulated_is_the_real_driver_over_the_simulator():
 
 
 def test_emulated_frames_equal_the_simulator_frames():
-    from thermalcount.sensors.simulator import Simulator
+    from thermalcount.sensors.sim.simulator import Simulator
 
     expected = Simulator("mixed", seed=5, fps=10).generate(40).frames
     sensor = open_sensor("emulated", speed=None, bus=22, seed=5)
@@ -101,7 +101,7 @@ def test_real_amg8833_without_i2c_is_a_setup_error():
 def test_importing_sensors_is_light():
     result = run_python(
         "import sys, thermalcount.sensors\n"
-        "heavy = [m for m in ('smbus2', 'h5py', 'torch', 'sklearn', 'thermalcount.sensors.simulator') if m in sys.modules]\n"
+        "heavy = [m for m in ('smbus2', 'h5py', 'torch', 'sklearn', 'thermalcount.sensors.sim.simulator') if m in sys.modules]\n"
         "print(heavy)"
     )
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-"""The per-pixel background a stream keeps (thermalcount.runtime.pattern) and where it is used:
+"""The per-pixel background a stream keeps (thermalcount.model.pattern) and where it is used:
 the runtime model, training, and the same result live (frame by frame) and in batches."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from thermalcount.runtime.pattern import GATE_C, STEP, PatternTracker
-from thermalcount.sensors.simulator import Simulator, simulate
+from thermalcount.model.pattern import GATE_C, STEP, PatternTracker
+from thermalcount.sensors.sim.simulator import Simulator, simulate
 
 
 def _frame_by_frame(tracker, frames):
@@ -125,7 +125,7 @@ def test_reset_and_bad_parameters():
 
 
 def test_the_default_model_keeps_a_per_pixel_background_and_gives_the_same_states_live_and_in_batches():
-    from thermalcount.runtime.model import Model
+    from thermalcount.model.loader import Model
 
     model = Model.load("default", backend="numpy")
     assert model.pattern_seconds == 60.0
@@ -149,7 +149,7 @@ def test_the_default_model_keeps_a_per_pixel_background_and_gives_the_same_state
 
 def test_a_model_without_pattern_seconds_has_no_tracker(tmp_path):
     from tests.test_runtime_model import folded_model, save
-    from thermalcount.runtime.model import Model
+    from thermalcount.model.loader import Model
 
     model = Model.load(save(folded_model(), tmp_path / "m.onnx"), backend="numpy")
     assert model.pattern_seconds is None and model.tracker is None

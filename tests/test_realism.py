@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import modules_loaded_by
-from thermalcount import scene_stats as ss
+from thermalcount.sensors.sim import scene_stats as ss
 from thermalcount.cli import cli
 from thermalcount.sensors.base import SensorInfo
-from thermalcount.sensors.simulator import Simulator, write_simulation
+from thermalcount.sensors.sim.simulator import Simulator, write_simulation
 from thermalcount.store import RecordingWriter
 
 # ---------------------------------------------------------------- hand-built scenes
@@ -179,7 +179,7 @@ def test_real_figures_are_the_reference_ones():
 
 
 def test_the_module_needs_only_numpy():
-    assert modules_loaded_by("import thermalcount.scene_stats") == []
+    assert modules_loaded_by("import thermalcount.sensors.sim.scene_stats") == []
 
 
 # ---------------------------------------------------------------- the simulator against the real figures

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 
 from thermalcount.cli import cli
 from thermalcount.errors import EndOfStream, SensorError
-from thermalcount.recorder import record
+from thermalcount.store.record import record
 from thermalcount.sensors.base import Sensor, SensorFrame, SensorInfo
-from thermalcount.sensors.simulator import simulate
+from thermalcount.sensors.sim.simulator import simulate
 from thermalcount.store import RecordingWriter, open_recording
 
 THERMALCOUNT = [sys.executable, "-m", "thermalcount"]

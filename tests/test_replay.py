@@ -8,7 +8,7 @@ import pytest
 from thermalcount.errors import EndOfStream, RecordingError
 from thermalcount.sensors import open_sensor
 from thermalcount.sensors.base import SensorInfo
-from thermalcount.sensors.emulated import FakeClock
+from thermalcount.sensors.emulated.bus import FakeClock
 from thermalcount.sensors.replay import ReplaySensor
 from thermalcount.store import write_recording
 

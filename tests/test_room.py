@@ -128,7 +128,7 @@ def wait_until(predicate, timeout=10.0, what="a condition"):
 
 def door_stream(seed: int, n_frames: int):
     """One door's crossings from the simulator's ground truth, with the door's own count."""
-    from thermalcount.sensors.simulator import simulate
+    from thermalcount.sensors.sim.simulator import simulate
 
     occupancy, events = 0, []
     for truth in simulate(n_frames, seed=seed).events:

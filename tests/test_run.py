@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from tests.conftest import modules_loaded_by
 from thermalcount.cli import cli
 from thermalcount.config import save_hue_key
-from thermalcount.runtime.session import RunOptions, run_session
-from thermalcount.sensors.simulator import simulate
+from thermalcount.app.run import RunOptions, run_session
+from thermalcount.sensors.sim.simulator import simulate
 from thermalcount.store import write_recording
 from thermalcount.testing.fake_hue import FakeHueBridge
-from thermalcount.travel_axis import TRANSPOSE
+from thermalcount.model.travel_axis import TRANSPOSE
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ def test_run_never_imports_training_stack(single_crossings):
     path, _ = single_crossings
     code = (
         "import sys, os\n"
-        "from thermalcount.runtime.session import RunOptions, run_session\n"
+        "from thermalcount.app.run import RunOptions, run_session\n"
         f"run_session(RunOptions(sensor_spec='replay:{path}', speed=None, lights_kind='console', "
         "dashboard=False), out=open(os.devnull, 'w'))\n"
     )
@@ -253,7 +253,7 @@ def test_run_command_passes_occupancy_and_a_configured_off_delay_of_zero(single_
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text("[hue]\noff_delay = 0\n")
     seen = {}
-    import thermalcount.runtime.session as session
+    import thermalcount.app.run as session
 
     def capture(options, **_):
         seen["off_delay"] = options.off_delay
@@ -293,7 +293,7 @@ def _count_events(path, *options):
 def test_run_finds_the_axis_says_so_and_recounts_what_came_before(columns_walk, tmp_path):
     from rich.console import Console
 
-    from thermalcount.cli.dashboard import render_dashboard
+    from thermalcount.app.dashboard import render_dashboard
 
     events_file = tmp_path / "events.jsonl"
     log, loops = [], []

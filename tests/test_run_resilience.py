@@ -292,7 +292,7 @@ def test_no_password_in_any_output(tmp_path, row, args, toml, exit_code):
 def test_internal_error_line_is_redacted(monkeypatch, capsys):
     """The last-resort path: an unexpected exception quoting a URL or a remembered password."""
     from thermalcount import cli as cli_module
-    from thermalcount.runtime import session
+    from thermalcount.app import run as session
 
     monkeypatch.setenv("THERMALCOUNT_MQTT_PASSWORD", "an0therSecret")
     from thermalcount import config
@@ -310,7 +310,7 @@ def test_internal_error_line_is_redacted(monkeypatch, capsys):
     assert exited.value.code == 70
     assert SECRET not in captured.err and "an0therSecret" not in captured.err, captured.err
     assert captured.err.startswith("Error: internal error (RuntimeError: failed on mqtt://door:***@broker with ***)")
-    from thermalcount.redaction import forget_secrets
+    from thermalcount.support.redaction import forget_secrets
 
     forget_secrets()
 

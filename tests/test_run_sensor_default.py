@@ -106,7 +106,7 @@ class _Terminal(io.StringIO):
 
 @pytest.mark.parametrize("sensor", ["sim", "emulated"])
 def test_the_dashboard_of_a_simulated_run_shows_a_banner_and_a_replay_none(sensor, capsys, tmp_path):
-    from thermalcount.runtime.session import RunOptions, run_session
+    from thermalcount.app.run import RunOptions, run_session
 
     from thermalcount.store import write_recording
 

@@ -19,8 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import modules_loaded_by, run_python
 from thermalcount.errors import ModelError
-from thermalcount.runtime.model import Model, StateMeaning, default_model_path
-from thermalcount.runtime.numpy_backend import SUPPORTED_OPS
+from thermalcount.model.loader import Model, StateMeaning, default_model_path
+from thermalcount.model.numpy_backend import SUPPORTED_OPS
 
 MEANINGS = [
     {"cluster": 0, "name": "empty", "position": None, "people": 0},
@@ -305,7 +305,7 @@ def test_every_operator_runs_the_same_on_both_backends(op, tmp_path):
 
 
 def test_exporter_graph_backends_agree(tmp_path):
-    from thermalcount import onnx_graph, preprocessing
+    from thermalcount.model import graph as onnx_graph, preprocessing
     rng = np.random.default_rng(1)
     weights = {"enc1.weight": rng.normal(0, .3, (32, 64)), "enc1.bias": rng.normal(0, .1, 32),
                "prelu.weight": np.full(32, .25), "enc2.weight": rng.normal(0, .3, (4, 32)),
@@ -318,7 +318,7 @@ def test_exporter_graph_backends_agree(tmp_path):
 
 
 def test_default_model_backends_agree():
-    from thermalcount.sensors.simulator import simulate
+    from thermalcount.sensors.sim.simulator import simulate
 
     model = Model.load("default")
     # The clusters' states, then the frame rules': edge-low, edge-high, apart.
@@ -416,7 +416,7 @@ def test_without_onnxruntime_auto_falls_back_and_explicit_request_fails(tmp_path
     path = save(folded_model(), tmp_path / "m.onnx")
     code = (
         "import sys; sys.modules['onnxruntime'] = None\n"
-        "from thermalcount.runtime.model import Model\n"
+        "from thermalcount.model.loader import Model\n"
         "from thermalcount.errors import ModelError\n"
         f"m = Model.load({str(path)!r})\n"
         "print(m.backend)\n"
@@ -436,10 +436,11 @@ def test_runtime_never_imports_torch_or_sklearn(tmp_path):
     path = save(folded_model(), tmp_path / "m.onnx")
     code = (
         "import sys, json, numpy as np\n"
-        "from thermalcount.runtime.model import Model\n"
+        "from thermalcount.model.loader import Model\n"
         "from thermalcount.runtime.counter import Counter\n"
-        "from thermalcount.runtime import scoring, numpy_backend\n"
-        "import thermalcount.counting, thermalcount.cli.count_cmd\n"
+        "from thermalcount.model import numpy_backend\n"
+        "from thermalcount.evaluation import scoring\n"
+        "import thermalcount.runtime.offline, thermalcount.cli.count_cmd\n"
         f"for backend in ('onnxruntime', 'numpy'):\n"
         f"    m = Model.load({str(path)!r}, backend=backend)\n"
         "    m.infer(np.full((3, 8, 8), 21, np.float32)); m.infer_one(np.zeros((8, 8), np.float32))\n"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from thermalcount.runtime.counter import CountEvent
-from thermalcount.runtime.scoring import match_times, score_events
+from thermalcount.evaluation.scoring import match_times, score_events
 from thermalcount.store import StoredEvent
 
 

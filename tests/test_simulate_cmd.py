@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from thermalcount.cli import cli
 from thermalcount.errors import OutputPathError
-from thermalcount.sensors.simulator import simulate, write_simulation
+from thermalcount.sensors.sim.simulator import simulate, write_simulation
 from thermalcount.store import open_recording
 
 

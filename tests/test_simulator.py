@@ -13,7 +13,7 @@ models"), so the tests check three kinds of things:
   scales every contrast down; pairs follow each other ``follow_gap`` apart; a room's
   occupancy never goes below zero and an emptied room stays empty a while;
 * realism: the figures of ../shared/reference/thermal-scenes.md (real doorway recordings),
-  measured the same way with :func:`thermalcount.scene_stats.measure`. Rooms differ on
+  measured the same way with :func:`thermalcount.sensors.sim.scene_stats.measure`. Rooms differ on
   purpose (ceilings of 2.2-3.0 m), so the one-person figures are pooled over rooms 0-4.
 """
 
@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thermalcount import scene_stats
+from thermalcount.sensors.sim import scene_stats
 from thermalcount.errors import UsageError
-from thermalcount.sensors.scenarios import SCENARIOS, list_scenarios
-from thermalcount.sensors.simulator import GroundTruthEvent, SimSensor, Simulator, simulate
+from thermalcount.sensors.sim.scenarios import SCENARIOS, list_scenarios
+from thermalcount.sensors.sim.simulator import GroundTruthEvent, SimSensor, Simulator, simulate
 
 # A scene without noise, quantisation, fixed pattern or drift: the background is constant
 # and people only add warmth, so the per-pixel minimum is the background and the excess over

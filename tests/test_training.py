@@ -12,11 +12,11 @@ pytest.importorskip("torch")
 import torch  # noqa: E402
 
 from tests.conftest import run_python  # noqa: E402
-from thermalcount.frame_rules import rule_states  # noqa: E402
+from thermalcount.model.rules import rule_states  # noqa: E402
 from thermalcount.cli import cli  # noqa: E402
 from thermalcount.errors import RecordingError, TrainingError  # noqa: E402
-from thermalcount.preprocessing import Preprocessing  # noqa: E402
-from thermalcount.sensors.simulator import simulate  # noqa: E402
+from thermalcount.model.preprocessing import Preprocessing  # noqa: E402
+from thermalcount.sensors.sim.simulator import simulate  # noqa: E402
 from thermalcount.store import RecordingWriter, open_recording, write_recording  # noqa: E402
 from thermalcount.training.autoencoder import TorchPreprocessing  # noqa: E402
 from thermalcount.training.data import ArraySource, TrainingData  # noqa: E402
@@ -139,7 +139,7 @@ def test_report_figures_and_meanings(small_result):
     result = small_result
     # People walk along rows: 4 clusters = empty + the two edges + the middle or a second empty.
     names = [s["name"] for s in result.model.states]
-    # ... and the frame rules' states, after the clusters (thermalcount.frame_rules).
+    # ... and the frame rules' states, after the clusters (thermalcount.model.rules).
     assert names[4:] == ["edge-low", "edge-high", "apart-low", "apart", "apart-high"]
     assert result.model.states[4:] == rule_states(4)
     assert names[0] == "empty" and names[1] in ("low", "empty-2") and names[3] == "high"

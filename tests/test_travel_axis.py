@@ -1,4 +1,4 @@
-"""Finding the travel axis from the frames (thermalcount.travel_axis), and the live watch
+"""Finding the travel axis from the frames (thermalcount.model.travel_axis), and the live watch
 that re-counts what ``run`` saw before it was found (thermalcount.runtime.axis_watch)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from thermalcount.runtime.axis_watch import AxisWatch
 from thermalcount.runtime.counter import Counter
 from thermalcount.sensors.base import SensorFrame
 from thermalcount.sensors.conversions import Orientation
-from thermalcount.sensors.simulator import simulate
-from thermalcount.travel_axis import (
+from thermalcount.sensors.sim.simulator import simulate
+from thermalcount.model.travel_axis import (
     TRANSPOSE, TravelAxisFinder, choose, orientation_setting, stored_orientation,
 )
 
@@ -123,7 +123,7 @@ def test_choices_and_what_they_say():
 
 
 def test_training_still_finds_the_axis_where_it_did():
-    from thermalcount import travel_axis
+    from thermalcount.model import travel_axis
     from thermalcount.training import meanings
 
     assert meanings.find_travel_axis is travel_axis.find_travel_axis
@@ -132,7 +132,7 @@ def test_training_still_finds_the_axis_where_it_did():
 
 def test_the_runtime_side_never_loads_the_training_stack():
     code = ("import numpy as np\n"
-            "from thermalcount.travel_axis import TravelAxisFinder\n"
+            "from thermalcount.model.travel_axis import TravelAxisFinder\n"
             "from thermalcount.runtime.axis_watch import AxisWatch\n"
             "TravelAxisFinder(10).add(np.full((40, 8, 8), 21, np.float32))\n")
     assert modules_loaded_by(code) == []

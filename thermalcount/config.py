@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from thermalcount.errors import ConfigError
-from thermalcount.redaction import remember_secret
+from thermalcount.support.redaction import remember_secret
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import click
 
 from thermalcount import __version__
 from thermalcount.errors import ThermalcountError
-from thermalcount.redaction import redact
+from thermalcount.support.redaction import redact
 
 # name -> "module:attribute". Order is the order of the lifecycle, shown by --help.
 COMMANDS = {

@@ -67,7 +67,7 @@ def bench(model_path, frames, backend, count_frames, no_torch, no_startup, seed,
       thermalcount bench --backend all --frames 50000
       thermalcount bench --model my-model.onnx --json > bench.json
     """
-    from thermalcount.bench import run_bench
+    from thermalcount.bench.suite import run_bench
 
     def progress(message):
         if not as_json:

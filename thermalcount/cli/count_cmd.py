@@ -43,7 +43,7 @@ def count(recording, model_path, backend, flip, orientation, as_json, chunk_fram
       thermalcount count doorway.h5 --orientation rotate=90
       thermalcount count sim.h5 --json --backend numpy
     """
-    from thermalcount.counting import count_recording
+    from thermalcount.runtime.offline import count_recording
 
     result = count_recording(recording, model=None if model_path == "default" else model_path,
                              backend=backend, flip=flip, orientation=orientation, chunk_frames=chunk_frames)

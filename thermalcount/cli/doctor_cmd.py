@@ -52,8 +52,8 @@ def doctor(sensor_spec, bus, address, faults, model_path, backend, orientation, 
     """
     import json
 
-    from thermalcount.doctor import DoctorOptions, as_json as checks_as_json, failed, run_checks
-    from thermalcount.redaction import redact
+    from thermalcount.app.doctor import DoctorOptions, as_json as checks_as_json, failed, run_checks
+    from thermalcount.support.redaction import redact
 
     from thermalcount.errors import UsageError
     from thermalcount.sensors import SENSOR_CHOICES

@@ -38,7 +38,7 @@ def evaluate(model_path, do_train, size, families, as_json, keep, list_families)
       thermalcount evaluate --model my-model.onnx --family warm_room --family drift
       thermalcount evaluate --train --size full --json > accuracy.json
     """
-    from thermalcount import evaluation
+    from thermalcount.evaluation import suite as evaluation
 
     if list_families:
         for item in evaluation.FAMILIES:
@@ -93,8 +93,8 @@ def _train_and_score(chosen, families, size, keep_dir, progress) -> dict:
     import tempfile
     from pathlib import Path
 
-    from thermalcount import evaluation
-    from thermalcount.evaluation_training import models_needed, train_models
+    from thermalcount.evaluation import suite as evaluation
+    from thermalcount.evaluation.training import models_needed, train_models
 
     with tempfile.TemporaryDirectory(prefix="thermalcount-eval-train-") as scratch:
         folder = keep_dir if keep_dir is not None else Path(scratch)

@@ -34,7 +34,7 @@ def import_(source, out_path, fps, events_path, orientation, overwrite):
       thermalcount import log.csv --out doorway.h5 --events crossings.csv
       thermalcount import log.csv --out doorway.h5 --orientation rotate=90
     """
-    from thermalcount.importer import import_frames
+    from thermalcount.store.importer import import_frames
 
     result = import_frames(source, out_path, fps=fps, events_path=events_path, overwrite=overwrite,
                            orientation=orientation)

@@ -22,11 +22,11 @@ def inspect(model, as_json):
     import json
     from pathlib import Path
 
-    from thermalcount.onnx_graph import default_model_path, graph_summary, load_graph
+    from thermalcount.model.graph import default_model_path, graph_summary, load_graph
 
     path = default_model_path() if model == "default" else Path(model)
     if path.suffix == ".onnx":
-        from thermalcount.runtime.model import Model
+        from thermalcount.model.loader import Model
 
         Model.load(path)  # the validator count and run use: inspect accepts only what they do
         summary = graph_summary(load_graph(path))
@@ -58,7 +58,7 @@ def _print_summary(summary: dict) -> None:
     for state in meta.get("states", []):
         position = "-" if state["position"] is None else f"{state['position']:.2f}"
         line = f"  {state['cluster']}: {state['name']:<10} position {position:<5} people {state['people']}"
-        if isinstance(state.get("rule"), dict):  # a frame rule's state (thermalcount/frame_rules.py)
+        if isinstance(state.get("rule"), dict):  # a frame rule's state (thermalcount/model/rules.py)
             rule = dict(state["rule"])
             shown = [f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in sorted(rule.items())
                      if k != "test"]

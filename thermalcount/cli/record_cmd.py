@@ -53,14 +53,14 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
     import threading
 
     from thermalcount.errors import OutputPathError
-    from thermalcount.recorder import RecordStats, record as record_frames
+    from thermalcount.store.record import RecordStats, record as record_frames
     from thermalcount.sensors import open_sensor
     from thermalcount.store import RecordingWriter, check_output_path
 
     # Refuse a bad output before touching the sensor, so nothing is created or truncated.
     existed = check_output_path(out_path, append=append, overwrite=overwrite)
     if sensor_spec.startswith("replay:"):
-        from thermalcount.safe_files import refuse_same_file
+        from thermalcount.support.safe_files import refuse_same_file
 
         refuse_same_file(sensor_spec[len("replay:"):], out_path, "replayed recording")
     sensor = open_sensor(sensor_spec, fps=float(fps), speed=speed, bus=bus, address=address,
@@ -193,7 +193,7 @@ class _LiveView:
         from rich.table import Table
         from rich.text import Text
 
-        from thermalcount.cli.dashboard import heatmap_text
+        from thermalcount.app.dashboard import heatmap_text
 
         stats = self.stats
         facts = Table.grid(padding=(0, 2))

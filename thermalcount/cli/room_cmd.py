@@ -69,8 +69,8 @@ def room(mqtt_url, doors, room_name, lights_kind, bridge, light_names, group_nam
             print_line(redact(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"), sys.stderr)
 
     from thermalcount.mqtt.room import RoomService
-    from thermalcount.redaction import redact
-    from thermalcount.streams import print_line
+    from thermalcount.support.redaction import redact
+    from thermalcount.support.streams import print_line
 
     lights = None
     if lights_kind != "none":
@@ -95,7 +95,7 @@ def room(mqtt_url, doors, room_name, lights_kind, bridge, light_names, group_nam
             service.close()
         if lights is not None:
             lights.close()
-    from thermalcount.streams import settle_std_streams
+    from thermalcount.support.streams import settle_std_streams
 
     print_line(f"stopped: room {service.name} occupancy {stats.occupancy}, {stats.entries} in, "
                f"{stats.exits} out, {stats.duplicates} duplicates ignored", sys.stderr)

@@ -69,7 +69,7 @@ def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names
       thermalcount run --sensor sim --speed 10 --duration 10m
       thermalcount run --sensor amg8833 --lights hue --group "Living room" --no-dashboard
     """
-    from thermalcount.runtime.session import RunOptions, run_session
+    from thermalcount.app.run import RunOptions, run_session
     from thermalcount.sensors import simulated_label
 
     if off_delay is None:
@@ -87,7 +87,7 @@ def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names
     stats = run_session(options)
     reason = "end of recording" if stats.stopped_by == "end-of-stream" else stats.stopped_by
     simulated = simulated_label(sensor_spec)
-    from thermalcount.streams import print_line, settle_std_streams
+    from thermalcount.support.streams import print_line, settle_std_streams
 
     print_line(
         (f"{simulated}: " if simulated else "")

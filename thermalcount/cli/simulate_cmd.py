@@ -80,7 +80,7 @@ def simulate(ctx, out, duration, n_frames, scenario, seed, room, fps, travel_axi
       thermalcount simulate --stats --scenario mixed --seed 0
       thermalcount simulate --stats --from doorway.h5 --travel-axis columns
     """
-    from thermalcount.sensors.scenarios import list_scenarios as scenario_list
+    from thermalcount.sensors.sim.scenarios import list_scenarios as scenario_list
 
     if list_scenarios:
         rows = scenario_list()
@@ -111,7 +111,7 @@ def simulate(ctx, out, duration, n_frames, scenario, seed, room, fps, travel_axi
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from thermalcount.sensors.simulator import write_simulation
+    from thermalcount.sensors.sim.simulator import write_simulation
 
     options = dict(seed=seed, fps=rate, travel_axis=travel_axis, reverse=reverse, ambient=ambient,
                    overwrite=overwrite)
@@ -168,8 +168,8 @@ def _check_stats_options(ctx, out, source) -> None:
 def stats_of_simulation(scenario, seed, room, rate, travel_axis, reverse, ambient, n_frames,
                         as_json) -> None:
     """Simulate ``n_frames`` in memory and print their realism check."""
-    from thermalcount.scene_stats import measure
-    from thermalcount.sensors.simulator import Simulator
+    from thermalcount.sensors.sim.scene_stats import measure
+    from thermalcount.sensors.sim.simulator import Simulator
 
     options = dict(seed=seed, fps=rate, travel_axis=travel_axis, reverse=reverse, ambient=ambient)
     if room is not None:
@@ -184,7 +184,7 @@ def stats_of_simulation(scenario, seed, room, rate, travel_axis, reverse, ambien
 def stats_of_recording(path, given_axis, as_json) -> None:
     """Measure a recording with its ground-truth crossings and print its realism check."""
     from thermalcount.errors import RecordingError
-    from thermalcount.scene_stats import measure
+    from thermalcount.sensors.sim.scene_stats import measure
     from thermalcount.store import open_recording
 
     with open_recording(path) as recording:
@@ -210,7 +210,7 @@ def stats_of_recording(path, given_axis, as_json) -> None:
 
 
 def _report(stats, source: str, as_json: bool) -> None:
-    from thermalcount import scene_stats as ss
+    from thermalcount.sensors.sim import scene_stats as ss
 
     if stats.fps != 10.0:
         click.echo(f"Warning: the real figures are at 10 FPS; at {stats.fps:g} FPS frames in view "
@@ -251,7 +251,7 @@ def _triple(values, digits: int = 2) -> str:
 
 def _tables(stats) -> list:
     """(title, header, rows) of the three tables, as strings, for the rich and plain output."""
-    from thermalcount import scene_stats as ss
+    from thermalcount.sensors.sim import scene_stats as ss
 
     verdict = ss.verdicts(stats)
     digits = {"max_hot": 1, "median_hot": 1, "frames_in_view": 1}

@@ -72,7 +72,7 @@ def train(recordings, out, latent, clusters, epochs, batch_size, seed, val_split
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from thermalcount.errors import TrainingError
-    from thermalcount.preprocessing import Preprocessing
+    from thermalcount.model.preprocessing import Preprocessing
     from thermalcount.training.report import print_report
     from thermalcount.training.train import TrainOptions, train as run_training
 

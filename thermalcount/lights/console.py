@@ -7,7 +7,7 @@ import time
 from typing import Optional, TextIO
 
 from thermalcount.lights.base import Lights
-from thermalcount.streams import print_line
+from thermalcount.support.streams import print_line
 
 
 class ConsoleLights(Lights):

@@ -34,7 +34,7 @@ import phue
 
 from thermalcount import config
 from thermalcount.errors import LightsError
-from thermalcount.redaction import redact, remember_secret
+from thermalcount.support.redaction import redact, remember_secret
 from thermalcount.lights.worker import BridgeRefusal, Target, WorkerLights
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ _KEY_PATTERNS = (
 def _redact(text: str) -> str:
     for pattern, replacement in _KEY_PATTERNS:
         text = pattern.sub(replacement, text)
-    return redact(text)  # and every key already read (thermalcount/redaction.py)
+    return redact(text)  # and every key already read (thermalcount/support/redaction.py)
 
 
 class _PhueLogFilter(logging.Filter):

@@ -32,7 +32,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from thermalcount.errors import MqttError, UsageError
-from thermalcount.redaction import redact_url, remember_secret
+from thermalcount.support.redaction import redact_url, remember_secret
 
 log = logging.getLogger("thermalcount.mqtt")
 

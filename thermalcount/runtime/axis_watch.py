@@ -1,6 +1,6 @@
 """``run --orientation auto``: find the travel axis while counting, then re-count what came before.
 
-Until the travel axis is known (:class:`~thermalcount.travel_axis.TravelAxisFinder`, about
+Until the travel axis is known (:class:`~thermalcount.model.travel_axis.TravelAxisFinder`, about
 ten crossings), the live loop counts with the model's own axis, the frames as the sensor
 gives them: the **provisional** count. Meanwhile :class:`AxisWatch` keeps
 
@@ -39,8 +39,8 @@ from typing import Optional
 
 import numpy as np
 
-from thermalcount.runtime.pattern import stream_fps
-from thermalcount.travel_axis import AUTO, TRANSPOSE, AxisChoice, TravelAxisFinder, choose
+from thermalcount.model.pattern import stream_fps
+from thermalcount.model.travel_axis import AUTO, TRANSPOSE, AxisChoice, TravelAxisFinder, choose
 
 #: Seconds of frames kept for a re-count.
 BUFFER_SECONDS = 600.0

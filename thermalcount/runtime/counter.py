@@ -40,7 +40,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from thermalcount.errors import ModelError
-from thermalcount.frame_rules import apart_where
+from thermalcount.model.rules import apart_where
 from thermalcount.runtime.tracks import SIDE_A as _SIDE_A
 from thermalcount.runtime.tracks import SIDE_B as _SIDE_B
 from thermalcount.runtime.tracks import SIDE_M as _SIDE_M

@@ -354,7 +354,7 @@ class LiveLoop:
 
     def _settle_axis(self, now: Optional[float]) -> None:
         """The stream ends: decide with what there is, or let the held events stand."""
-        from thermalcount.travel_axis import AUTO, choose
+        from thermalcount.model.travel_axis import AUTO, choose
 
         choice, final = self._watch.check(self.counter)
         if final:

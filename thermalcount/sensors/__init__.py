@@ -58,12 +58,12 @@ def open_sensor(spec: str, *, fps: float = 10, speed: Optional[float] = 1.0, bus
 
         return AMG8833(bus, address, fps=fps, orientation=orientation, **kw)
     if name == "emulated" and not argument:
-        from thermalcount.sensors.emulated import open_emulated
+        from thermalcount.sensors.emulated.bus import open_emulated
 
         return open_emulated(fps=fps, speed=speed, bus=bus, address=address, orientation=orientation,
                              seed=seed, scenario=scenario, faults=faults, **kw)
     if name == "sim" and not argument:
-        from thermalcount.sensors.simulator import SimSensor
+        from thermalcount.sensors.sim.simulator import SimSensor
 
         sensor = SimSensor(scenario or "mixed", seed=0 if seed is None else seed, fps=fps, speed=speed, **kw)
         return _maybe_reoriented(sensor, orientation)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from thermalcount.preprocessing import CONTRAST_FLOOR, CONTRAST_REFERENCE, PIXELS, Preprocessing
+from thermalcount.model.preprocessing import CONTRAST_FLOOR, CONTRAST_REFERENCE, PIXELS, Preprocessing
 
 HIDDEN = 32
 DECODER_HIDDEN = 16

@@ -138,13 +138,13 @@ class TrainingData:
         #: most frames held at once by any pass (chunk accounting for the bounded-memory tests)
         self.peak_frames_in_memory = 0
         #: The stream's per-pixel background is removed from every frame the model trains on,
-        #: exactly as the runtime will (thermalcount.runtime.pattern). The tracker's state at
+        #: exactly as the runtime will (thermalcount.model.pattern). The tracker's state at
         #: each chunk start is kept from the scan, so chunks can be read in any order later.
         self.pattern_seconds = pattern_seconds
         self._pattern_at: dict = {}  # (source index, start) -> PatternTracker.state()
 
     def _tracker(self, index: int):
-        from thermalcount.runtime.pattern import PatternTracker, stream_fps
+        from thermalcount.model.pattern import PatternTracker, stream_fps
 
         return PatternTracker(self.pattern_seconds, stream_fps(self.sources[index].fps))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thermalcount.preprocessing import Preprocessing
+from thermalcount.model.preprocessing import Preprocessing
 
 SEED = 2024
 #: 16 clusters: with the lateral sort the person clusters spread over positions along the
@@ -60,7 +60,7 @@ def source_names() -> list:
 
 def default_sources():
     """The in-memory frame sources the default model is trained on (deterministic)."""
-    from thermalcount.sensors.simulator import simulate
+    from thermalcount.sensors.sim.simulator import simulate
     from thermalcount.training.data import ArraySource
 
     return [ArraySource(simulate(frames, scenario, seed=SEED + index, **keywords).frames, name,
@@ -84,7 +84,7 @@ def train_default_model(on_progress=None):
 
 def build_default_model(out, *, model_file=None, overwrite: bool = True):
     """Train and export the default model to ``out`` (ONNX); optionally keep the model file too."""
-    from thermalcount.onnx_graph import build_graph, save_graph
+    from thermalcount.model.graph import build_graph, save_graph
     from thermalcount.training.modelfile import save_model
 
     result = train_default_model()
@@ -97,7 +97,7 @@ def build_default_model(out, *, model_file=None, overwrite: bool = True):
 
 def fixed_check_frames(n: int = 2000) -> np.ndarray:
     """Frames the default-model test compares the shipped file on (not training frames)."""
-    from thermalcount.sensors.simulator import simulate
+    from thermalcount.sensors.sim.simulator import simulate
 
     return simulate(n, "mixed", seed=SEED + 1000).frames
 

@@ -11,7 +11,7 @@
   the same person half in view at the edge (thermal-scenes.md), so "more heat" named lone
   walkers "two" and counted them twice.
 * A cluster whose heat along the travel axis has **two humps** (two peaks at least
-  3 rows apart, nearly nothing between them: ``thermalcount.frame_rules``) is ``two`` as well, whatever its
+  3 rows apart, nearly nothing between them: ``thermalcount.model.rules``) is ``two`` as well, whatever its
   heat: two people apart in the view. Its heat-weighted centre says nothing about either, so
   its position is None; ``apart`` says where the pair sits, as the graph's apart rule does
   (``frame_rules.HumpTest.pair_groups``): ``low`` (one at the low edge, one further in),
@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from thermalcount.frame_rules import APART_PLACES, CLUSTER_TEST
+from thermalcount.model.rules import APART_PLACES, CLUSTER_TEST
 # The travel axis lives where the runtime can use it without torch (count and run find it too).
-from thermalcount.travel_axis import BLOB_MARGIN_C, blob_centres, find_travel_axis  # noqa: F401
-from thermalcount.travel_axis import warmth as _warmth
+from thermalcount.model.travel_axis import BLOB_MARGIN_C, blob_centres, find_travel_axis  # noqa: F401
+from thermalcount.model.travel_axis import warmth as _warmth
 
 TRAVEL_AXES = ("rows", "columns")
 HEAT_MARGIN_C = 0.5  # °C above a decoded frame's median before a pixel counts as warm
@@ -35,7 +35,7 @@ EMPTY_HEAT_FRACTION = 0.25
 
 def two_humps(profile) -> bool:
     """True when a heat profile along the travel axis shows two separate blobs
-    (thermalcount.frame_rules: the graph's apart rule runs the same test on each frame, with a
+    (thermalcount.model.rules: the graph's apart rule runs the same test on each frame, with a
     floor for the smaller hump that a decoded centroid does not need)."""
     return bool(CLUSTER_TEST.holds(np.asarray(profile, np.float32)[None])[0])
 

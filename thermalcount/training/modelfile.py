@@ -18,8 +18,8 @@ import numpy as np
 
 from thermalcount import __version__
 from thermalcount.errors import ModelError, OutputPathError
-from thermalcount.onnx_graph import MODEL_FORMAT, WEIGHT_NAMES, write_atomically
-from thermalcount.preprocessing import Preprocessing
+from thermalcount.model.graph import MODEL_FORMAT, WEIGHT_NAMES, write_atomically
+from thermalcount.model.preprocessing import Preprocessing
 
 FILE_FORMAT = "thermalcount-trained/1"
 METADATA_MEMBER = "__metadata__"
@@ -72,7 +72,7 @@ class TrainedModel:
 
 def save_model(model: TrainedModel, path, *, overwrite: bool = False) -> Path:
     """Write the model file atomically; OutputPathError if it exists and not ``overwrite``."""
-    from thermalcount.safe_files import check_output_kind
+    from thermalcount.support.safe_files import check_output_kind
 
     path = Path(path)
     if check_output_kind(path) and not overwrite:  # before the work of packing the archive
@@ -95,7 +95,7 @@ def load_model(path) -> TrainedModel:
     """Read a model file written by :func:`save_model`; ModelError (one line) for anything else."""
     import stat
 
-    from thermalcount.safe_files import lookup
+    from thermalcount.support.safe_files import lookup
 
     path = Path(path)
     info = lookup(path, ModelError)
@@ -144,9 +144,9 @@ def load_model(path) -> TrainedModel:
 
 def export_model(model_path, out, *, overwrite: bool = False):
     """Model file -> one fused ONNX graph at ``out``. numpy + onnx only (no torch)."""
-    from thermalcount.onnx_graph import build_graph
+    from thermalcount.model.graph import build_graph
 
-    from thermalcount.safe_files import check_output_kind, refuse_same_file
+    from thermalcount.support.safe_files import check_output_kind, refuse_same_file
 
     out = Path(out)
     if check_output_kind(out) and not overwrite:
@@ -161,7 +161,7 @@ def export_model(model_path, out, *, overwrite: bool = False):
     graph = build_graph(model.weights, model.preprocessing, model.onnx_metadata())
     # The graph goes through the same validator `count` and `run` load with (metadata, states,
     # a run of test frames), so export never writes a model they would refuse.
-    from thermalcount.runtime.model import Model
+    from thermalcount.model.loader import Model
 
     data = graph.SerializeToString()
     Model.from_bytes(data, Path(model_path), backend="auto")

@@ -56,7 +56,7 @@ def write_plots(result, directory) -> list:
 
 
 def _save(figure, path: Path, plt) -> Path:
-    from thermalcount.safe_files import atomic_output
+    from thermalcount.support.safe_files import atomic_output
 
     try:
         with atomic_output(path) as temporary:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from thermalcount.frame_rules import apart_where
+from thermalcount.model.rules import apart_where
 
 
 def print_report(result, console, out=None) -> None:

@@ -18,8 +18,8 @@ import numpy as np
 
 from thermalcount import __version__
 from thermalcount.errors import OutputPathError, TrainingError
-from thermalcount.frame_rules import EDGE_TEST, FRAME_TEST, FrameRules, rule_states
-from thermalcount.preprocessing import Preprocessing
+from thermalcount.model.rules import EDGE_TEST, FRAME_TEST, FrameRules, rule_states
+from thermalcount.model.preprocessing import Preprocessing
 from thermalcount.training import require_training_stack
 from thermalcount.training.modelfile import TrainedModel, save_model
 
@@ -42,7 +42,7 @@ class TrainOptions:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     chunk_frames: int = 16384
     sample_size: int = 50_000
-    #: Add the frame rules to the model (thermalcount.frame_rules): someone just outside the
+    #: Add the frame rules to the model (thermalcount.model.rules): someone just outside the
     #: view (states edge-low, edge-high; needs the mean background) and two people apart
     #: along the travel axis (state apart; needs a noise floor, clip_low).
     frame_rules: bool = True
@@ -206,7 +206,7 @@ def train_model(sources, options: Optional[TrainOptions] = None,
 def train(paths, out, options: Optional[TrainOptions] = None, *, plots=None, overwrite: bool = False,
           on_progress=None) -> TrainingResult:
     """Train on recording files, write the model file to ``out`` (and PNGs to ``plots``)."""
-    from thermalcount.safe_files import check_output_kind, refuse_same_file
+    from thermalcount.support.safe_files import check_output_kind, refuse_same_file
 
     out = Path(out)
     if out.is_dir():

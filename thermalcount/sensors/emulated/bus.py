@@ -30,8 +30,8 @@ from typing import Optional
 import numpy as np
 
 from thermalcount.errors import SensorSetupError
-from thermalcount.sensors.emulated_device import AMG8833Device
-from thermalcount.sensors.faults import FaultPlan
+from thermalcount.sensors.emulated.device import AMG8833Device
+from thermalcount.sensors.emulated.faults import FaultPlan
 
 # ----------------------------------------------------------------- kernel ABI (uapi/linux/i2c*.h)
 I2C_SLAVE, I2C_SLAVE_FORCE, I2C_FUNCS, I2C_RDWR, I2C_PEC, I2C_SMBUS = 0x0703, 0x0706, 0x0705, 0x0707, 0x0708, 0x0720
@@ -84,11 +84,11 @@ class CallableSource:
 
 
 class SimulatorSource:
-    """Frames from :class:`thermalcount.sensors.simulator.Simulator`, generated in chunks."""
+    """Frames from :class:`thermalcount.sensors.sim.simulator.Simulator`, generated in chunks."""
 
     def __init__(self, scenario: Optional[str] = None, *, seed: Optional[int] = None, fps: float = 10.0,
                  chunk_frames: int = 256):
-        from thermalcount.sensors.simulator import Simulator  # imported lazily: numpy-heavy
+        from thermalcount.sensors.sim.simulator import Simulator  # imported lazily: numpy-heavy
 
         self._sim = Simulator(scenario or "mixed", seed=0 if seed is None else seed, fps=fps)
         self._chunk_frames = chunk_frames

@@ -1,6 +1,6 @@
 """The AMG8833 register map, emulated: what the part does with each register read and write.
 
-Used by :class:`thermalcount.sensors.emulated.EmulatedI2CBus`, which delivers the bytes of
+Used by :class:`thermalcount.sensors.emulated.bus.EmulatedI2CBus`, which delivers the bytes of
 each I2C message here. Behaviour follows /work/shared/reference/amg8833.md:
 
 * PCTL 0x00 normal, 0x10 sleep (only PCTL←0x00 is accepted, data reads are invalid),
@@ -41,7 +41,7 @@ class AMG8833Device:
     """
 
     def __init__(self, source, *, thermistor: float = 24.0):
-        from thermalcount.sensors.emulated import as_frame_source
+        from thermalcount.sensors.emulated.bus import as_frame_source
 
         self.source = as_frame_source(source)
         self.default_thermistor = thermistor

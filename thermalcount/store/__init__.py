@@ -19,10 +19,10 @@ Crash safety comes from how the writer talks to HDF5, measured with h5py 3.16 / 
   stops with :class:`DiskFullError` while the file is still intact.
 * Other write errors (EFBIG from ``ulimit -f`` or FAT32's 4 GiB limit, EDQUOT, EIO) cannot
   be foreseen. The writer therefore talks to HDF5 through h5py's ``fileobj`` driver and a
-  :class:`~thermalcount.safe_files.RollbackFile`: a failed write is caught in Python, HDF5
+  :class:`~thermalcount.support.safe_files.RollbackFile`: a failed write is caught in Python, HDF5
   never sees it, and the file is put back byte for byte as of the last batch.
 * A new file or ``--overwrite`` is created under a hidden temporary name and renamed over
-  the target only while holding HDF5's lock on it (:mod:`thermalcount.safe_files`): opening
+  the target only while holding HDF5's lock on it (:mod:`thermalcount.support.safe_files`): opening
   the target with ``"w"`` would truncate it even when another program has it open.
 """
 
@@ -43,7 +43,7 @@ import numpy as np
 
 from thermalcount import __version__
 from thermalcount.errors import OutputPathError, RecordingError
-from thermalcount import safe_files
+from thermalcount.support import safe_files
 
 FORMAT_NAME = "thermalcount-recording"
 SCHEMA_VERSION = 1

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from thermalcount.evaluation import EvalModel, ModelSet, room_ambient
+from thermalcount.evaluation.suite import EvalModel, ModelSet, room_ambient
 
 #: Recipe entry i of the default model's recipe is simulated with seed BASE + i and room
 #: ROOM_BASE + i for each trained model (one-room: the same ONE_ROOM for every entry).
@@ -61,7 +61,7 @@ def training_plan() -> dict:
 
 
 def _scenario_drift(scenario: str) -> float:
-    from thermalcount.sensors.scenarios import scene_params
+    from thermalcount.sensors.sim.scenarios import scene_params
 
     return float(scene_params(scenario, {}).drift)
 
@@ -82,7 +82,7 @@ def train_models(folder: Path, *, names=("rows", "columns", "one_room"),
     from thermalcount.training import require_training_stack
 
     require_training_stack()  # one clear line before minutes of simulation
-    from thermalcount.sensors.simulator import write_simulation
+    from thermalcount.sensors.sim.simulator import write_simulation
     from thermalcount.training.default import default_options
     from thermalcount.training.modelfile import export_model
     from thermalcount.training.train import train

@@ -27,10 +27,10 @@ from typing import Callable, Iterator, NamedTuple, Optional, Union
 import numpy as np
 
 from thermalcount.runtime.counter import Counter, CountEvent
-from thermalcount.runtime.model import Model
-from thermalcount.runtime.scoring import DEFAULT_TOLERANCE_S, score_events
+from thermalcount.model.loader import Model
+from thermalcount.evaluation.scoring import DEFAULT_TOLERANCE_S, score_events
 from thermalcount.runtime.timestamps import TimeGuard
-from thermalcount.travel_axis import AUTO, AxisChoice, AxisFinding, TravelAxisFinder, choose, orientation_setting
+from thermalcount.model.travel_axis import AUTO, AxisChoice, AxisFinding, TravelAxisFinder, choose, orientation_setting
 
 DEFAULT_CHUNK_FRAMES = 65536
 #: Frames timed on each backend by ``--backend auto`` before a long count.
@@ -175,7 +175,7 @@ def find_recording_axis(recording) -> AxisFinding:
     its end, each a stream of its own (a fresh per-pixel background), or the whole recording
     as one stream when it is shorter than those blocks together.
     """
-    from thermalcount.runtime.pattern import stream_fps
+    from thermalcount.model.pattern import stream_fps
 
     fps = stream_fps(recording.fps)
     finder = TravelAxisFinder(fps)

@@ -82,7 +82,7 @@ def failed(checks: List[Check]) -> List[Check]:
 def as_json(checks: List[Check]) -> dict:
     """The bug-report form. Every string passes through redaction: no key or password."""
     from thermalcount import __version__
-    from thermalcount.redaction import redact_values
+    from thermalcount.support.redaction import redact_values
 
     return redact_values({
         "thermalcount": __version__,
@@ -163,7 +163,7 @@ def _i2c_sensor(options: DoctorOptions, *, emulated: bool) -> List[Check]:
             bus = _emulated_bus(options)
         except ThermalcountError as error:
             return [Check("i2c bus", FAIL, " ".join(str(error).split()))]
-        from thermalcount.sensors.emulated import unregister_bus
+        from thermalcount.sensors.emulated.bus import unregister_bus
 
         try:
             return _i2c_rows(options, "emulated ")
@@ -173,8 +173,8 @@ def _i2c_sensor(options: DoctorOptions, *, emulated: bool) -> List[Check]:
 
 
 def _emulated_bus(options: DoctorOptions):
-    from thermalcount.sensors.emulated import EmulatedI2CBus, SimulatorSource, register_bus
-    from thermalcount.sensors.emulated_device import AMG8833Device
+    from thermalcount.sensors.emulated.bus import EmulatedI2CBus, SimulatorSource, register_bus
+    from thermalcount.sensors.emulated.device import AMG8833Device
 
     source = options.emulated_source or SimulatorSource(None, seed=0, fps=10)
     # speed None: the emulated part makes a new frame per read, so doctor never waits.
@@ -256,7 +256,7 @@ def _one_frame(options: DoctorOptions, *, emulated: bool) -> Check:
 
 def _model(options: DoctorOptions) -> Check:
     def body() -> Check:
-        from thermalcount.runtime.model import Model
+        from thermalcount.model.loader import Model
 
         model = Model.load(None if options.model in (None, "default") else options.model, backend=options.backend)
         # "low, low-2, low-3" -> "low x3": the names say what the model sees, the count how finely.
@@ -370,7 +370,7 @@ def _mqtt(options: DoctorOptions) -> List[Check]:
     if not url:
         return [Check("mqtt broker", SKIP, "not configured (no --mqtt, no [mqtt] url)")]
 
-    from thermalcount.redaction import redact_url
+    from thermalcount.support.redaction import redact_url
 
     shown = redact_url(url)
     try:

@@ -5,7 +5,7 @@ A scenario is a named set of :class:`SceneParams`. The people part is a stream o
 with the scenario's weights and separated by random gaps. Each episode yields
 :class:`Person` paths on the floor in metres: ``x`` runs along the direction of travel with
 the door line under the sensor at ``x = 0``, ``y`` across it. The simulator projects each
-person's body through the sensor's optics (:mod:`thermalcount.sensors.simulator`), so how
+person's body through the sensor's optics (:mod:`thermalcount.sensors.sim.simulator`), so how
 big and how warm a person looks follows from where they are, not from a hand-set blob.
 
 Every figure about people (heights, walking speeds, pauses at the edges, how far apart pairs

@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from thermalcount.errors import ImportFormatError
-from thermalcount.safe_files import refuse_same_file
+from thermalcount.support.safe_files import refuse_same_file
 from thermalcount.store import PIXEL_RANGE_C, RecordingWriter, check_output_path
 
 #: Timestamps beyond +-10^10 s (the year 2286) are no clock's; they overflow date conversion.
@@ -46,7 +46,7 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
     stored, and the recording's ``orientation`` attribute says so; None stores the frames as
     in the source. Values are checked, and bad ones named, in the source's own layout.
     """
-    from thermalcount.travel_axis import stored_orientation
+    from thermalcount.model.travel_axis import stored_orientation
 
     turn = None if orientation is None else stored_orientation(orientation)
     source, out = Path(source), Path(out)
@@ -96,7 +96,7 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
 def _is_regular(path) -> bool:
     import stat
 
-    from thermalcount.safe_files import lookup
+    from thermalcount.support.safe_files import lookup
 
     info = lookup(path, ImportFormatError)
     return info is not None and stat.S_ISREG(info.st_mode)

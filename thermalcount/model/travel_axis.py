@@ -7,7 +7,7 @@ Two ways, both numpy only (no torch, no scikit-learn: this runs on the Pi):
   people walk than across it.
 * :class:`TravelAxisFinder` is what ``count`` and ``run`` use when no ``--orientation`` is
   given (``auto``). It works on a frame **stream**: each pixel's slow background is removed
-  first (:class:`~thermalcount.runtime.pattern.PatternTracker`, 60 s), so the room's fixed
+  first (:class:`~thermalcount.model.pattern.PatternTracker`, 60 s), so the room's fixed
   pattern and a warm object that was there from the start are not blobs at all. Then it
   looks at how the blob's centre **moves**: between two frames ``LAG_SECONDS`` (0.5 s)
   apart that both show a blob, a **move** is a displacement of at least ``MIN_MOVE_PX``
@@ -42,7 +42,7 @@ from typing import Optional, Union
 import numpy as np
 
 from thermalcount.errors import UsageError
-from thermalcount.runtime.pattern import PatternTracker, stream_fps
+from thermalcount.model.pattern import PatternTracker, stream_fps
 from thermalcount.sensors.conversions import Orientation, parse_orientation
 
 TRAVEL_AXES = ("rows", "columns")

@@ -17,7 +17,7 @@ A plan is a dataclass for Python callers and a short string for the command line
 
 Durations take ``ms``, ``s``, ``m`` or ``h`` (plain numbers are seconds). Device time starts
 when the emulated bus is created; with ``--speed max`` it advances one frame period per
-frame read (see :class:`thermalcount.sensors.emulated._DeviceClock`).
+frame read (see :class:`thermalcount.sensors.emulated.bus._DeviceClock`).
 """
 
 from __future__ import annotations

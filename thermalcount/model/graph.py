@@ -3,14 +3,14 @@
 The graph computes, for a batch of °C frames ``[N, 8, 8]``::
 
     x  = frames as [N, 64]
-    r  = preprocessing(x)                       (see thermalcount.preprocessing)
+    r  = preprocessing(x)                       (see thermalcount.model.preprocessing)
     h  = PRelu(r W1' + b1')                     first Linear, preprocessing folded in
     embedding = h W2 + b2                       z
     partial   = h B + C                         ||c_k||^2 - 2 z.c_k: the second Linear folded in
     state     = ArgMin(partial)                 nearest centroid (||z||^2 is the same for all k)
     distances = (z * z) @ ones + partial        squared Euclidean distance to each centroid
 
-and, in models with frame rules (``thermalcount.frame_rules``), ``state`` becomes a rule's
+and, in models with frame rules (``thermalcount.model.rules``), ``state`` becomes a rule's
 state where the frame shows someone just outside the view (18 nodes, 19 with their own
 residual Gemm) or two people apart (16 nodes; 18 when it also tells where the pair sits).
 
@@ -22,7 +22,7 @@ nodes, 8 with a linear one (``--no-clip``), 12 with ``--background lowest`` (Top
 costs were measured in onnxruntime (Gemm beats ReduceMean + Sub and Split; Mul + Gemm beats
 ReduceSumSquare + Add); see docs/model.md.
 
-The runtime (``thermalcount.runtime.model``) imports this module for
+The runtime (``thermalcount.model.loader``) imports this module for
 :func:`default_model_path`; it must stay free of torch and scikit-learn.
 """
 
@@ -36,8 +36,8 @@ from typing import Optional
 import numpy as np
 
 from thermalcount.errors import ModelError, OutputPathError
-from thermalcount.frame_rules import FrameRules, travel_profile_matrix
-from thermalcount.preprocessing import CONTRAST_FLOOR, CONTRAST_REFERENCE, PIXELS, Preprocessing
+from thermalcount.model.rules import FrameRules, travel_profile_matrix
+from thermalcount.model.preprocessing import CONTRAST_FLOOR, CONTRAST_REFERENCE, PIXELS, Preprocessing
 
 OPSET = 17
 IR_VERSION = 8  # readable by onnxruntime >= 1.16 (the oldest we support)
@@ -260,7 +260,7 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
 
 def _edge_rule_nodes(test, residual: str, *, travel_axis: str, first_state: int, not_empty: np.ndarray,
                      out: str, constant) -> list:
-    """The faint-edge rule (thermalcount.frame_rules): where the nearest cluster is empty and
+    """The faint-edge rule (thermalcount.model.rules): where the nearest cluster is empty and
     an end line is the warmest and ``noise_units`` x the frame's noise, that end's state.
 
     Node for node what ``EdgeTest.deficits`` computes, on the smoothed residual in °C; the
@@ -301,7 +301,7 @@ def _edge_rule_nodes(test, residual: str, *, travel_axis: str, first_state: int,
 
 def _apart_rule_nodes(test, source: str, *, gain_shift: tuple, travel_axis: str, states: tuple,
                       otherwise: str, constant) -> list:
-    """The apart rule (thermalcount.frame_rules): ``state = apart if two humps else otherwise``.
+    """The apart rule (thermalcount.model.rules): ``state = apart if two humps else otherwise``.
 
     Node for node what ``HumpTest.pair_margins`` computes, on the model input's profile along
     the travel axis (one Gemm from the clipped tensor, the input's gain and shift folded in),
@@ -362,7 +362,7 @@ def save_graph(model, path, *, overwrite: bool = False) -> Path:
 def write_atomically(path, data: bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to a temporary file beside ``path`` and rename it into place, so a crash
     never leaves a half-written model; OutputPathError if ``path`` exists and not ``overwrite``."""
-    from thermalcount.safe_files import check_output_kind, write_bytes_atomically
+    from thermalcount.support.safe_files import check_output_kind, write_bytes_atomically
 
     path = Path(path)
     if check_output_kind(path) and not overwrite:
@@ -383,7 +383,7 @@ def load_graph(path):
 
     import stat
 
-    from thermalcount.safe_files import lookup
+    from thermalcount.support.safe_files import lookup
 
     path = Path(path)
     info = lookup(path, ModelError)

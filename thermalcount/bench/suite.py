@@ -12,9 +12,9 @@ Method (docs/performance.md says why):
 * Frames come from the emulated AMG8833 through the real driver and smbus2; the counter and
   the light decision see the states of those frames in order, at 10 FPS times.
 
-The stages live in :mod:`thermalcount.bench_live`, the comparison graphs in
-:mod:`thermalcount.bench_graphs`. No bench module imports torch or scikit-learn except
-:mod:`thermalcount.bench_torch` (the original PyTorch module's row), imported only when torch
+The stages live in :mod:`thermalcount.bench.live`, the comparison graphs in
+:mod:`thermalcount.bench.graphs`. No bench module imports torch or scikit-learn except
+:mod:`thermalcount.bench.torch_seed` (the original PyTorch module's row), imported only when torch
 is installed.
 """
 
@@ -34,8 +34,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from thermalcount.bench_graphs import comparison_variants, installed, torch_row
-from thermalcount.bench_live import FPS, capture_frames, live_variants, on_frames
+from thermalcount.bench.graphs import comparison_variants, installed, torch_row
+from thermalcount.bench.live import FPS, capture_frames, live_variants, on_frames
 from thermalcount.errors import UsageError
 
 SCHEMA = "thermalcount-bench/1"
@@ -150,7 +150,7 @@ def count_throughput(model, n_frames: int, *, chunk_frames: int = 65536, seed: i
     can lose its cores to other jobs.
     """
     from thermalcount.runtime.counter import Counter
-    from thermalcount.sensors.simulator import simulate
+    from thermalcount.sensors.sim.simulator import simulate
 
     if n_frames < 1:
         raise UsageError("--count-frames must be at least 1")
@@ -182,7 +182,7 @@ _STARTUP_CODE = """
 import json, sys, time
 started = time.perf_counter()
 import numpy as np
-from thermalcount.runtime.model import Model
+from thermalcount.model.loader import Model
 imported = time.perf_counter()
 model = Model.load(sys.argv[1], backend=sys.argv[2])
 loaded = time.perf_counter()
@@ -234,7 +234,7 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
               count_frames: int = 1_000_000, startup: bool = True, seed: int = 0, bus: int = 1,
               progress: Optional[Callable[[str], None]] = None) -> dict:
     """Run every measurement and return the report (the JSON object ``bench --json`` prints)."""
-    from thermalcount.runtime.model import Model, default_model_path
+    from thermalcount.model.loader import Model, default_model_path
 
     say = progress or (lambda message: None)
     if frames < 100:

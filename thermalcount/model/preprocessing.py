@@ -3,7 +3,7 @@
 A model never sees °C directly. Each frame is first made comparable across rooms and days:
 
 *  **the stream's per-pixel background** (optional, ``pattern_seconds``) is removed before
-   any of this, outside the graph, by the runtime that keeps it (thermalcount.runtime.pattern):
+   any of this, outside the graph, by the runtime that keeps it (thermalcount.model.pattern):
    it needs the frames before, which a per-frame graph does not have.
 
 0. **lateral sort** (optional, ``lateral_sort``) - each line of pixels ACROSS the travel
@@ -24,7 +24,7 @@ A model never sees °C directly. Each frame is first made comparable across room
 
 The same arithmetic exists three times: here (the reference), in
 ``thermalcount.training.autoencoder`` (torch, for training) and in the exported ONNX graph
-(``thermalcount.onnx_graph``). Tests compare all three.
+(``thermalcount.model.graph``). Tests compare all three.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Preprocessing:
     #: (None: off). A 27 °C room's faint people then look like a 21 °C room's.
     contrast_skin: Optional[float] = None
     #: Time constant in seconds of the per-pixel background a stream keeps (None: off). The
-    #: runtime removes it from each frame BEFORE the graph (thermalcount.runtime.pattern):
+    #: runtime removes it from each frame BEFORE the graph (thermalcount.model.pattern):
     #: the sensor's fixed pattern and static warm objects, which no single frame can tell
     #: from a person. Training removes it the same way, recording by recording.
     pattern_seconds: Optional[float] = None

@@ -4,7 +4,7 @@ The rows ``bench`` times next to the runtime: a bare onnxruntime session on the 
 graph (``session.run`` and io_binding), the exported preprocessing with a folded tail, the
 hand-folded floor (Gemm, PRelu, Gemm 32->K, ArgMin), a one-node graph (onnxruntime's fixed
 cost per run), the floor in numpy, and the original PyTorch module when torch is installed
-(:mod:`thermalcount.bench_torch`, imported only then). No torch import here.
+(:mod:`thermalcount.bench.torch_seed`, imported only then). No torch import here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from thermalcount.errors import ModelError
-from thermalcount.runtime.model import single_frame_session
+from thermalcount.model.loader import single_frame_session
 
 
 def installed(module: str) -> bool:
@@ -39,7 +39,7 @@ def model_weights(proto, metadata: dict) -> dict:
     """
     from onnx import numpy_helper
 
-    from thermalcount.preprocessing import Preprocessing
+    from thermalcount.model.preprocessing import Preprocessing
 
     arrays = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
     needed = ("W1_folded", "b1_folded", "prelu_slope", "W2_distance", "b2_distance")
@@ -237,7 +237,7 @@ def torch_row(weights, use_torch: bool) -> tuple:
     if not installed("torch"):
         return None, None, "torch is not installed (pip install 'thermalcount[train]' to compare)"
     try:
-        from thermalcount.bench_torch import build_original
+        from thermalcount.bench.torch_seed import build_original
     except ImportError as error:
         return None, None, f"torch cannot be imported ({error})"
     infer_one, infer_states, _ = build_original(weights, weights["preprocessing"])

@@ -10,7 +10,7 @@ Backends:
   thread with io_binding: the input and all outputs are numpy buffers bound once, so a call
   is "copy 64 floats in, run, read one int64" with no allocation and no output dict. The
   batch session keeps onnxruntime's default thread pool for throughput.
-* ``numpy``: :mod:`thermalcount.runtime.numpy_backend` executes the same graph node by
+* ``numpy``: :mod:`thermalcount.model.numpy_backend` executes the same graph node by
   node, for machines without onnxruntime wheels (Pi Zero W, 32-bit Raspberry Pi OS).
 
 ``auto`` picks onnxruntime when it can be imported, else numpy.
@@ -26,7 +26,7 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from thermalcount.errors import ModelError
-from thermalcount.frame_rules import APART_PLACES, FrameRules, apart_where
+from thermalcount.model.rules import APART_PLACES, FrameRules, apart_where
 
 MODEL_FORMAT = "thermalcount-model/1"
 INPUT_NAME = "frames"
@@ -77,7 +77,7 @@ class Model:
         self.clusters: int = clusters
         self.metadata: dict = metadata
         #: Seconds of the per-pixel background this model wants removed before its graph
-        #: (thermalcount.runtime.pattern), or None. Then the model remembers the stream:
+        #: (thermalcount.model.pattern), or None. Then the model remembers the stream:
         #: call :meth:`start_stream` before each new one.
         self.pattern_seconds: Optional[float] = _pattern_seconds(metadata, path)
         self.tracker = None
@@ -91,7 +91,7 @@ class Model:
             # Bound once: the live loop calls this ~10 times a second for days.
             self.infer_one = self._impl.infer_one
             return
-        from thermalcount.runtime.pattern import PatternTracker, stream_fps
+        from thermalcount.model.pattern import PatternTracker, stream_fps
 
         self.tracker = PatternTracker(self.pattern_seconds, stream_fps(fps))
         correct_one, infer_one = self.tracker.correct_one, self._impl.infer_one
@@ -198,7 +198,7 @@ def _probe(model: "Model", path: Path) -> None:
 
 
 def _read_bytes(path: Path) -> bytes:
-    from thermalcount.safe_files import lookup, special_kind
+    from thermalcount.support.safe_files import lookup, special_kind
 
     info = lookup(path, ModelError)
     if info is None:
@@ -571,7 +571,7 @@ class NumpyBackend:
     block_frames = 1024
 
     def __init__(self, proto):
-        from thermalcount.runtime.numpy_backend import compile_graph
+        from thermalcount.model.numpy_backend import compile_graph
 
         self._program = compile_graph(proto, INPUT_NAME, list(OUTPUT_NAMES))
         # Single frames run the state-only graph (no shared ||z||^2 term, see

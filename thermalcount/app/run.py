@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from thermalcount.errors import SensorSetupError, UsageError
-from thermalcount.redaction import redact, redact_url
-from thermalcount.streams import print_line
+from thermalcount.support.redaction import redact, redact_url
+from thermalcount.support.streams import print_line
 
 log = logging.getLogger("thermalcount.run")
 
@@ -64,9 +64,9 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
     """
     from thermalcount.runtime.counter import Counter
     from thermalcount.runtime.live import LiveLoop
-    from thermalcount.runtime.model import Model
+    from thermalcount.model.loader import Model
     from thermalcount.sensors import simulated_label
-    from thermalcount.travel_axis import orientation_setting
+    from thermalcount.model.travel_axis import orientation_setting
 
     if options.off_delay < 0:
         raise UsageError(f"--off-delay {options.off_delay:g} is negative; use 0 or more seconds")
@@ -166,7 +166,7 @@ def _run_with_dashboard(loop, options, lights, publisher, banner=None):
     from rich.console import Console
     from rich.live import Live
 
-    from thermalcount.cli.dashboard import render_dashboard
+    from thermalcount.app.dashboard import render_dashboard
 
     console = Console(stderr=True)
     with Live(get_renderable=lambda: render_dashboard(loop, lights=lights, publisher=publisher, banner=banner),

@@ -6,7 +6,7 @@ quantisation; a sensor on the ceiling (2.2-3.0 m) looking down through a 60° le
 as bodies (head, shoulders, torso, hips) of realistic size and warmth at their height,
 projected through that lens, so how big and how warm a person looks follows from their
 distance to the sensor and from how much of the body is inside the view; the scenario
-families in :mod:`thermalcount.sensors.scenarios`. The room, the sensor and each person are
+families in :mod:`thermalcount.sensors.sim.scenarios`. The room, the sensor and each person are
 drawn from ranges (domain randomisation).
 
 Frames are rendered in blocks of ``BLOCK`` frames whose random numbers depend only on
@@ -26,7 +26,7 @@ import numpy as np
 
 from thermalcount.errors import UsageError
 from thermalcount.sensors.base import Pacer, Sensor, SensorFrame, SensorInfo
-from thermalcount.sensors.scenarios import MID_LINE, PeopleStream, Person, SceneParams, scene_params
+from thermalcount.sensors.sim.scenarios import MID_LINE, PeopleStream, Person, SceneParams, scene_params
 
 BLOCK = 4096
 SIZE = 8

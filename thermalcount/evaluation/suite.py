@@ -2,13 +2,13 @@
 
 Each :class:`Family` is one hard situation (fast walkers, people following closely, a warm
 room, ...) made of several held-out recordings. :func:`run_suite` writes the recordings
-through the frame store, counts them with :func:`thermalcount.counting.count_recording`
+through the frame store, counts them with :func:`thermalcount.runtime.offline.count_recording`
 (exactly what ``thermalcount count`` does) and adds up precision/recall/F1 by direction and
 the net count error per family and over the suite. ``thermalcount evaluate`` is the CLI.
 
 Held-out means: every evaluation recording has its own people seed AND room seed (fixed
 pattern, room temperature, thermistor offset, drift timing, warm object), all disjoint from
-the training split :mod:`thermalcount.evaluation_training` uses and from the recipe of the
+the training split :mod:`thermalcount.evaluation.training` uses and from the recipe of the
 embedded default model (``thermalcount.training.default``). The tests check that.
 
 The "room 5 °C warmer" check is reported apart from the suite totals (the issue's bar has
@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from thermalcount.errors import UsageError
-from thermalcount.runtime.scoring import DEFAULT_TOLERANCE_S
+from thermalcount.evaluation.scoring import DEFAULT_TOLERANCE_S
 
 SCHEMA = "thermalcount-accuracy/1"
 SIZES = ("ci", "full")
@@ -185,7 +185,7 @@ def given_model(path=None) -> ModelSet:
     any model trained on the default model's recipe (a candidate default model), it is the
     first room of that recipe; other models have none and the check is skipped.
     """
-    from thermalcount.runtime.model import Model
+    from thermalcount.model.loader import Model
 
     default = path is None or str(path) == "default"
     loaded = Model.load(None if default else path, backend="numpy")
@@ -234,7 +234,7 @@ def default_model_warm_room() -> tuple:
 
 def room_ambient(scenario: str, room: int, **params) -> float:
     """The room temperature the simulator gives ``room`` in ``scenario`` (no people needed)."""
-    from thermalcount.sensors.simulator import Simulator
+    from thermalcount.sensors.sim.simulator import Simulator
 
     return float(Simulator(scenario, seed=0, room=room, **params).room.ambient)
 
@@ -281,7 +281,7 @@ def recording_specs(item: Family, size: str, model: EvalModel) -> list:
 
 def write_recording(spec: RecordingSpec, path: Path) -> dict:
     """Simulate ``spec`` into ``path`` through the frame store; returns facts about it."""
-    from thermalcount.sensors.simulator import Simulator, write_simulation
+    from thermalcount.sensors.sim.simulator import Simulator, write_simulation
 
     kw = dict(spec.keywords, room=spec.room)
     if spec.orientation is None:
@@ -300,7 +300,7 @@ def _write_oriented(path: Path, spec: RecordingSpec, kw: dict) -> None:
     """As ``write_simulation``, with the frames turned the way ``record --orientation`` stores them."""
     from thermalcount.sensors.base import SensorInfo
     from thermalcount.sensors.conversions import parse_orientation
-    from thermalcount.sensors.simulator import Simulator
+    from thermalcount.sensors.sim.simulator import Simulator
     from thermalcount.store import RecordingWriter
 
     turn = parse_orientation(spec.orientation)
@@ -324,7 +324,7 @@ def error_kinds(predicted: list, truth: list, score: dict, tolerance: float) -> 
     """Why a recording's events were wrong: ``wrong_direction`` counted events that match a
     true event in time but not in direction (the extra matches found when direction is
     ignored), ``missed`` the other false negatives, ``extra`` the other false positives."""
-    from thermalcount.runtime.scoring import match_times
+    from thermalcount.evaluation.scoring import match_times
 
     anyway = match_times([float(e.time) for e in predicted], [float(e.time) for e in truth], tolerance)
     wrong = anyway - score["overall"]["tp"]
@@ -339,7 +339,7 @@ def aggregate(scores: list) -> dict:
     ``net_error_abs`` sums their absolute values, so errors in two recordings never cancel.
     """
     # runtime.scoring's own rates, so totals follow its conventions for empty sets.
-    from thermalcount.runtime.scoring import _rates
+    from thermalcount.evaluation.scoring import _rates
 
     out: dict = {}
     for key in ("in", "out", "overall"):
@@ -429,7 +429,7 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
 def _run_family(item: Family, model: EvalModel, size: str, folder: Path, kept: bool, tolerance: float,
                 say: Callable[[str], None]) -> tuple:
     """(the family's part of the report, its per-recording scores)."""
-    from thermalcount.counting import count_recording
+    from thermalcount.runtime.offline import count_recording
 
     began = time.perf_counter()
     specs = recording_specs(item, size, model)

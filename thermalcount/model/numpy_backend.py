@@ -23,7 +23,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from thermalcount.errors import ModelError
-from thermalcount.runtime.numpy_ops import (
+from thermalcount.model.numpy_ops import (
     MAKERS, SUPPORTED_OPS, attributes, axes_list, make_split, make_topk,
 )
 
