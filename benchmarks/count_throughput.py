@@ -32,6 +32,7 @@ def main(argv=None) -> None:
 
     import numpy as np
 
+    from thermalcount.evaluation.scoring import score_result
     from thermalcount.runtime.offline import _parallel_decoded_chunks, _unreadable_rows, count_recording
     from thermalcount.runtime.counter import Counter
     from thermalcount.model.loader import Model
@@ -96,7 +97,8 @@ def main(argv=None) -> None:
                                  backend=args.backend, chunk_frames=args.chunk_frames)
         seconds = time.perf_counter() - began
         best = seconds if best is None else min(best, seconds)
-    f1 = result.score["overall"]["f1"] if result.score else None
+    score = score_result(result)
+    f1 = score["overall"]["f1"] if score else None
     print(f"counted {result.entries} in / {result.exits} out with backend {result.backend}"
           + (f", F1 {f1:.3f} against ground truth" if f1 is not None else ""))
     if workdir is not None:

@@ -429,6 +429,7 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
 def _run_family(item: Family, model: EvalModel, size: str, folder: Path, kept: bool, tolerance: float,
                 say: Callable[[str], None]) -> tuple:
     """(the family's part of the report, its per-recording scores)."""
+    from thermalcount.evaluation.scoring import score_result
     from thermalcount.runtime.offline import count_recording
 
     began = time.perf_counter()
@@ -439,8 +440,9 @@ def _run_family(item: Family, model: EvalModel, size: str, folder: Path, kept: b
         say(f"{item.name}: recording {index + 1}/{len(specs)} ({spec.frames:,} frames, "
             f"seed {spec.seed}, room {spec.room})")
         facts = write_recording(spec, path)
-        counted = count_recording(path, model=model.path, tolerance=tolerance)
-        score = dict(counted.score, errors=error_kinds(counted.events, counted.truth, counted.score, tolerance))
+        counted = count_recording(path, model=model.path)
+        score = score_result(counted, tolerance)
+        score = dict(score, errors=error_kinds(counted.events, counted.truth, score, tolerance))
         scores.append(score)
         facts.update(path=str(path) if kept else None, f1=score["overall"]["f1"],
                      net_count_error=score["net_count_error"], true_events=counted.truth_events,

@@ -1,4 +1,7 @@
-"""Offline counting: a recording in, events and totals (and a score against ground truth) out.
+"""Offline counting: a recording in, events and totals out.
+
+The result carries the recording's ground truth (when it has any) so that callers can score
+it (:func:`thermalcount.evaluation.scoring.score_result`); counting itself does not score.
 
 The recording is streamed in chunks (bounded memory for any length), each chunk is run
 through the model as one batch and handed to the counter as whole arrays, so nothing loops
@@ -28,7 +31,6 @@ import numpy as np
 
 from thermalcount.runtime.counter import Counter, CountEvent
 from thermalcount.model.loader import Model
-from thermalcount.evaluation.scoring import DEFAULT_TOLERANCE_S, score_events
 from thermalcount.runtime.timestamps import TimeGuard
 from thermalcount.model.travel_axis import AUTO, AxisChoice, AxisFinding, TravelAxisFinder, choose, orientation_setting
 
@@ -65,8 +67,9 @@ class CountResult:
     entries: int
     exits: int
     occupancy: int
-    score: Optional[dict]
     truth: list  # the recording's ground-truth events (empty without them)
+    #: The recording says what truly happened (events, or a ground_truth mark with none).
+    has_truth: bool = False
     skipped_frames: int = 0
     warnings: list = field(default_factory=list)
     backend: str = ""
@@ -79,13 +82,14 @@ class CountResult:
     def truth_events(self) -> int:
         return len(self.truth)
 
-    def to_json(self) -> dict:
-        """The JSON object ``thermalcount count --json`` prints (schema in docs/counting.md)."""
+    def to_json(self, score: Optional[dict]) -> dict:
+        """The JSON object ``thermalcount count --json`` prints (schema in docs/counting.md),
+        with ``score`` (the caller's score against the truth, or None) in its place."""
         return {
             "events": [event.to_json() for event in self.events],
             "entries": int(self.entries),
             "exits": int(self.exits),
-            "score": self.score,
+            "score": score,
             "travel_axis": None if self.axis is None else self.axis.to_json(),
         }
 
@@ -93,7 +97,6 @@ class CountResult:
 def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, None] = None,
                     backend: str = "auto", flip: bool = False, orientation=None,
                     chunk_frames: int = DEFAULT_CHUNK_FRAMES, tuning: Optional[dict] = None,
-                    tolerance: float = DEFAULT_TOLERANCE_S,
                     progress: Optional[Callable[[int, int], None]] = None) -> CountResult:
     """Count the people crossing in a recording.
 
@@ -160,11 +163,10 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
     if skipped:
         warnings.insert(0, f"{skipped} frame(s) held NaN or infinite values (first: frame "
                            f"{first_skipped}); they were skipped")
-    score = score_events(events, truth, tolerance) if has_truth else None
     return CountResult(
         path=str(path), frames=n_frames, fps=fps, events=events, entries=counter.entries,
-        exits=counter.exits, occupancy=counter.occupancy, score=score,
-        truth=list(truth), skipped_frames=skipped, warnings=warnings,
+        exits=counter.exits, occupancy=counter.occupancy,
+        truth=list(truth), has_truth=has_truth, skipped_frames=skipped, warnings=warnings,
         backend=model.backend, model=str(model.path), seconds=_time.perf_counter() - began, axis=axis)
 
 
