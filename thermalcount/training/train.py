@@ -206,13 +206,12 @@ def train_model(sources, options: Optional[TrainOptions] = None,
 def train(paths, out, options: Optional[TrainOptions] = None, *, plots=None, overwrite: bool = False,
           on_progress=None) -> TrainingResult:
     """Train on recording files, write the model file to ``out`` (and PNGs to ``plots``)."""
-    from thermalcount.support.safe_files import check_output_kind, refuse_same_file
+    from thermalcount.support.safe_files import check_output_path, refuse_same_file
 
     out = Path(out)
     if out.is_dir():
         raise OutputPathError(f"{out} is a directory; give --out a file name such as model.npz")
-    if check_output_kind(out) and not overwrite:
-        raise OutputPathError(f"{out} already exists; pass --overwrite to replace it")
+    check_output_path(out, overwrite=overwrite)
     for path in paths:  # before hours of training, not at the end
         refuse_same_file(path, out, "recording")
     result = train_model([Path(p) for p in paths], options, on_progress=on_progress)
