@@ -391,9 +391,10 @@ def test_train_cli_end_to_end(tmp_path):
 
 def test_train_command_defaults_are_the_default_models_recipe(tmp_path, monkeypatch):
     """One definition of the training defaults: `train` without options trains as the shipped
-    model was trained (training/default.py), and so does TrainOptions()."""
+    model was trained (training/recipe.py), and so does TrainOptions()."""
     import thermalcount.training.train as training
-    from thermalcount.training.default import CLUSTERS_RANGE, LATENT_RANGE, default_options
+    from thermalcount.training.default import default_options
+    from thermalcount.training.recipe import CLUSTERS_RANGE, LATENT_RANGE
 
     captured = {}
 

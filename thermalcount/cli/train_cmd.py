@@ -7,7 +7,7 @@ import click
 from thermalcount.cli.options import FiniteFloat, SEED
 # The defaults are the default model's recipe, the one definition of them (plain literals:
 # reading them costs no numpy for --help).
-from thermalcount.training.default import CLUSTERS, CLUSTERS_RANGE, LATENT, LATENT_RANGE, PREPROCESSING
+from thermalcount.training.recipe import CLUSTERS, CLUSTERS_RANGE, LATENT, LATENT_RANGE, PREPROCESSING
 
 
 @click.command()

@@ -199,7 +199,7 @@ def trained_on_default_recipe(metadata: dict) -> bool:
     """True when the model's training summary names exactly the default recipe's sources."""
     import json
 
-    from thermalcount.training.default import source_names
+    from thermalcount.training.recipe import source_names
 
     try:
         names = [entry["name"] for entry in json.loads(metadata.get("training", "{}")).get("files", [])]
@@ -211,14 +211,14 @@ def trained_on_default_recipe(metadata: dict) -> bool:
 def default_model_recordings() -> list:
     """[(scenario, seed, room, keywords)] the embedded default model was trained on.
 
-    Read from ``thermalcount.training.default.RECIPE`` as ``default_sources()`` builds it
+    Read from ``thermalcount.training.recipe.RECIPE`` as ``default_sources()`` builds it
     (seed ``SEED + index``; the room is the seed unless the recipe names one).
     """
-    from thermalcount.training import default
+    from thermalcount.training.recipe import RECIPE, SEED
 
     out = []
-    for index, (scenario, _frames, keywords) in enumerate(default.RECIPE):
-        seed = default.SEED + index
+    for index, (scenario, _frames, keywords) in enumerate(RECIPE):
+        seed = SEED + index
         out.append((scenario, seed, int(keywords.get("room", seed)), dict(keywords)))
     return out
 

@@ -21,7 +21,7 @@ from thermalcount.errors import OutputPathError, TrainingError
 from thermalcount.model.rules import EDGE_TEST, FRAME_TEST, FrameRules, rule_states
 from thermalcount.model.preprocessing import Preprocessing
 from thermalcount.training import require_training_stack
-from thermalcount.training.default import CLUSTERS, CLUSTERS_RANGE, LATENT, LATENT_RANGE, PREPROCESSING
+from thermalcount.training.recipe import CLUSTERS, CLUSTERS_RANGE, LATENT, LATENT_RANGE, PREPROCESSING
 from thermalcount.training.modelfile import TrainedModel, save_model
 
 MIN_FRAMES = 100
@@ -31,13 +31,13 @@ TIMELINE_FRAMES = 1200
 
 
 def recipe_preprocessing() -> Preprocessing:
-    """The preprocessing the default model was trained with (training/default.py)."""
+    """The preprocessing the default model was trained with (training/recipe.py)."""
     return Preprocessing(**PREPROCESSING)
 
 
 @dataclass
 class TrainOptions:
-    """How to train; the defaults are the default model's recipe (training/default.py)."""
+    """How to train; the defaults are the default model's recipe (training/recipe.py)."""
 
     latent: int = LATENT
     clusters: int = CLUSTERS
