@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from thermalcount import __version__
-from thermalcount.errors import ModelError, OutputPathError
+from thermalcount.errors import ModelError
 from thermalcount.model.graph import MODEL_FORMAT, WEIGHT_NAMES, write_atomically
 from thermalcount.model.preprocessing import Preprocessing
 
@@ -72,11 +72,10 @@ class TrainedModel:
 
 def save_model(model: TrainedModel, path, *, overwrite: bool = False) -> Path:
     """Write the model file atomically; OutputPathError if it exists and not ``overwrite``."""
-    from thermalcount.support.safe_files import check_output_kind
+    from thermalcount.support.safe_files import check_output_path
 
     path = Path(path)
-    if check_output_kind(path) and not overwrite:  # before the work of packing the archive
-        raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
+    check_output_path(path, overwrite=overwrite)  # before the work of packing the archive
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         members = {name: np.ascontiguousarray(array, dtype=np.float32) for name, array in model.weights.items()}
@@ -146,11 +145,10 @@ def export_model(model_path, out, *, overwrite: bool = False):
     """Model file -> one fused ONNX graph at ``out``. numpy + onnx only (no torch)."""
     from thermalcount.model.graph import build_graph
 
-    from thermalcount.support.safe_files import check_output_kind, refuse_same_file
+    from thermalcount.support.safe_files import check_output_path, refuse_same_file
 
     out = Path(out)
-    if check_output_kind(out) and not overwrite:
-        raise OutputPathError(f"{out} already exists; pass --overwrite to replace it")
+    check_output_path(out, overwrite=overwrite)
     refuse_same_file(model_path, out, "model")
     model = load_model(model_path)
     broken = sorted(name for name, array in model.weights.items()
