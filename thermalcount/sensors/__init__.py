@@ -63,7 +63,7 @@ def open_sensor(spec: str, *, fps: float = 10, speed: Optional[float] = 1.0, bus
         return open_emulated(fps=fps, speed=speed, bus=bus, address=address, orientation=orientation,
                              seed=seed, scenario=scenario, faults=faults, **kw)
     if name == "sim" and not argument:
-        from thermalcount.sensors.sim.simulator import SimSensor
+        from thermalcount.sensors.sim.sensor import SimSensor
 
         sensor = SimSensor(scenario or "mixed", seed=0 if seed is None else seed, fps=fps, speed=speed, **kw)
         return _maybe_reoriented(sensor, orientation)
