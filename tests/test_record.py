@@ -157,6 +157,18 @@ def test_record_command_append_overwrite_and_refusals(tmp_path):
         assert rec.n_frames == 5
 
 
+@pytest.mark.parametrize("spec", ["replay:{path}", "replay: {path}", " Replay:{path}", "REPLAY :  {path} "])
+def test_record_refuses_to_append_a_replay_to_itself_however_the_spec_is_spelled(tmp_path, spec):
+    out = tmp_path / "r.h5"
+    assert run_cli("--sensor", "sim", "--speed", "max", "--frames", "20", "--out", str(out)).exit_code == 0
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    result = CliRunner().invoke(cli, ["record", "--sensor", spec.format(path=out), "--speed", "max", "--append",
+                                      "--out", str(out), "--no-preview"])
+    assert result.exit_code != 0 and "is the replayed recording" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == digest  # untouched
+
+
 def test_record_command_unwritable_output_and_sensor_setup_error(tmp_path):
     missing = tmp_path / "no-such-folder" / "r.h5"
     result = run_cli("--sensor", "sim", "--speed", "max", "--frames", "3", "--out", str(missing))

@@ -138,7 +138,9 @@ def _backend(backend: str) -> Check:
 
 
 def _sensor(options: DoctorOptions) -> List[Check]:
-    name = str(options.sensor).partition(":")[0].strip().lower()
+    from thermalcount.sensors import parse_spec
+
+    name = parse_spec(options.sensor).name
     if name in ("amg8833", "emulated"):
         return _i2c_sensor(options, emulated=name == "emulated")
     return [_guarded("sensor", lambda: _other_sensor(options.sensor))]

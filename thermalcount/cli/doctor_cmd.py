@@ -55,14 +55,9 @@ def doctor(sensor_spec, bus, address, faults, model_path, backend, orientation, 
     from thermalcount.app.doctor import DoctorOptions, as_json as checks_as_json, failed, run_checks
     from thermalcount.support.redaction import redact
 
-    from thermalcount.errors import UsageError
-    from thermalcount.sensors import SENSOR_CHOICES
+    from thermalcount.sensors import parse_spec
 
-    kind = sensor_spec.partition(":")[0].strip().lower()
-    if kind not in ("amg8833", "emulated", "sim", "replay"):
-        raise UsageError(f"unknown sensor {sensor_spec!r}; choose one of: {', '.join(SENSOR_CHOICES)}")
-    if faults is not None and kind != "emulated":
-        raise UsageError("--faults only applies to the emulated sensor (--sensor emulated)")
+    parse_spec(sensor_spec).refuse_unused(faults=faults)
     options = DoctorOptions(sensor=sensor_spec, bus=bus, address=address, faults=faults, model=model_path,
                             backend=backend, orientation=orientation, bridge=bridge, lights=tuple(light_names),
                             group=group_name, mqtt_url=mqtt_url, mqtt_ca=mqtt_ca, data_dir=data_dir)

@@ -54,15 +54,16 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
 
     from thermalcount.errors import OutputPathError
     from thermalcount.store.record import RecordStats, record as record_frames
-    from thermalcount.sensors import open_sensor
+    from thermalcount.sensors import open_sensor, parse_spec
     from thermalcount.store import RecordingWriter, check_output_path
 
     # Refuse a bad output before touching the sensor, so nothing is created or truncated.
     existed = check_output_path(out_path, append=append, overwrite=overwrite)
-    if sensor_spec.startswith("replay:"):
+    replayed = parse_spec(sensor_spec).reads_file
+    if replayed is not None:
         from thermalcount.support.safe_files import refuse_same_file
 
-        refuse_same_file(sensor_spec[len("replay:"):], out_path, "replayed recording")
+        refuse_same_file(replayed, out_path, "replayed recording")
     sensor = open_sensor(sensor_spec, fps=float(fps), speed=speed, bus=bus, address=address,
                          orientation=orientation, seed=seed, scenario=scenario, faults=faults)
     stop = threading.Event()

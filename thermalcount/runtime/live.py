@@ -325,7 +325,7 @@ class LiveLoop:
         return True
 
     def _adopt(self, choice, now: Optional[float]) -> None:
-        from thermalcount.sensors import ReorientedSensor
+        from thermalcount.sensors.reorient import ReorientedSensor
 
         watch, self._watch = self._watch, None
         self._axis = choice

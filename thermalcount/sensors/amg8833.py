@@ -97,6 +97,14 @@ def check_frame_rate(fps) -> None:
         raise UsageError(f"the AMG8833 runs at 1 or 10 frames per second, not {fps:g}; use --fps 1 or --fps 10")
 
 
+def open_amg8833(*, fps: float = 10, speed: Optional[float] = 1.0, bus: int = 1, address: int = 0x69,
+                 orientation=None, **kw) -> "AMG8833":
+    """``--sensor amg8833``: the real part, which runs in real time only."""
+    if speed != 1:
+        raise UsageError("a real AMG8833 runs in real time: --speed only applies to emulated, sim and replay")
+    return AMG8833(bus, address, fps=fps, orientation=orientation, **kw)
+
+
 class AMG8833(Sensor):
     """A Panasonic AMG8833 (Grid-EYE) on a Linux I2C bus.
 

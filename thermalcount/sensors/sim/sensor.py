@@ -48,3 +48,10 @@ class SimSensor(Sensor):
                             float(chunk.thermistor[k]))
         self._next += 1
         return frame
+
+
+def open_sim(*, fps: float = 10, speed: Optional[float] = 1.0, seed: Optional[int] = None,
+             scenario: Optional[str] = None, **kw) -> SimSensor:
+    """``--sensor sim``: the ``mixed`` scenario with seed 0 unless told otherwise."""
+    return SimSensor(scenario or "mixed", seed=0 if seed is None else seed, fps=fps, speed=speed, **kw)
+
