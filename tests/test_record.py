@@ -275,3 +275,22 @@ def test_full_disk_stops_record_with_a_clear_message_and_an_intact_file(tmp_path
             np.testing.assert_array_equal(rec.read(), simulate(saved, "mixed", seed=0).frames)
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_record_run_and_doctor_share_one_definition_of_the_sensor_options():
+    from thermalcount.cli.doctor_cmd import doctor
+    from thermalcount.cli.record_cmd import record as record_command
+    from thermalcount.cli.run_cmd import run
+
+    def options(command):
+        return {p.name: (p.opts, p.default, p.type.name, p.help) for p in command.params}
+
+    recorded, running, checking = options(record_command), options(run), options(doctor)
+    for name in ("sensor_spec", "fps", "bus", "address", "speed", "scenario", "seed", "faults"):
+        # --sensor's help in run adds a note on simulated sensors; everything else is identical.
+        same = slice(0, 3) if name == "sensor_spec" else slice(None)
+        assert recorded[name][same] == running[name][same], name
+        if name in checking:
+            assert checking[name][same] == recorded[name][same], name
+    # --orientation is the one that differs, on purpose: stored by record, found by run.
+    assert recorded["orientation"][1] is None and running["orientation"][1] == checking["orientation"][1] == "auto"
