@@ -47,22 +47,26 @@ class ScriptedSensor(Sensor):
 
 def test_record_counts_dropped_frames_glitches_and_reports_outages_once(tmp_path):
     glitch = SensorError("I2C input/output error")
-    script = [0, 1, glitch, 2, 5, glitch, glitch, glitch, 6, 7]  # 3 and 4 dropped
+    script = [0, 1, glitch, 2, glitch, 3, 6, glitch, glitch, glitch, 7, 8]  # 4 and 5 dropped
     notices = []
     seen = []
     with RecordingWriter(tmp_path / "r.h5", fps=10) as writer:
-        stats = record(ScriptedSensor(script), writer, retry_delay=0.0,
+        # A clock that stands still: the second lone glitch falls inside the first one's minute.
+        stats = record(ScriptedSensor(script), writer, speed=None, clock=lambda: 500.0,
                        on_notice=lambda kind, text: notices.append((kind, text)),
                        on_frame=lambda frame, st: seen.append(frame.index))
     assert stats.stopped_by == "end of stream"
-    assert (stats.frames, stats.dropped, stats.sensor_errors, stats.outages) == (6, 2, 4, 1)
-    assert seen == [0, 1, 2, 5, 6, 7]
-    assert stats.suspect_frames == 0
-    assert [kind for kind, _ in notices] == ["fault", "recovered"]  # the lone glitch is silent
-    assert "I2C input/output error" in notices[0][1] and "3 failed reads" in notices[1][1]
+    assert (stats.frames, stats.dropped, stats.sensor_errors, stats.outages) == (7, 2, 5, 1)
+    assert seen == [0, 1, 2, 3, 6, 7, 8]
+    assert stats.suspect_frames == 0 and stats.sensor_problem is None
+    # The first lone glitch is said and ended, the second (within a minute) only counted; the
+    # outage is said once, however many reads fail in it.
+    assert [kind for kind, _ in notices] == ["glitch", "recovered", "fault", "recovered"]
+    assert all("I2C input/output error" in text for kind, text in notices if kind != "recovered")
+    assert "(recording pauses)" in notices[2][1] and "3 failed reads" in notices[3][1]
     with open_recording(tmp_path / "r.h5") as rec:
-        np.testing.assert_array_equal(rec.read()[:, 0, 0], [0, 1, 2, 5, 6, 7])
-        np.testing.assert_array_equal(rec.thermistor(), np.full(6, 25.0, np.float32))
+        np.testing.assert_array_equal(rec.read()[:, 0, 0], [0, 1, 2, 3, 6, 7, 8])
+        np.testing.assert_array_equal(rec.thermistor(), np.full(7, 25.0, np.float32))
 
 
 def test_record_counts_impossible_values_but_keeps_them(tmp_path):
@@ -187,10 +191,10 @@ def test_record_command_survives_emulated_sensor_faults(tmp_path):
                      "--faults", "errno=5:0.05,disconnect=2s@10s,seed=4", "--out", str(out))
     assert result.exit_code == 0, result.output
     # The 2 s disconnect (~20 failed reads) is announced once, not once per read; lone
-    # glitches are only counted.
+    # glitches are said at most once a minute.
     assert result.output.count("no ACK") == 1
     failed = int(result.output.split(" failed sensor reads")[0].rsplit(" ", 1)[1])
-    assert failed >= 20 and result.output.count("sensor fault:") < failed / 4
+    assert failed >= 20 and result.output.count("sensor problem:") < failed / 4
     assert "sensor recovered" in result.output
     with open_recording(out) as rec:
         assert rec.n_frames == 300 and rec.check_values().ok

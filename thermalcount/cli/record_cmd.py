@@ -76,9 +76,7 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
                 with view:
                     record_frames(sensor, writer, max_frames=max_frames, duration=duration,
                                   on_frame=view.on_frame, on_notice=view.on_notice,
-                                  stop_event=stop, stats=stats,
-                                  # Flat-out sources run on a virtual clock: waiting gains nothing.
-                                  retry_delay=0.0 if speed is None else 0.1)
+                                  stop_event=stop, stats=stats, speed=speed)
             except OutputPathError:
                 # Disk full or a write error: the file is intact up to the last batch; say
                 # what was kept before the one-line error.
