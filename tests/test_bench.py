@@ -60,7 +60,7 @@ def test_all_backends_with_torch_json_schema():
     assert set(report["head_to_head"]) == {"inference.onnxruntime", "inference.numpy", "ort_bound.floor"}
     assert set(report["whole_frame_alone"]) == {"whole_frame.onnxruntime", "whole_frame.numpy"}
     # torch runs last, in its own loop with the runtime and the floors.
-    assert set(report["with_torch"]) == {"torch_original", "inference.onnxruntime", "inference.numpy",
+    assert set(report["with_torch"]) == {"torch_original", "torch_seed", "inference.onnxruntime", "inference.numpy",
                                          "ort_bound.floor", "numpy.floor"}
     assert report["comparison"]["torch_original"] == report["with_torch"]["torch_original"]
     for stats in list(report["head_to_head"].values()) + list(report["whole_frame_alone"].values()):

@@ -296,7 +296,10 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
         skipped["torch_original"] = reason
     else:
         say("original PyTorch module against the runtime")
-        contenders = {"torch_original": on_frames(torch_one, pool)}
+        from thermalcount.bench.torch_seed import build_seed  # torch is importable here
+
+        contenders = {"torch_original": on_frames(torch_one, pool),
+                      "torch_seed": on_frames(build_seed(seed), pool)}
         contenders.update({f"inference.{name}": on_frames(model.infer_one, pool) for name, model in models.items()})
         if "ort_bound.floor" in compared:
             contenders["ort_bound.floor"] = on_frames(compared["ort_bound.floor"], pool)
@@ -304,6 +307,7 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
             contenders["numpy.floor"] = on_frames(compared["numpy.floor"], pool)
         with_torch = {name: summarize(values) for name, values in interleaved(contenders, frames).items()}
         report["comparison"]["torch_original"] = with_torch["torch_original"]
+        report["comparison"]["torch_seed"] = with_torch["torch_seed"]
         references["torch_original"] = torch_states
     report["with_torch"] = with_torch
     report["skipped"] = skipped
@@ -384,6 +388,7 @@ def _ratios(stats: dict, with_torch: dict, backends: list) -> dict:
         ratios[f"{row} / numpy.floor (p50)"] = _ratio(stats, row, "numpy.floor")
         ratios[f"{row} / ort_bound.exported (p50)"] = _ratio(stats, row, "ort_bound.exported")
         ratios[f"torch_original / {row} (p50)"] = _ratio(with_torch, "torch_original", row)
+        ratios[f"torch_seed / {row} (p50)"] = _ratio(with_torch, "torch_seed", row)
     ratios["torch_original / ort_bound.floor (p50)"] = _ratio(with_torch, "torch_original", "ort_bound.floor")
     ratios["torch_original / numpy.floor (p50)"] = _ratio(with_torch, "torch_original", "numpy.floor")
     ratios["ort_bound.exported / ort_bound.floor (p50)"] = _ratio(stats, "ort_bound.exported", "ort_bound.floor")

@@ -17,6 +17,7 @@ STAGE_LABELS = {
 }
 COMPARISON_LABELS = {
     "torch_original": "original PyTorch module (eager, loop of torch.norm)",
+    "torch_seed": "the seed's PyTorch module at its sizes (64-32-4, 3 centroids, eager)",
     "ort_plain.exported": "bare onnxruntime, exported graph, session.run",
     "ort_bound.exported": "bare onnxruntime, exported graph, io_binding",
     "ort_bound.state_path": "bare onnxruntime, exported preprocessing + folded tail",
