@@ -35,7 +35,8 @@ import phue
 from thermalcount import config
 from thermalcount.errors import LightsError
 from thermalcount.support.redaction import redact, remember_secret
-from thermalcount.lights.worker import BridgeRefusal, Target, WorkerLights
+from thermalcount.lights.base import BridgeRefusal, Target
+from thermalcount.lights.worker import WorkerLights
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,10 @@ def _id_order(item):
 class HueDriver:
     """Resolves and switches lights/groups on one bridge. Used from one thread at a time."""
 
+    # Philips' guidance for the v1 API: about 10 commands per second to lights, at most one
+    # per second to groups (a group command fans out over ZigBee to every member).
+    min_interval = {"light": 0.1, "group": 1.0}
+
     def __init__(self, host: str, key: str, lights: Iterable[str] = (), group: Optional[str] = None):
         self.host = host
         self.description = f"Hue bridge {host}"
@@ -367,6 +372,16 @@ def open_hue(
         worker.close(timeout=0)
         raise setup_error
     return worker
+
+
+# --- the registry's entry points for ``--lights hue`` (thermalcount.lights.registry) -------
+
+TAKES_TARGETS = True
+
+
+def open_lights(settings, on_status=None, **options) -> WorkerLights:
+    """``settings``: a :class:`thermalcount.lights.registry.LightsSettings`."""
+    return open_hue(settings.bridge, settings.names, settings.group, on_status, **options)
 
 
 # --- the `hue` commands ----------------------------------------------------------------------
