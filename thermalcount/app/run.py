@@ -18,7 +18,7 @@ from thermalcount.app.signals import stop_on_signals
 from thermalcount.errors import SensorSetupError, UsageError
 from thermalcount.lights.registry import LightsSettings
 from thermalcount.support.redaction import redact, redact_url
-from thermalcount.support.streams import log_line_writer
+from thermalcount.support.streams import is_terminal, log_line_writer
 
 log = logging.getLogger("thermalcount.run")
 
@@ -99,7 +99,7 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
     sensor_options, model_options, counting, output = options.sensor, options.model, options.counting, options.output
     given = orientation_setting(counting.orientation)  # None: auto
     out = out or sys.stderr
-    plain = not output.dashboard or not _is_terminal(out)
+    plain = not output.dashboard or not is_terminal(out)
     # Made-up people switching real lights must be obvious in every line of the journal.
     made_up = simulated_label(sensor_options.spec)
     write_line = log_line_writer(out, prefix=f"{made_up}: " if made_up else "")
@@ -273,8 +273,3 @@ class _ReportHandler(logging.Handler):
             self.loop._notice(message, warning)  # the dashboard's notices and the log line
         else:
             self.report(message)
-
-
-def _is_terminal(stream) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())

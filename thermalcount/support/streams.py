@@ -60,3 +60,9 @@ def log_line_writer(stream: Optional[TextIO], *, prefix: str = "") -> Callable[[
         print_line(redact(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {prefix}{message}"), stream or sys.stderr)
 
     return report
+
+
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is a terminal (the dashboard) or not (plain log lines for journald)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
