@@ -338,28 +338,27 @@ def bridge_key(host: str) -> str:
     return key
 
 
-def open_hue(
-    bridge: Optional[str] = None,
-    lights: Iterable[str] = (),
-    group: Optional[str] = None,
-    on_status=None,
-    *,
-    start_timeout: float = 3.0,
-    **worker_options,
-) -> WorkerLights:
-    """Start Hue lights. Raises :class:`LightsError` for set-up problems on a bridge that
-    answers (unknown light or group, rejected key) or no key; an unreachable bridge is not an
-    error: the worker keeps trying and the lights catch up when it answers.
+# --- the registry's entry points for ``--lights hue`` (thermalcount.lights.registry) -------
+
+TAKES_TARGETS = True
+
+
+def open_lights(settings, on_status=None, *, start_timeout: float = 3.0, **worker_options) -> WorkerLights:
+    """Start Hue lights for ``settings`` (a :class:`thermalcount.lights.registry.LightsSettings`).
+
+    Raises :class:`LightsError` for set-up problems on a bridge that answers (unknown light
+    or group, rejected key) or no key; an unreachable bridge is not an error: the worker
+    keeps trying and the lights catch up when it answers.
 
     ``start_timeout`` bounds how long we wait for the bridge to answer the name lookup.
     ``worker_options`` go to :class:`WorkerLights` (``backoff_max``, ``check_interval``...).
     """
-    host = bridge_host(bridge)
+    host = bridge_host(settings.bridge)
     key = bridge_key(host)
-    lights = tuple(str(light) for light in lights)
+    lights, group = tuple(str(light) for light in settings.names), settings.group
     if not lights and group is None:
-        settings = config.load_config()
-        lights, group = settings.hue_lights, settings.hue_group
+        configured = config.load_config()
+        lights, group = configured.hue_lights, configured.hue_group
     if not lights and group is None:
         raise LightsError(
             "no lights chosen: pass --light NAME_OR_ID (repeatable) or --group NAME_OR_ID "
@@ -372,16 +371,6 @@ def open_hue(
         worker.close(timeout=0)
         raise setup_error
     return worker
-
-
-# --- the registry's entry points for ``--lights hue`` (thermalcount.lights.registry) -------
-
-TAKES_TARGETS = True
-
-
-def open_lights(settings, on_status=None, **options) -> WorkerLights:
-    """``settings``: a :class:`thermalcount.lights.registry.LightsSettings`."""
-    return open_hue(settings.bridge, settings.names, settings.group, on_status, **options)
 
 
 # --- the `hue` commands ----------------------------------------------------------------------
