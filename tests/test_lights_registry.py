@@ -118,3 +118,12 @@ def test_the_worker_spaces_commands_by_the_drivers_own_limit():
         assert all(gap >= 0.05 for gap in gaps), gaps
     finally:
         lights.close()
+
+
+@pytest.mark.parametrize("kind", ["none", "console"])
+def test_run_refuses_hue_targets_for_a_system_without_them(kind):
+    # --lights none used to drop --light silently; every back-end without targets refuses them.
+    result = CliRunner().invoke(cli, ["run", "--sensor", "sim", "--lights", kind, "--light", "Hall", "--no-dashboard"])
+    assert result.exit_code == 2, result.output
+    assert "--bridge, --light and --group need --lights hue" in result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
