@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 
 
 def rss_mib() -> float:
@@ -52,7 +53,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from thermalcount.config import save_hue_key
-    from thermalcount.app.run import RunOptions, run_session
+    from thermalcount.app.run import ModelOptions, OutputOptions, RunOptions, SensorOptions, run_session
+    from thermalcount.lights.registry import LightsSettings
 
     workdir = tempfile.mkdtemp(prefix="soak-")
     os.environ.setdefault("THERMALCOUNT_CONFIG_DIR", os.path.join(workdir, "config"))
@@ -71,21 +73,22 @@ def main(argv=None) -> int:
             sample()
 
     with contextlib.ExitStack() as stack:
-        options = dict(sensor_spec="sim", scenario=args.scenario, seed=1, speed=None, backend=args.backend,
-                       lights_kind=args.lights, off_delay=5.0, events_out=events_path, dashboard=False,
-                       max_frames=args.frames)
+        lights = LightsSettings(kind=args.lights, off_delay=5.0)
         if args.lights == "hue":
             from thermalcount.testing.fake_hue import FakeHueBridge
 
             bridge = stack.enter_context(FakeHueBridge(lights={"1": "Hall"}))
             save_hue_key(bridge.host, bridge.create_key())
-            options.update(bridge=bridge.host, light_names=("Hall",))
+            lights = replace(lights, bridge=bridge.host, names=("Hall",))
+        options = RunOptions(sensor=SensorOptions(spec="sim", scenario=args.scenario, seed=1, speed=None),
+                             model=ModelOptions(backend=args.backend), lights=lights,
+                             output=OutputOptions(events_out=events_path, dashboard=False, max_frames=args.frames))
         devnull = stack.enter_context(open(os.devnull, "w"))
         stack.enter_context(contextlib.redirect_stdout(devnull))  # console lights print here
         sample()
         thread = threading.Thread(target=sampler, name="soak-sampler", daemon=True)
         thread.start()
-        stats = run_session(RunOptions(**options), out=devnull, on_loop=loops.append)
+        stats = run_session(options, out=devnull, on_loop=loops.append)
         sample()
         done.set()
         thread.join()

@@ -36,7 +36,7 @@ def test_missing_config_is_empty():
 
 def test_config_values_are_read():
     write_config(
-        '[hue]\nbridge = "192.168.1.20"\nlights = ["Hall", 3]\ngroup = "Living room"\noff_delay = 45\n'
+        '[hue]\nbridge = "192.168.1.20"\nlights = ["Hall", 3]\ngroup = "Living room"\n[lights]\noff_delay = 45\n'
         '[mqtt]\nurl = "mqtt://broker:1883"\nuser = "tc"\n'
     )
     settings = config.load_config()
@@ -53,7 +53,8 @@ def test_config_values_are_read():
         ("[hue\nbridge = 1", "not valid TOML"),
         ('hue = "x"', "[hue] must be a table"),
         ("[hue]\nlights = [true]", "lights must be a list"),
-        ("[hue]\noff_delay = -3", "off_delay"),
+        ("[hue]\noff_delay = -3", "[hue] off_delay"),
+        ("[lights]\noff_delay = -3", "[lights] off_delay"),
         ('[hue]\nkey = "abc"', "secret"),
         ('[mqtt]\npassword = "hunter2"', "THERMALCOUNT_MQTT_PASSWORD"),
     ],

@@ -37,12 +37,12 @@ def _write(text: str):
 # (case id, config.toml, what the warning must say (regex), what it must not say)
 UNKNOWN = [
     ("hue-typo", "[hue]\nof_delay = 300\n",
-     r"unknown key \[hue\] of_delay ignored; did you mean \[hue\] off_delay\?.*bridge, lights, group, off_delay"),
+     r"unknown key \[hue\] of_delay ignored; did you mean \[lights\] off_delay\?.*valid keys in \[hue\]: bridge, lights, group\)"),
     ("mqtt-passwd", '[mqtt]\nurl = "mqtt://127.0.0.1:1"\npasswd = "hunter2-secret"\n',
      r"unknown key \[mqtt\] passwd ignored.*url, user.*THERMALCOUNT_MQTT_PASSWORD"),
-    ("unknown-table", "[lights]\ngroup = \"Hall\"\n", r"unknown table \[lights\] ignored.*\[hue\], \[mqtt\]"),
+    ("unknown-table", "[light]\ngroup = \"Hall\"\n", r"unknown table \[light\] ignored; did you mean \[lights\]\?.*\[hue\], \[lights\], \[mqtt\]"),
     ("table-typo", "[hues]\nbridge = \"1.2.3.4\"\n", r"unknown table \[hues\] ignored; did you mean \[hue\]\?"),
-    ("top-level-setting", "off_delay = 60\n[hue]\n", r"unknown key off_delay ignored; did you mean \[hue\] off_delay\?"),
+    ("top-level-setting", "off_delay = 60\n[hue]\n", r"unknown key off_delay ignored; did you mean \[lights\] off_delay\?"),
     ("mqtt-user-typo", '[mqtt]\nusr = "door"\n', r"did you mean \[mqtt\] user\?"),
 ]
 
@@ -63,7 +63,7 @@ def test_unknown_key_is_said_once(case, text, wanted, caplog):
 
 
 def test_known_keys_say_nothing(caplog):
-    _write('[hue]\nbridge = "1.2.3.4"\nlights = ["Hall"]\ngroup = "x"\noff_delay = 5\n'
+    _write('[hue]\nbridge = "1.2.3.4"\nlights = ["Hall"]\ngroup = "x"\n[lights]\noff_delay = 5\n'
            '[mqtt]\nurl = "mqtt://h"\nuser = "u"\n')
     with caplog.at_level(logging.WARNING, logger="thermalcount"):
         settings = config.load_config()
@@ -78,13 +78,30 @@ def test_unknown_keys_are_exposed_for_doctor():
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "+nan"])
-def test_non_finite_off_delay_is_one_line(value):
-    path, before = _write(f"[hue]\noff_delay = {value}\n")
+@pytest.mark.parametrize("table", ["lights", "hue"])  # [hue] is where it was before [lights]
+def test_non_finite_off_delay_is_one_line(value, table):
+    path, before = _write(f"[{table}]\noff_delay = {value}\n")
     result = CliRunner().invoke(cli, RUN)
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, result.output
-    assert re.search(r"\[hue\] off_delay must be a finite number of seconds >= 0", errors[0]), errors[0]
+    assert re.search(rf"\[{table}\] off_delay must be a finite number of seconds >= 0", errors[0]), errors[0]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_off_delay_under_hue_is_still_read_with_one_warning_saying_where_it_goes(caplog):
+    path, before = _write("[hue]\noff_delay = 7\n")
+    with caplog.at_level(logging.WARNING, logger="thermalcount"):
+        assert config.load_config().off_delay == 7.0
+        assert config.load_config().off_delay == 7.0
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1 and "\n" not in said[0], said
+    assert re.search(r"\[hue\] off_delay is deprecated; move it to \[lights\] off_delay", said[0]), said[0]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_off_delay_under_lights_wins_over_the_old_place():
+    _write("[hue]\noff_delay = 7\n[lights]\noff_delay = 0\n")
+    assert config.load_config().off_delay == 0.0

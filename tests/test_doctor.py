@@ -171,7 +171,7 @@ def test_unknown_config_keys_are_named_but_not_fatal():
     result = CliRunner().invoke(cli, EMULATED)
     assert "ignored" not in result.stderr  # said once, in the table, not again as a log line
     assert code == 0 and found["status"] == "warn"
-    assert "[hue] of_delay" in found["detail"] and "did you mean [hue] off_delay" in found["detail"]
+    assert "[hue] of_delay" in found["detail"] and "did you mean [lights] off_delay" in found["detail"]
     assert "[mqtt] passwd" in found["detail"] and "x-secret-x" not in found["detail"]
 
 

@@ -29,7 +29,8 @@ from thermalcount.config import save_hue_key
 from thermalcount.runtime.counter import Counter
 from thermalcount.runtime.live import LiveLoop
 from thermalcount.model.loader import Model
-from thermalcount.app.run import RunOptions, run_session
+from thermalcount.app.run import OutputOptions, RunOptions, SensorOptions, run_session
+from thermalcount.lights.registry import LightsSettings
 from thermalcount.sensors.emulated.bus import FakeClock, open_emulated
 from thermalcount.sensors.sim.simulator import simulate
 from thermalcount.store import write_recording
@@ -206,9 +207,10 @@ def _run_with_bridge(path, bridge, tmp_path, fault, *, off_delay=1.0):
     events_file = tmp_path / "events.jsonl"
     lines = _Lines()
     threading.Thread(target=fault, daemon=True).start()
-    stats = run_session(RunOptions(sensor_spec=f"replay:{path}", speed=10.0, lights_kind="hue", bridge=bridge.host,
-                                   light_names=("Hall",), off_delay=off_delay, events_out=str(events_file),
-                                   dashboard=False), out=lines)
+    stats = run_session(RunOptions(sensor=SensorOptions(spec=f"replay:{path}", speed=10.0),
+                                   lights=LightsSettings(kind="hue", bridge=bridge.host, names=("Hall",),
+                                                         off_delay=off_delay),
+                                   output=OutputOptions(events_out=str(events_file), dashboard=False)), out=lines)
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
     return stats, events, lines.lines
 

@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from thermalcount.cli import cli
 from thermalcount.config import save_hue_key
 from thermalcount.lights import open_lights
-from thermalcount.app.run import RunOptions, run_session
+from thermalcount.app.run import OutputOptions, RunOptions, SensorOptions, run_session
+from thermalcount.lights.registry import LightsSettings
 from thermalcount.sensors.sim.simulator import simulate
 from thermalcount.store import write_recording
 from thermalcount.testing.fake_hue import FakeHueBridge
@@ -117,8 +118,9 @@ def test_an_outage_in_run_is_logged_whole_and_the_switches_after_it_say_why(cros
             loops.append(loop)
             threading.Timer(0.5, bridge.go_down, args=(2.5,)).start()
 
-        run_session(RunOptions(sensor_spec=f"replay:{crossings}", speed=10.0, lights_kind="hue", bridge=bridge.host,
-                               light_names=("Hall",), off_delay=1.0, dashboard=False), out=out, on_loop=started)
+        run_session(RunOptions(sensor=SensorOptions(spec=f"replay:{crossings}", speed=10.0),
+                               lights=LightsSettings(kind="hue", bridge=bridge.host, names=("Hall",), off_delay=1.0),
+                               output=OutputOptions(dashboard=False)), out=out, on_loop=started)
         reached = _bridge_states(bridge)
     lines = [STAMP.sub("", line) for line in out.lines if STAMP.match(line)]
     assert len(lines) == len(out.lines)  # every line has its time

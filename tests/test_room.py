@@ -347,6 +347,23 @@ def test_room_command_line(broker, observers):
     assert "occupancy 3, 3 in, 0 out" in result.output
 
 
+@pytest.mark.parametrize("config_text, option, said", [
+    ("[lights]\noff_delay = 0\n", [], True),  # honoured, as by run: off at once
+    ("[hue]\noff_delay = 0\n", [], True),  # the old place is still read
+    ("[lights]\noff_delay = 0\n", ["--off-delay", "600"], False),  # the option wins
+])
+def test_room_takes_the_off_delay_from_config_toml_like_run(broker, config_text, option, said):
+    from thermalcount.config import config_path
+
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text(config_text)
+    result = CliRunner().invoke(cli, ["room", "--mqtt", broker.url, "--name", "den", "--door", "den door",
+                                      "--lights", "console", "--no-dashboard", "--duration", "1", *option])
+    assert result.exit_code == 0, result.output
+    # An empty room with a delay of 0 switches off at the first look; with 600 s, not in 1 s.
+    assert ("lights off (room off-delay expired (room empty for 0 s))" in result.stdout) is said, result.stdout
+
+
 @pytest.mark.parametrize("args, words", [
     (["--name", "den"], "--door"),
     (["--name", "den", "--door", "a", "--mqtt", "mqtt://u:pw@host"], "THERMALCOUNT_MQTT_PASSWORD"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from click.testing import CliRunner
 from tests.conftest import modules_loaded_by
 from thermalcount.cli import cli
 from thermalcount.config import save_hue_key
-from thermalcount.app.run import RunOptions, run_session
+from thermalcount.app.run import CountingOptions, OutputOptions, RunOptions, SensorOptions, run_session
+from thermalcount.lights.registry import LightsSettings
 from thermalcount.sensors.sim.simulator import simulate
 from thermalcount.store import write_recording
 from thermalcount.testing.fake_hue import FakeHueBridge
@@ -60,8 +62,10 @@ def test_run_event_log_appends_across_restarts(single_crossings, tmp_path):
     path, _ = single_crossings
     events_file = tmp_path / "events.jsonl"
     events_file.write_text('{"frame": 0, "time": 0.0, "direction": "in", "occupancy": 1}\n')
-    stats = run_session(RunOptions(sensor_spec=f"replay:{path}", speed=None, lights_kind="none",
-                                   events_out=str(events_file), dashboard=False), out=open(os.devnull, "w"))
+    stats = run_session(RunOptions(sensor=SensorOptions(spec=f"replay:{path}", speed=None),
+                                   lights=LightsSettings(kind="none"),
+                                   output=OutputOptions(events_out=str(events_file), dashboard=False)),
+                        out=open(os.devnull, "w"))
     logged = _read_events(events_file)
     assert logged[0] == {"frame": 0, "time": 0.0, "direction": "in", "occupancy": 1}
     assert len(logged) == 1 + stats.entries + stats.exits
@@ -104,8 +108,9 @@ def test_run_drives_hue_lights_through_a_hanging_bridge(single_crossings, tmp_pa
 
         threading.Thread(target=hang_soon, daemon=True).start()
         stats = run_session(
-            RunOptions(sensor_spec=f"replay:{path}", speed=speed, lights_kind="hue", bridge=bridge.host,
-                       light_names=("Hall",), off_delay=5.0, events_out=str(events_file), dashboard=False),
+            RunOptions(sensor=SensorOptions(spec=f"replay:{path}", speed=speed),
+                       lights=LightsSettings(kind="hue", bridge=bridge.host, names=("Hall",), off_delay=5.0),
+                       output=OutputOptions(events_out=str(events_file), dashboard=False)),
             out=open(os.devnull, "w"),
         )
         assert hang_started.is_set()
@@ -164,8 +169,10 @@ def test_run_survives_i2c_faults_on_the_emulated_sensor(tmp_path):
             pass
 
     stats = run_session(
-        RunOptions(sensor_spec="emulated", speed=None, lights_kind="none", dashboard=False,
-                   faults="errno=5:0.05,disconnect=3s@20s", max_frames=1500, seed=3, bus=41),
+        RunOptions(sensor=SensorOptions(spec="emulated", speed=None, faults="errno=5:0.05,disconnect=3s@20s",
+                                        seed=3, bus=41),
+                   lights=LightsSettings(kind="none"),
+                   output=OutputOptions(dashboard=False, max_frames=1500)),
         out=Collect(),
     )
     assert stats.frames == 1500
@@ -199,9 +206,10 @@ def test_run_never_imports_training_stack(single_crossings):
     path, _ = single_crossings
     code = (
         "import sys, os\n"
-        "from thermalcount.app.run import RunOptions, run_session\n"
-        f"run_session(RunOptions(sensor_spec='replay:{path}', speed=None, lights_kind='console', "
-        "dashboard=False), out=open(os.devnull, 'w'))\n"
+        "from thermalcount.app.run import OutputOptions, RunOptions, SensorOptions, run_session\n"
+        "from thermalcount.lights.registry import LightsSettings\n"
+        f"run_session(RunOptions(sensor=SensorOptions(spec='replay:{path}', speed=None), "
+        "lights=LightsSettings(kind='console'), output=OutputOptions(dashboard=False)), out=open(os.devnull, 'w'))\n"
     )
     assert modules_loaded_by(code) == []
 
@@ -229,19 +237,20 @@ def test_emulated_sensor_at_max_speed_counts_in_sensor_time(tmp_path):
 def test_run_starts_with_the_given_occupancy(single_crossings, tmp_path):
     path, _ = single_crossings
     events_file = tmp_path / "events.jsonl"
-    stats = run_session(RunOptions(sensor_spec=f"replay:{path}", speed=None, lights_kind="none", occupancy=5,
-                                   events_out=str(events_file), dashboard=False), out=open(os.devnull, "w"))
+    stats = run_session(RunOptions(sensor=SensorOptions(spec=f"replay:{path}", speed=None),
+                                   counting=CountingOptions(occupancy=5),
+                                   lights=LightsSettings(kind="none"),
+                                   output=OutputOptions(events_out=str(events_file), dashboard=False)),
+                        out=open(os.devnull, "w"))
     events = _read_events(events_file)
     first = events[0]
     assert first["occupancy"] == 5 + (1 if first["direction"] == "in" else -1)
     assert stats.occupancy == 5 + stats.entries - stats.exits
 
 
-def test_run_command_passes_occupancy_and_a_configured_off_delay_of_zero(single_crossings, monkeypatch):
+def test_run_command_passes_occupancy(single_crossings):
     # Through the CLI, not run_session: the options must reach the session.
     import re
-
-    from thermalcount.config import config_path
 
     path, _ = single_crossings
     result = CliRunner().invoke(cli, ["run", "--sensor", f"replay:{path}", "--speed", "max", "--lights", "none",
@@ -250,18 +259,25 @@ def test_run_command_passes_occupancy_and_a_configured_off_delay_of_zero(single_
     entries, exits, occupancy = map(int, re.search(r"(\d+) in, (\d+) out, occupancy (\d+)", result.stderr).groups())
     assert occupancy == 5 + entries - exits
 
+
+@pytest.mark.parametrize("config_text, option, delay", [
+    ("[lights]\noff_delay = 0\n", [], "0"),  # 0 in the config means 0, not the default
+    ("[hue]\noff_delay = 7\n", [], "7"),  # the old place is still read
+    ("[lights]\noff_delay = 7\n", ["--off-delay", "3"], "3"),  # the option wins
+    ("", [], "30"),
+])
+def test_run_takes_the_off_delay_from_the_option_then_config_toml(single_crossings, config_text, option, delay):
+    from thermalcount.config import config_path
+
+    path, _ = single_crossings
     config_path().parent.mkdir(parents=True, exist_ok=True)
-    config_path().write_text("[hue]\noff_delay = 0\n")
-    seen = {}
-    import thermalcount.app.run as session
-
-    def capture(options, **_):
-        seen["off_delay"] = options.off_delay
-        raise SystemExit(0)
-    monkeypatch.setattr(session, "run_session", capture)
-    CliRunner().invoke(cli, ["run", "--sensor", "sim", "--lights", "none", "--no-dashboard"])
-    assert seen == {"off_delay": 0.0}
-
+    config_path().write_text(config_text)
+    result = CliRunner().invoke(cli, ["run", "--sensor", f"replay:{path}", "--speed", "max", "--lights", "console",
+                                      "--no-dashboard", *option])
+    assert result.exit_code == 0, result.output
+    # The console lights say why they went off: "off-delay expired (room empty for 7 s)".
+    said = set(re.findall(r"room empty for (\S+) s", result.stdout))
+    assert said == {delay}, result.stdout
 
 def test_run_with_a_training_model_says_export_it(tmp_path):
     model = tmp_path / "door.tcmodel"
@@ -297,8 +313,10 @@ def test_run_finds_the_axis_says_so_and_recounts_what_came_before(columns_walk, 
 
     events_file = tmp_path / "events.jsonl"
     log, loops = [], []
-    stats = run_session(RunOptions(sensor_spec=f"replay:{columns_walk}", speed=None, lights_kind="none",
-                                   events_out=str(events_file), dashboard=False, orientation="auto"),
+    stats = run_session(RunOptions(sensor=SensorOptions(spec=f"replay:{columns_walk}", speed=None),
+                                   counting=CountingOptions(orientation="auto"),
+                                   lights=LightsSettings(kind="none"),
+                                   output=OutputOptions(events_out=str(events_file), dashboard=False)),
                         out=_Lines(log), on_loop=loops.append)
     found = [line for line in log if "travel axis: columns (found from the frames" in line]
     assert len(found) == 1 and "re-counted" in found[0], log
@@ -318,9 +336,11 @@ def test_run_finds_the_axis_says_so_and_recounts_what_came_before(columns_walk, 
 def test_run_with_an_orientation_does_not_look(columns_walk, tmp_path):
     events_file = tmp_path / "events.jsonl"
     log = []
-    stats = run_session(RunOptions(sensor_spec=f"replay:{columns_walk}", speed=None, lights_kind="none",
-                                   events_out=str(events_file), dashboard=False,
-                                   orientation="rotate=90,mirror=horizontal"), out=_Lines(log))
+    stats = run_session(RunOptions(sensor=SensorOptions(spec=f"replay:{columns_walk}", speed=None),
+                                   counting=CountingOptions(orientation="rotate=90,mirror=horizontal"),
+                                   lights=LightsSettings(kind="none"),
+                                   output=OutputOptions(events_out=str(events_file), dashboard=False)),
+                        out=_Lines(log))
     assert stats.axis is None and not any("travel axis:" in line for line in log)
     assert _read_events(events_file) == _count_events(columns_walk)
 
@@ -329,8 +349,10 @@ def test_run_finds_the_models_own_axis_and_keeps_its_count(single_crossings, tmp
     path, _ = single_crossings
     events_file = tmp_path / "events.jsonl"
     log = []
-    stats = run_session(RunOptions(sensor_spec=f"replay:{path}", speed=None, lights_kind="none",
-                                   events_out=str(events_file), dashboard=False, orientation="auto"),
+    stats = run_session(RunOptions(sensor=SensorOptions(spec=f"replay:{path}", speed=None),
+                                   counting=CountingOptions(orientation="auto"),
+                                   lights=LightsSettings(kind="none"),
+                                   output=OutputOptions(events_out=str(events_file), dashboard=False)),
                         out=_Lines(log))
     assert stats.axis.found == "rows" and stats.axis.orientation.is_identity
     assert any("travel axis: rows (found from the frames" in line and "stand" in line for line in log)
@@ -355,8 +377,10 @@ def test_run_decides_late_and_counts_each_crossing_once(tmp_path, monkeypatch):
                     events=[(e.frame + 1800, None, e.direction) for e in people.events])
     events_file = tmp_path / "events.jsonl"
     log = []
-    stats = run_session(RunOptions(sensor_spec=f"replay:{path}", speed=None, lights_kind="none",
-                                   events_out=str(events_file), dashboard=False, orientation="auto"),
+    stats = run_session(RunOptions(sensor=SensorOptions(spec=f"replay:{path}", speed=None),
+                                   counting=CountingOptions(orientation="auto"),
+                                   lights=LightsSettings(kind="none"),
+                                   output=OutputOptions(events_out=str(events_file), dashboard=False)),
                         out=_Lines(log))
     assert stats.axis.found == "columns", log
     notice = next(line for line in log if "re-counted" in line)

@@ -106,19 +106,22 @@ class _Terminal(io.StringIO):
 
 @pytest.mark.parametrize("sensor", ["sim", "emulated"])
 def test_the_dashboard_of_a_simulated_run_shows_a_banner_and_a_replay_none(sensor, capsys, tmp_path):
-    from thermalcount.app.run import RunOptions, run_session
-
+    from thermalcount.app.run import OutputOptions, RunOptions, SensorOptions, run_session
+    from thermalcount.lights.registry import LightsSettings
     from thermalcount.store import write_recording
 
-    run_session(RunOptions(sensor_spec=sensor, lights_kind="none", speed=None, max_frames=30, dashboard=True),
+    run_session(RunOptions(sensor=SensorOptions(spec=sensor, speed=None),
+                           lights=LightsSettings(kind="none"),
+                           output=OutputOptions(max_frames=30, dashboard=True)),
                 out=_Terminal())
     shown = capsys.readouterr().err
     assert "thermalcount run" in shown  # the dashboard was drawn
     assert f"SIMULATED sensor ({sensor}): the people counted are made up" in " ".join(shown.split())
     # A recording is real data: no banner.
     write_recording(tmp_path / "r.h5", np.full((30, 8, 8), 22.0, np.float32), fps=10.0)
-    run_session(RunOptions(sensor_spec=f"replay:{tmp_path / 'r.h5'}", lights_kind="none", speed=None,
-                           dashboard=True), out=_Terminal())
+    run_session(RunOptions(sensor=SensorOptions(spec=f"replay:{tmp_path / 'r.h5'}", speed=None),
+                           lights=LightsSettings(kind="none"),
+                           output=OutputOptions(dashboard=True)), out=_Terminal())
     shown = capsys.readouterr().err
     assert "thermalcount run" in shown and "SIMULATED" not in shown
 

@@ -4,7 +4,7 @@ Where: ``$THERMALCOUNT_CONFIG_DIR`` if set, else the platform's app dir
 (``~/.config/thermalcount`` on Linux). Two files, on purpose:
 
 * ``config.toml`` is written by hand and may be shared: bridge address, default lights or
-  group, off-delay, MQTT URL and user. It must never hold a secret.
+  group (``[hue]``), off-delay (``[lights]``), MQTT URL and user (``[mqtt]``). It must never hold a secret.
 * ``credentials.json`` holds the Hue key(s) and the MQTT password. It is created atomically
   with mode 0600 (the secret never exists in a file other users can read, not even for a
   moment) and its permissions are tightened if someone loosened them.
@@ -44,9 +44,13 @@ _SECRET_NAMES = {"key", "password", "username", "hue_key", "token"}
 # another version: it is ignored, but said (once per process), because a silently ignored
 # `of_delay = 300` looks exactly like a setting that works.
 KNOWN_KEYS = {
-    "hue": ("bridge", "lights", "group", "off_delay"),
+    "hue": ("bridge", "lights", "group"),
+    "lights": ("off_delay",),
     "mqtt": ("url", "user"),
 }
+# Keys that moved: still read from the old place (a user's file keeps working), with a
+# warning saying where they go now.
+MOVED_KEYS = {("hue", "off_delay"): ("lights", "off_delay")}
 _warned: set = set()
 
 
@@ -64,6 +68,8 @@ class Config:
     raw: dict = field(default_factory=dict)
     #: Keys (and tables) the file has that nothing reads, as ``UnknownKey`` (for ``doctor``).
     unknown: tuple = ()
+    #: One line per key still read from where it used to be: "[hue] off_delay is deprecated; ...".
+    moved: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class UnknownKey:
 
     table: Optional[str]
     key: Optional[str]  # None: the whole table is unknown
-    suggestion: Optional[str] = None  # "[hue] off_delay", from difflib
+    suggestion: Optional[str] = None  # "[lights] off_delay", from difflib
 
     @property
     def name(self) -> str:
@@ -102,24 +108,29 @@ class UnknownKey:
 def find_unknown_keys(raw: dict) -> tuple:
     """Every key of a parsed config.toml that nothing reads, each with a "did you mean"."""
     everywhere = {f"[{table}] {key}": key for table, keys in KNOWN_KEYS.items() for key in keys}
+
+    def anywhere(key: str) -> Optional[str]:
+        close = difflib.get_close_matches(key.lower(), list(everywhere.values()), n=1, cutoff=0.6)
+        return next((full for full, known in everywhere.items() if close and known == close[0]), None)
+
     found = []
     for name, value in raw.items():
         if name in KNOWN_KEYS and isinstance(value, dict):
             valid = KNOWN_KEYS[name]
             for key in value:
-                if key not in valid:
+                if key not in valid and (name, key) not in MOVED_KEYS:
+                    # The nearest key of this table, else of any table: `[hue] of_delay` is
+                    # the light policy's `[lights] off_delay`.
                     close = difflib.get_close_matches(key.lower(), valid, n=1, cutoff=0.6)
-                    found.append(UnknownKey(name, key, f"[{name}] {close[0]}" if close else None))
+                    found.append(UnknownKey(name, key, f"[{name}] {close[0]}" if close else anywhere(key)))
         elif name in KNOWN_KEYS:
             continue  # not a table: load_config refuses it in one line
         elif isinstance(value, dict):
             close = difflib.get_close_matches(name.lower(), list(KNOWN_KEYS), n=1, cutoff=0.6)
             found.append(UnknownKey(name, None, f"[{close[0]}]" if close else None))
         else:
-            # A setting outside any table: `off_delay = 60` above [hue] is a common slip.
-            close = difflib.get_close_matches(name.lower(), list(everywhere.values()), n=1, cutoff=0.6)
-            where = next((full for full, key in everywhere.items() if close and key == close[0]), None)
-            found.append(UnknownKey(None, name, where))
+            # A setting outside any table: `off_delay = 60` above [lights] is a common slip.
+            found.append(UnknownKey(None, name, anywhere(name)))
     return tuple(found)
 
 
@@ -198,7 +209,7 @@ def load_config(*, warn: bool = True) -> Config:
             raise ConfigError(f"{path}: [{name}] {key} must be a string; fix the config file")
         return str(value)
 
-    hue, mqtt = table("hue"), table("mqtt")
+    hue, lights_table, mqtt = table("hue"), table("lights"), table("mqtt")
     lights = hue.get("lights", ())
     if isinstance(lights, (str, int)) and not isinstance(lights, bool):
         lights = [lights]
@@ -208,29 +219,42 @@ def load_config(*, warn: bool = True) -> Config:
         raise ConfigError(
             f'{path}: [hue] lights must be a list of names or ids, e.g. lights = ["Hall", "3"]'
         )
-    off_delay = hue.get("off_delay")
-    if off_delay is not None and (
-        isinstance(off_delay, bool) or not isinstance(off_delay, (int, float))
-        or not math.isfinite(off_delay) or off_delay < 0
-    ):
-        # TOML has nan and inf; neither is a delay (nan would make every comparison false).
-        raise ConfigError(f"{path}: [hue] off_delay must be a finite number of seconds >= 0, "
-                          f"not {off_delay!r}; fix the config file")
+    def seconds(section: dict, name: str, key: str) -> Optional[float]:
+        value = section.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value < 0
+        ):
+            # TOML has nan and inf; neither is a delay (nan would make every comparison false).
+            raise ConfigError(f"{path}: [{name}] {key} must be a finite number of seconds >= 0, "
+                              f"not {value!r}; fix the config file")
+        return None if value is None else float(value)
+
+    off_delay = seconds(lights_table, "lights", "off_delay")
+    if off_delay is None:
+        off_delay = seconds(hue, "hue", "off_delay")
+    sections = {"hue": hue, "lights": lights_table}
+    moved = {f"[{old[0]}] {old[1]}": (
+        f"[{old[0]}] {old[1]} is deprecated; move it to [{new[0]}] {new[1]} "
+        + ("(which is set and wins)" if new[1] in sections[new[0]] else "(still read for now)")
+    ) for old, new in MOVED_KEYS.items() if old[1] in sections[old[0]]}
     unknown = find_unknown_keys(raw)
-    for item in unknown if warn else ():
-        if (str(path), item.name) not in _warned:
-            _warned.add((str(path), item.name))
-            log.warning("%s: %s", path, item.message)
+    warnings = list(moved.items()) + [(item.name, item.message) for item in unknown]
+    for name, message in warnings if warn else ():
+        if (str(path), name) not in _warned:
+            _warned.add((str(path), name))
+            log.warning("%s: %s", path, message)
     return Config(
         path=path,
         hue_bridge=text(hue, "hue", "bridge"),
         hue_lights=tuple(str(item) for item in lights),
         hue_group=text(hue, "hue", "group"),
-        off_delay=None if off_delay is None else float(off_delay),
+        off_delay=off_delay,
         mqtt_url=text(mqtt, "mqtt", "url"),
         mqtt_user=text(mqtt, "mqtt", "user"),
         raw=raw,
         unknown=unknown,
+        moved=tuple(moved.values()),
     )
 
 

@@ -1,4 +1,4 @@
-"""The live ``run`` dashboard (rich) and its plain-log counterpart for journald."""
+"""The live ``run`` and ``room`` dashboards (rich); with no terminal both write plain log lines instead."""
 
 from __future__ import annotations
 
@@ -108,3 +108,28 @@ def mqtt_status_text(publisher) -> Text:
 
 def _onoff(value) -> str:
     return "-" if value is None else ("on" if value else "off")
+
+
+def render_room_dashboard(service) -> Table:
+    """``room``: the count, each door online or not, the lights, the broker, recent notices."""
+    count = service.count
+    table = Table(title=f"thermalcount room {service.name}", show_header=False, expand=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("occupancy", f"{count.occupancy}")
+    table.add_row("in / out", f"{count.entries} / {count.exits}")
+    for door in count.status.values():
+        state = {True: "[green]online[/]", False: "[red]offline[/]", None: "unknown"}[door.online]
+        table.add_row(f"door {door.name}", f"{state} · {door.events} events")
+    if service.lights is not None:
+        desired = service.lights_desired
+        table.add_row("lights", "-" if desired is None else ("on" if desired else "off"))
+    status = service.status
+    mqtt = "[green]connected[/]" if status["connected"] else f"[red]disconnected[/] {status['last_error'] or ''}"
+    table.add_row("mqtt", f"{mqtt} · {status['broker']}")
+    if count.last_event:
+        event = count.last_event
+        table.add_row("last event", f"{event['direction']} at {event['door_name']}")
+    for notice in service.notices[-3:]:
+        table.add_row("", f"[dim]{notice}[/]")
+    return table

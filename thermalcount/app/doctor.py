@@ -290,10 +290,10 @@ def _config(options: DoctorOptions) -> Check:
     options.config = settings
     if not settings.path.exists():
         return Check("config", OK, f"no {settings.path} (optional; every setting has a default)")
-    if settings.unknown:
+    if settings.unknown or settings.moved:
         return Check("config", WARN, f"{settings.path} parsed; "
-                     + "; ".join(item.message for item in settings.unknown),
-                     "rename or remove the keys named (see docs/lights.md)")
+                     + "; ".join([item.message for item in settings.unknown] + list(settings.moved)),
+                     "rename, move or remove the keys named (see docs/lights.md)")
     return Check("config", OK, f"{settings.path} parsed, every key known")
 
 

@@ -9,51 +9,75 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
-import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
+from thermalcount.app.signals import stop_on_signals
 from thermalcount.errors import SensorSetupError, UsageError
+from thermalcount.lights.registry import LightsSettings
 from thermalcount.support.redaction import redact, redact_url
-from thermalcount.support.streams import print_line
+from thermalcount.support.streams import is_terminal, log_line_writer
 
 log = logging.getLogger("thermalcount.run")
 
 
-@dataclass
-class RunOptions:
-    sensor_spec: str = "amg8833"  # like record: sim and emulated only when named
-    model_path: Optional[str] = "default"
-    backend: str = "auto"
-    flip: bool = False
-    lights_kind: str = "console"
-    bridge: Optional[str] = None
-    light_names: tuple = ()
-    group_name: Optional[str] = None
-    off_delay: float = 30.0
-    events_out: Optional[str] = None
-    duration: Optional[float] = None
-    max_frames: Optional[int] = None
-    speed: Optional[float] = 1.0
-    dashboard: bool = True
+# --- what a run is asked to do, one group per concern: the CLI fills each group in one place
+
+
+@dataclass(frozen=True)
+class SensorOptions:
+    spec: str = "amg8833"  # like record: sim and emulated only when named
     fps: float = 10.0
     bus: int = 1
     address: int = 0x69
-    #: "auto": find the travel axis from the frames (the CLI's default); None or "none": the
-    #: frames as the sensor gives them; "rotate=90,...": turned so.
-    orientation: Optional[str] = None
     scenario: Optional[str] = None
     seed: Optional[int] = None
     faults: Optional[str] = None
-    mqtt_url: Optional[str] = None
+    #: Pacing of sim/replay/emulated: a factor of real time, None for flat out.
+    speed: Optional[float] = 1.0
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    path: Optional[str] = "default"
+    backend: str = "auto"
+
+
+@dataclass(frozen=True)
+class CountingOptions:
+    flip: bool = False
+    occupancy: int = 0  # people already in the room at start
+    #: "auto": find the travel axis from the frames (the CLI's default); None or "none": the
+    #: frames as the sensor gives them; "rotate=90,...": turned so.
+    orientation: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class MqttOptions:
+    url: Optional[str] = None  # None: no MQTT
     door: Optional[str] = None
     room: Optional[str] = None
-    mqtt_ca: Optional[str] = None
-    occupancy: int = 0  # people already in the room at start
+    ca: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    events_out: Optional[str] = None
+    dashboard: bool = True
+    duration: Optional[float] = None
+    max_frames: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    sensor: SensorOptions = field(default_factory=SensorOptions)
+    model: ModelOptions = field(default_factory=ModelOptions)
+    counting: CountingOptions = field(default_factory=CountingOptions)
+    lights: LightsSettings = field(default_factory=LightsSettings)
+    mqtt: MqttOptions = field(default_factory=MqttOptions)
+    output: OutputOptions = field(default_factory=OutputOptions)
 
 
 def run_session(options: RunOptions, *, out=None, on_loop=None):
@@ -67,20 +91,22 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
     from thermalcount.model.loader import Model
     from thermalcount.sensors import simulated_label
     from thermalcount.model.travel_axis import orientation_setting
+    from thermalcount.lights.policy import LightPolicy, configured_off_delay
 
-    if options.off_delay < 0:
-        raise UsageError(f"--off-delay {options.off_delay:g} is negative; use 0 or more seconds")
-    given = orientation_setting(options.orientation)  # None: auto
+    # First, as config.toml is read on every start: a bad delay or config file is refused
+    # before the model loads or a bridge is contacted.
+    policy = LightPolicy(off_delay=configured_off_delay(options.lights.off_delay))
+    sensor_options, model_options, counting, output = options.sensor, options.model, options.counting, options.output
+    given = orientation_setting(counting.orientation)  # None: auto
     out = out or sys.stderr
-    plain = not options.dashboard or not _is_terminal(out)
+    plain = not output.dashboard or not is_terminal(out)
     # Made-up people switching real lights must be obvious in every line of the journal.
-    made_up = simulated_label(options.sensor_spec)
-    prefix = f"{made_up}: " if made_up else ""
+    made_up = simulated_label(sensor_options.spec)
+    write_line = log_line_writer(out, prefix=f"{made_up}: " if made_up else "")
 
     def report(message: str) -> None:
         if plain:
-            # Redacted: a log line must not carry a password; dropped if `out` is full or closed.
-            print_line(redact(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {prefix}{message}"), out)
+            write_line(message)
 
     with ExitStack() as stack:
         # Lights, MQTT and the sensor driver report outages through logging, once each;
@@ -98,17 +124,20 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
             package_log.setLevel(logging.INFO)
             stack.callback(package_log.setLevel, previous_level)
 
-        model = Model.load(None if options.model_path in (None, "default") else options.model_path,
-                           backend=options.backend)
-        counter = Counter(model.meanings, flip=options.flip)
-        if options.occupancy < 0:
-            raise UsageError(f"--occupancy {options.occupancy} is negative; use 0 or more people")
-        if options.occupancy:
-            counter.set_occupancy(options.occupancy)
-        events_out = _open_events_out(options.events_out, stack)
-        lights, policy = _open_lights(options, report, stack)
-        publisher = _open_mqtt(options, stack)
-        sensor = _open_sensor(options, given)
+        model_label = model_options.path or "default"
+        model = Model.load(None if model_options.path in (None, "default") else model_options.path,
+                           backend=model_options.backend)
+        counter = Counter(model.meanings, flip=counting.flip)
+        if counting.occupancy < 0:
+            raise UsageError(f"--occupancy {counting.occupancy} is negative; use 0 or more people")
+        if counting.occupancy:
+            counter.set_occupancy(counting.occupancy)
+        events_out = _open_events_out(output.events_out, stack)
+        lights = _open_lights(options.lights, stack)
+        if lights is None:
+            policy = None
+        publisher = _open_mqtt(options.mqtt, stack)
+        sensor = _open_sensor(sensor_options, given)
         stack.callback(sensor.close)
         # The live loop never reads the simulator's ground truth: keeping it would grow
         # memory with every crossing of a long `run --sensor sim` (benchmarks/soak_run.py).
@@ -117,8 +146,8 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
             simulated.keep_ground_truth = False
 
         loop = LiveLoop(sensor, model, counter, lights=lights, light_policy=policy, publisher=publisher,
-                        model_label=f"{options.model_path or 'default'} ({model.backend})",
-                        events_out=events_out, reporter=report, speed=options.speed,
+                        model_label=f"{model_label} ({model.backend})",
+                        events_out=events_out, reporter=report, speed=sensor_options.speed,
                         status_interval=60.0 if plain else None, find_axis=given is None,
                         axis_label="" if given is None else f"the model's {model.travel_axis}; frames {_turned(given)}")
         if publisher is not None:
@@ -128,31 +157,32 @@ def run_session(options: RunOptions, *, out=None, on_loop=None):
         handler.flush_held()
         if on_loop is not None:
             on_loop(loop)
+        mqtt_url = options.mqtt.url
         report(
-            f"counting: sensor {options.sensor_spec}, model {options.model_path or 'default'} "
-            f"({model.backend}), lights {options.lights_kind}"
-            + (f", mqtt {redact_url(options.mqtt_url)}" if options.mqtt_url else "")
+            f"counting: sensor {sensor_options.spec}, model {model_label} "
+            f"({model.backend}), lights {options.lights.kind}"
+            + (f", mqtt {redact_url(mqtt_url)}" if mqtt_url else "")
             + (f", travel axis from the frames (the model's {model.travel_axis} until found)" if given is None
                else f", frames {_turned(given)}")
         )
-        stack.enter_context(_stop_on_signals(loop))
+        stack.enter_context(stop_on_signals(loop.stop))
         if plain:
-            return loop.run(duration=options.duration, max_frames=options.max_frames)
-        return _run_with_dashboard(loop, options, lights, publisher, made_up)
+            return loop.run(duration=output.duration, max_frames=output.max_frames)
+        return _run_with_dashboard(loop, output, lights, publisher, made_up)
 
 
-def _open_sensor(options: RunOptions, orientation):
+def _open_sensor(options: SensorOptions, orientation):
     from thermalcount.sensors import open_sensor
 
     try:
         return open_sensor(
-            options.sensor_spec, fps=options.fps, speed=options.speed, bus=options.bus,
+            options.spec, fps=options.fps, speed=options.speed, bus=options.bus,
             address=options.address, orientation=orientation, seed=options.seed,
             scenario=options.scenario, faults=options.faults,
         )
     except SensorSetupError as error:
         # The real sensor is the default now: on a laptop (no I2C at all) say how to try it.
-        if options.sensor_spec.strip().lower() == "amg8833" and not os.path.exists(f"/dev/i2c-{options.bus}"):
+        if options.spec.strip().lower() == "amg8833" and not os.path.exists(f"/dev/i2c-{options.bus}"):
             raise SensorSetupError(f"{error}; or use --sensor sim to try it without hardware") from None
         raise
 
@@ -162,7 +192,7 @@ def _turned(orientation) -> str:
     return "as the sensor gives them" if orientation.is_identity else f"turned {orientation}"
 
 
-def _run_with_dashboard(loop, options, lights, publisher, banner=None):
+def _run_with_dashboard(loop, output: OutputOptions, lights, publisher, banner=None):
     from rich.console import Console
     from rich.live import Live
 
@@ -171,7 +201,7 @@ def _run_with_dashboard(loop, options, lights, publisher, banner=None):
     console = Console(stderr=True)
     with Live(get_renderable=lambda: render_dashboard(loop, lights=lights, publisher=publisher, banner=banner),
               console=console, refresh_per_second=4, transient=False):
-        return loop.run(duration=options.duration, max_frames=options.max_frames)
+        return loop.run(duration=output.duration, max_frames=output.max_frames)
 
 
 def _open_events_out(path: Optional[str], stack: ExitStack):
@@ -185,30 +215,27 @@ def _open_events_out(path: Optional[str], stack: ExitStack):
     return events
 
 
-def _open_lights(options: RunOptions, report, stack: ExitStack):
-    from thermalcount.lights import open_lights
-    from thermalcount.lights.policy import LightPolicy
+def _open_lights(settings: LightsSettings, stack: ExitStack):
+    """The lights from the registry; None for ``--lights none`` (nothing to switch)."""
+    from thermalcount.lights import registry
 
-    if options.lights_kind == "none":
-        return None, None
-    if options.lights_kind != "hue" and (options.light_names or options.group_name or options.bridge):
-        raise UsageError("--bridge, --light and --group need --lights hue")
-    lights = open_lights(
-        options.lights_kind, bridge=options.bridge, lights=options.light_names, group=options.group_name,
-    )
+    registry.check_targets(settings)
+    if settings.kind == "none":
+        return None
+    lights = registry.open_lights(settings)
     stack.callback(lights.close)
-    return lights, LightPolicy(off_delay=options.off_delay)
+    return lights
 
 
-def _open_mqtt(options: RunOptions, stack: ExitStack):
-    if options.mqtt_url is None:
-        if options.door or options.room or options.mqtt_ca:
+def _open_mqtt(options: MqttOptions, stack: ExitStack):
+    if options.url is None:
+        if options.door or options.room or options.ca:
             raise UsageError("--door, --room and --mqtt-ca need --mqtt mqtt://HOST[:PORT]")
         return None
     from thermalcount.mqtt.door import DoorPublisher
 
     # door=None: the publisher uses the host name without its domain (ids cannot hold dots).
-    publisher = DoorPublisher(options.mqtt_url, door=options.door, room=options.room, tls_ca=options.mqtt_ca)
+    publisher = DoorPublisher(options.url, door=options.door, room=options.room, tls_ca=options.ca)
     publisher.start()
     stack.callback(publisher.close)
     return publisher
@@ -246,30 +273,3 @@ class _ReportHandler(logging.Handler):
             self.loop._notice(message, warning)  # the dashboard's notices and the log line
         else:
             self.report(message)
-
-
-class _stop_on_signals:
-    """SIGTERM and SIGINT stop the loop between frames, so files are flushed and closed."""
-
-    def __init__(self, loop):
-        self.loop = loop
-        self.previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                self.previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.loop.stop()
-
-    def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-        return False
-
-
-def _is_terminal(stream) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())

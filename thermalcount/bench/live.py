@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from thermalcount.lights.policy import DEFAULT_OFF_DELAY
+
 FPS = 10.0
 
 
@@ -76,7 +78,7 @@ class _Cursor:
         return self.i % self.n, self.i * (1.0 / FPS)
 
 
-def live_variants(models: dict, frames: np.ndarray, raw: list, sensor, meanings, off_delay: float = 30.0):
+def live_variants(models: dict, frames: np.ndarray, raw: list, sensor, meanings, off_delay: float = DEFAULT_OFF_DELAY):
     """Zero-argument callables, one per live stage and backend, each on its own cursor."""
     from thermalcount.lights.policy import LightPolicy
     from thermalcount.runtime.counter import Counter

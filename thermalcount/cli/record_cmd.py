@@ -34,10 +34,10 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
       thermalcount record --out doorway.h5 --append --duration 10m --no-preview
       thermalcount record --sensor sim --speed max --frames 36000 --out sim.h5
     """
-    import signal
     import sys
     import threading
 
+    from thermalcount.app.signals import stop_on_signals
     from thermalcount.errors import OutputPathError
     from thermalcount.store.record import RecordStats, record as record_frames
     from thermalcount.sensors import open_sensor, parse_spec
@@ -53,20 +53,9 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
     sensor = open_sensor(sensor_spec, fps=float(fps), speed=speed, bus=bus, address=address,
                          orientation=orientation, seed=seed, scenario=scenario, faults=faults)
     stop = threading.Event()
-    previous = {}
-
-    def request_stop(signum, _frame):
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[signum] = signal.signal(signum, request_stop)
-        except ValueError:  # not the main thread (e.g. embedded use): no signal handling
-            pass
-
     stats = RecordStats()
     view = _make_view(no_preview, stats, max_frames, duration, out_path, sensor_spec)
-    try:
+    with stop_on_signals(stop.set):
         with sensor:
             # The simulator knows who crossed: say so even if nobody does in this recording.
             truth = {"ground_truth": "simulated"} if hasattr(sensor, "ground_truth") else None
@@ -85,9 +74,6 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
             finally:
                 writer.close()
                 total = writer.frames_written
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
     if not existed and total == 0:
         # Nothing was recorded into a new file: leave no empty recording behind.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from thermalcount.cli.options import DURATION, FiniteFloat
+from thermalcount.cli.lights_options import lights_options
+from thermalcount.cli.options import DURATION
 
 
 @click.command()
@@ -14,20 +15,13 @@ from thermalcount.cli.options import DURATION, FiniteFloat
 @click.option("--door", "doors", multiple=True, metavar="NAME",
               help="A door of this room, as given to 'run --door'; repeat for each door.")
 @click.option("--name", "room_name", required=True, metavar="ROOM", help="The room's name (its MQTT/Home Assistant id).")
-@click.option("--lights", "lights_kind", type=click.Choice(["hue", "console", "none"]), default="none",
-              show_default=True, help="Switch lights from the room count (then the doors should use --lights none).")
-@click.option("--bridge", default=None, metavar="HOST[:PORT]",
-              help="Hue bridge address (default: the one stored by 'thermalcount hue pair').")
-@click.option("--light", "light_names", multiple=True, metavar="NAME_OR_ID", help="Hue light to switch; repeat for several.")
-@click.option("--group", "group_name", default=None, metavar="NAME_OR_ID", help="Hue group (room) to switch.")
-@click.option("--off-delay", type=FiniteFloat(min=0), default=30.0, show_default=True,
-              help="Seconds the room must stay empty before the lights go off.")
+@lights_options(default="none",
+                lights_help="Switch lights from the room count (then the doors should use --lights none).")
 @click.option("--mqtt-ca", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CA certificate for mqtts:// brokers.")
 @click.option("--no-dashboard", is_flag=True, help="Plain log lines (for systemd/journald) instead of the dashboard.")
 @click.option("--duration", type=DURATION, default=None, help="Stop after this long, e.g. 10m (default: run until stopped).")
-def room(mqtt_url, doors, room_name, lights_kind, bridge, light_names, group_name, off_delay, mqtt_ca,
-         no_dashboard, duration):
+def room(mqtt_url, doors, room_name, lights, mqtt_ca, no_dashboard, duration):
     """Keep one room's occupancy from several doors and publish it.
 
     Each door is a Pi running 'thermalcount run --mqtt URL --door NAME'. This command
@@ -41,94 +35,13 @@ def room(mqtt_url, doors, room_name, lights_kind, bridge, light_names, group_nam
       thermalcount room --mqtt mqtt://192.168.1.10 --name living \\
           --door front --door garden --lights hue --group "Living room"
     """
-    import signal
     import sys
-    import threading
-    import time
 
-    from thermalcount.errors import UsageError
+    from thermalcount.app.room import run_room
+    from thermalcount.support.streams import print_line, settle_std_streams
 
-    if not doors:
-        raise UsageError("give each door of the room with --door NAME (as the doors' run --door)")
-    if off_delay < 0:
-        raise UsageError(f"--off-delay {off_delay:g} is negative; use 0 or more seconds")
-    if lights_kind != "hue" and (light_names or group_name or bridge):
-        raise UsageError("--bridge, --light and --group need --lights hue")
-    if mqtt_url is None:
-        from thermalcount.config import load_config
-
-        mqtt_url = load_config().mqtt_url
-        if mqtt_url is None:
-            raise UsageError("no broker: give --mqtt mqtt://HOST[:PORT] or url under [mqtt] in config.toml")
-
-    plain = no_dashboard or not sys.stderr.isatty()
-
-    def report(message: str) -> None:
-        if plain:
-            # Redacted (no password in the journal); a full or closed stderr drops the line.
-            print_line(redact(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"), sys.stderr)
-
-    from thermalcount.mqtt.room import RoomService
-    from thermalcount.support.redaction import redact
-    from thermalcount.support.streams import print_line
-
-    lights = None
-    if lights_kind != "none":
-        from thermalcount.lights import open_lights
-
-        lights = open_lights(lights_kind, bridge=bridge, lights=light_names, group=group_name)
-    service = None
-    try:
-        service = RoomService(mqtt_url, name=room_name, doors=doors, lights=lights, off_delay=off_delay,
-                              tls_ca=mqtt_ca, reporter=report)
-        service.start()
-        report(f"room {service.name}: doors {', '.join(service.count.doors.values())} on {service.status['broker']}")
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *args: service.stop())
-        if plain:
-            stats = service.run(duration=duration)
-        else:
-            stats = _run_with_dashboard(service, duration)
-    finally:
-        if service is not None:
-            service.close()
-        if lights is not None:
-            lights.close()
-    from thermalcount.support.streams import settle_std_streams
-
-    print_line(f"stopped: room {service.name} occupancy {stats.occupancy}, {stats.entries} in, "
+    name, stats = run_room(mqtt_url=mqtt_url, name=room_name, doors=doors, lights=lights, mqtt_ca=mqtt_ca,
+                           dashboard=not no_dashboard, duration=duration)
+    print_line(f"stopped: room {name} occupancy {stats.occupancy}, {stats.entries} in, "
                f"{stats.exits} out, {stats.duplicates} duplicates ignored", sys.stderr)
     settle_std_streams()  # a full or closed stderr does not turn a good run into exit 120
-
-
-def _run_with_dashboard(service, duration):
-    from rich.console import Console
-    from rich.live import Live
-    from rich.table import Table
-
-    def render():
-        count = service.count
-        table = Table(title=f"thermalcount room {service.name}", show_header=False, expand=False)
-        table.add_column(style="bold")
-        table.add_column()
-        table.add_row("occupancy", f"{count.occupancy}")
-        table.add_row("in / out", f"{count.entries} / {count.exits}")
-        for door_id, door in count.status.items():
-            state = {True: "[green]online[/]", False: "[red]offline[/]", None: "unknown"}[door.online]
-            table.add_row(f"door {door.name}", f"{state} · {door.events} events")
-        if service.lights is not None:
-            desired = service.lights_desired
-            table.add_row("lights", "-" if desired is None else ("on" if desired else "off"))
-        status = service.status
-        mqtt = "[green]connected[/]" if status["connected"] else f"[red]disconnected[/] {status['last_error'] or ''}"
-        table.add_row("mqtt", f"{mqtt} · {status['broker']}")
-        if count.last_event:
-            event = count.last_event
-            table.add_row("last event", f"{event['direction']} at {event['door_name']}")
-        for notice in service.notices[-3:]:
-            table.add_row("", f"[dim]{notice}[/]")
-        return table
-
-    with Live(get_renderable=render, console=Console(stderr=True), refresh_per_second=4, transient=False):
-        return service.run(duration=duration)

@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from thermalcount.cli.options import DURATION, FiniteFloat, sensor_options
+from thermalcount.cli.lights_options import lights_options
+from thermalcount.cli.options import DURATION, sensor_options
 
 
 @click.command()
@@ -17,18 +18,9 @@ from thermalcount.cli.options import DURATION, FiniteFloat, sensor_options
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "numpy"]), default="auto",
               show_default=True, help="Inference backend; numpy runs where onnxruntime has no wheel.")
 @click.option("--flip", is_flag=True, help="Swap in and out (the sensor is mounted the other way round).")
-@click.option("--lights", "lights_kind", type=click.Choice(["hue", "console", "none"]), default="console",
-              show_default=True, help="Where light changes go.")
-@click.option("--bridge", default=None, metavar="HOST[:PORT]",
-              help="Hue bridge address (default: the one stored by 'thermalcount hue pair').")
-@click.option("--light", "light_names", multiple=True, metavar="NAME_OR_ID",
-              help="Hue light to switch; repeat for several.")
-@click.option("--group", "group_name", default=None, metavar="NAME_OR_ID", help="Hue group (room) to switch.")
+@lights_options(default="console", lights_help="Where light changes go.")
 @click.option("--occupancy", type=click.IntRange(min=0), default=0, show_default=True,
               help="People already in the room when counting starts (e.g. after a restart).")
-@click.option("--off-delay", type=FiniteFloat(min=0), default=None,
-              help="Seconds the room must stay empty before the lights go off "
-                   "[default: [hue] off_delay in config.toml, else 30].")
 @click.option("--events-out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Append each event as a JSON line to this file (flushed as it happens).")
 @click.option("--duration", type=DURATION, default=None,
@@ -40,8 +32,7 @@ from thermalcount.cli.options import DURATION, FiniteFloat, sensor_options
 @click.option("--room", default=None, help="Room this door belongs to, for 'thermalcount room'.")
 @click.option("--mqtt-ca", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CA certificate for mqtts:// brokers.")
-def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names, group_name, occupancy, off_delay,
-        events_out, duration, speed, no_dashboard, fps, bus, address, orientation, scenario, seed, faults,
+def run(sensor_spec, model_path, backend, flip, lights, occupancy, events_out, duration, speed, no_dashboard, fps, bus, address, orientation, scenario, seed, faults,
         mqtt_url, door, room, mqtt_ca):
     """Count people live and switch the lights.
 
@@ -56,20 +47,19 @@ def run(sensor_spec, model_path, backend, flip, lights_kind, bridge, light_names
       thermalcount run --sensor sim --speed 10 --duration 10m
       thermalcount run --sensor amg8833 --lights hue --group "Living room" --no-dashboard
     """
-    from thermalcount.app.run import RunOptions, run_session
+    from thermalcount.app.run import (
+        CountingOptions, ModelOptions, MqttOptions, OutputOptions, RunOptions, SensorOptions, run_session,
+    )
     from thermalcount.sensors import simulated_label
 
-    if off_delay is None:
-        from thermalcount.config import load_config
-
-        configured = load_config().off_delay
-        off_delay = 30.0 if configured is None else configured  # 0 in the config means 0
     options = RunOptions(
-        sensor_spec=sensor_spec, model_path=model_path, backend=backend, flip=flip,
-        lights_kind=lights_kind, bridge=bridge, light_names=tuple(light_names), group_name=group_name,
-        off_delay=off_delay, occupancy=occupancy, events_out=events_out, duration=duration, speed=speed,
-        dashboard=not no_dashboard, fps=float(fps), bus=bus, address=address, orientation=orientation,
-        scenario=scenario, seed=seed, faults=faults, mqtt_url=mqtt_url, door=door, room=room, mqtt_ca=mqtt_ca,
+        sensor=SensorOptions(spec=sensor_spec, fps=float(fps), bus=bus, address=address, scenario=scenario,
+                             seed=seed, faults=faults, speed=speed),
+        model=ModelOptions(path=model_path, backend=backend),
+        counting=CountingOptions(flip=flip, occupancy=occupancy, orientation=orientation),
+        lights=lights,
+        mqtt=MqttOptions(url=mqtt_url, door=door, room=room, ca=mqtt_ca),
+        output=OutputOptions(events_out=events_out, dashboard=not no_dashboard, duration=duration),
     )
     stats = run_session(options)
     reason = "end of recording" if stats.stopped_by == "end-of-stream" else stats.stopped_by

@@ -1,19 +1,18 @@
-"""Light back-ends behind one interface: ``none``, ``console`` and ``hue``.
+"""Light back-ends behind one interface, picked by name in :mod:`thermalcount.lights.registry`.
 
-``open_lights(kind, ...)`` picks one by name. phue is imported only when ``kind == "hue"``.
+``open_lights(kind, ...)`` opens one. phue is imported only when ``kind == "hue"``.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
-from thermalcount.errors import LightsError
-from thermalcount.lights.base import Lights, LightStatus, NoLights
+from thermalcount.lights import registry
+from thermalcount.lights.base import Lights, LightStatus
 from thermalcount.lights.policy import DEFAULT_OFF_DELAY, LightPolicy
+from thermalcount.lights.registry import LightsSettings
 
-KINDS = ("hue", "console", "none")
-
-__all__ = ["open_lights", "Lights", "LightStatus", "LightPolicy", "DEFAULT_OFF_DELAY", "KINDS"]
+__all__ = ["open_lights", "Lights", "LightStatus", "LightPolicy", "LightsSettings", "DEFAULT_OFF_DELAY"]
 
 
 def open_lights(
@@ -23,9 +22,9 @@ def open_lights(
     lights: Iterable[str] = (),
     group: Optional[str] = None,
     on_status: Optional[Callable[[LightStatus], None]] = None,
-    **kw,
+    **options,
 ) -> Lights:
-    """Open a back-end.
+    """Open a back-end by name (one of :func:`thermalcount.lights.registry.names`).
 
     ``hue``: ``bridge`` is ``HOST[:PORT]`` (default: config.toml, then the paired bridge),
     ``lights`` names or ids, ``group`` a name or id (``"0"`` = all lights); with neither, the
@@ -34,15 +33,5 @@ def open_lights(
     Raises :class:`LightsError` for a set-up problem (unknown light on a reachable bridge,
     unpaired bridge); an unreachable bridge is not one.
     """
-    name = str(kind).strip().lower()
-    if name == "none":
-        return NoLights()
-    if name == "console":
-        from thermalcount.lights.console import ConsoleLights
-
-        return ConsoleLights(stream=kw.get("stream"))
-    if name == "hue":
-        from thermalcount.lights.hue import open_hue
-
-        return open_hue(bridge, lights, group, on_status, **kw)
-    raise LightsError(f"unknown lights back-end {kind!r}; use one of: {', '.join(KINDS)}")
+    settings = LightsSettings(kind=kind, bridge=bridge, names=tuple(str(name) for name in lights), group=group)
+    return registry.open_lights(settings, on_status, **options)

@@ -1,15 +1,61 @@
-"""The ``Lights`` interface the live loop talks to, and the ``none`` back-end.
+"""The ``Lights`` interface the live loop talks to, the ``Driver`` interface a networked
+light system implements, and the ``none`` back-end.
 
 ``set_on()`` only records what the lights SHOULD be and returns at once: it is called from
-the frame loop, which must never wait on a network. Back-ends that talk to hardware apply
-the desired state from their own thread (see :mod:`thermalcount.lights.worker`).
+the frame loop, which must never wait on a network. Back-ends that talk to hardware give a
+:class:`Driver` to :class:`thermalcount.lights.worker.WorkerLights`, which applies the desired
+state from its own thread.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Mapping, Optional, Protocol
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to switch: a light or a group, by id, with its name for messages."""
+
+    kind: str  # a key of the driver's ``min_interval``: "light" or "group" for Hue
+    id: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r} ({self.id})" if self.name != self.id else f"{self.kind} {self.id}"
+
+
+class BridgeRefusal(Exception):
+    """The device answered, but refused the command (bad key, missing light...).
+
+    Only the refused target is then re-sent later; any other exception from a driver means
+    the device is unreachable, and every target's state becomes unknown."""
+
+
+class Driver(Protocol):
+    """A light system's network client, run by one worker thread (never the frame loop).
+
+    Every call may block and raise anything; the worker reports and retries. Raise
+    :class:`thermalcount.errors.LightsError` for a set-up problem the user must fix (unknown
+    light, rejected key) and :class:`BridgeRefusal` for a command the device refused."""
+
+    #: Names the device in messages: "Hue bridge 192.168.1.20".
+    description: str
+    #: Seconds to leave between two commands, per ``Target.kind``: the device's rate limit.
+    min_interval: Mapping[str, float]
+
+    def resolve(self) -> List[Target]:
+        """The configured lights/groups as targets (called until it succeeds)."""
+
+    def send(self, target: Target, on: bool) -> None:
+        """Switch one target."""
+
+    def check(self, targets: List[Target]) -> None:
+        """Ask the device about one target; raise if it does not answer (idle health check)."""
+
+    def describe(self, error: BaseException) -> str:
+        """One line saying what ``error`` means for the user."""
 
 
 @dataclass(frozen=True)
@@ -90,3 +136,12 @@ class NoLights(Lights):
     """``--lights none``: counts desired changes and switches nothing."""
 
     backend = "none"
+
+
+# --- the registry's entry points for ``--lights none`` (thermalcount.lights.registry) ---------
+
+TAKES_TARGETS = False
+
+
+def open_lights(settings, on_status=None, **options) -> NoLights:
+    return NoLights()

@@ -33,3 +33,12 @@ class ConsoleLights(Lights):
         # A full or closed stdout drops the line; the lights state still changes.
         print_line(f"{stamp} lights {'on' if on else 'off'}{why}", stream)
         super()._apply(on)
+
+
+# --- the registry's entry points for ``--lights console`` (thermalcount.lights.registry) -----
+
+TAKES_TARGETS = False
+
+
+def open_lights(settings, on_status=None, *, stream: Optional[TextIO] = None) -> ConsoleLights:
+    return ConsoleLights(stream=stream)

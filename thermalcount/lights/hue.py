@@ -35,7 +35,8 @@ import phue
 from thermalcount import config
 from thermalcount.errors import LightsError
 from thermalcount.support.redaction import redact, remember_secret
-from thermalcount.lights.worker import BridgeRefusal, Target, WorkerLights
+from thermalcount.lights.base import BridgeRefusal, Target
+from thermalcount.lights.worker import WorkerLights
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,10 @@ def _id_order(item):
 class HueDriver:
     """Resolves and switches lights/groups on one bridge. Used from one thread at a time."""
 
+    # Philips' guidance for the v1 API: about 10 commands per second to lights, at most one
+    # per second to groups (a group command fans out over ZigBee to every member).
+    min_interval = {"light": 0.1, "group": 1.0}
+
     def __init__(self, host: str, key: str, lights: Iterable[str] = (), group: Optional[str] = None):
         self.host = host
         self.description = f"Hue bridge {host}"
@@ -333,28 +338,27 @@ def bridge_key(host: str) -> str:
     return key
 
 
-def open_hue(
-    bridge: Optional[str] = None,
-    lights: Iterable[str] = (),
-    group: Optional[str] = None,
-    on_status=None,
-    *,
-    start_timeout: float = 3.0,
-    **worker_options,
-) -> WorkerLights:
-    """Start Hue lights. Raises :class:`LightsError` for set-up problems on a bridge that
-    answers (unknown light or group, rejected key) or no key; an unreachable bridge is not an
-    error: the worker keeps trying and the lights catch up when it answers.
+# --- the registry's entry points for ``--lights hue`` (thermalcount.lights.registry) -------
+
+TAKES_TARGETS = True
+
+
+def open_lights(settings, on_status=None, *, start_timeout: float = 3.0, **worker_options) -> WorkerLights:
+    """Start Hue lights for ``settings`` (a :class:`thermalcount.lights.registry.LightsSettings`).
+
+    Raises :class:`LightsError` for set-up problems on a bridge that answers (unknown light
+    or group, rejected key) or no key; an unreachable bridge is not an error: the worker
+    keeps trying and the lights catch up when it answers.
 
     ``start_timeout`` bounds how long we wait for the bridge to answer the name lookup.
     ``worker_options`` go to :class:`WorkerLights` (``backoff_max``, ``check_interval``...).
     """
-    host = bridge_host(bridge)
+    host = bridge_host(settings.bridge)
     key = bridge_key(host)
-    lights = tuple(str(light) for light in lights)
+    lights, group = tuple(str(light) for light in settings.names), settings.group
     if not lights and group is None:
-        settings = config.load_config()
-        lights, group = settings.hue_lights, settings.hue_group
+        configured = config.load_config()
+        lights, group = configured.hue_lights, configured.hue_group
     if not lights and group is None:
         raise LightsError(
             "no lights chosen: pass --light NAME_OR_ID (repeatable) or --group NAME_OR_ID "

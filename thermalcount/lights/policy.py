@@ -8,7 +8,21 @@ from __future__ import annotations
 
 from typing import Optional
 
+from thermalcount.config import load_config
+from thermalcount.errors import UsageError
+
+#: Seconds the room must stay empty before the lights go off, unless ``--off-delay`` or
+#: ``[lights] off_delay`` in config.toml says otherwise. The only place this number lives.
 DEFAULT_OFF_DELAY = 30.0
+
+
+def configured_off_delay(given: Optional[float] = None) -> float:
+    """``given`` (``--off-delay``) when not None, else ``[lights] off_delay`` in config.toml,
+    else :data:`DEFAULT_OFF_DELAY`. ``run`` and ``room`` both take their delay from here."""
+    if given is not None:
+        return float(given)
+    configured = load_config().off_delay
+    return DEFAULT_OFF_DELAY if configured is None else configured  # 0 in the config means 0
 
 
 class LightPolicy:
@@ -25,7 +39,8 @@ class LightPolicy:
     def __init__(self, off_delay: float = DEFAULT_OFF_DELAY):
         off_delay = float(off_delay)
         if not off_delay >= 0:  # also rejects NaN
-            raise ValueError(f"off_delay must be >= 0 seconds, got {off_delay}")
+            # A UsageError is a ValueError that the CLI prints as one line, no traceback.
+            raise UsageError(f"off-delay {off_delay:g} is not a number of seconds >= 0; use 0 or more seconds")
         self.off_delay = off_delay
         self.desired: Optional[bool] = None
         #: Why ``desired`` last changed, in words for the light log ("occupancy 2").

@@ -6,7 +6,8 @@ lock and returns. One thread owns the driver (the network client) and loops:
 * resolve the configured lights/groups to ids (again and again until the bridge answers);
 * send the LATEST desired state to every target that is not known to be in it (states set in
   between are skipped: nobody needs the lights to flash on-off-on after the fact);
-* space commands to Hue's recommended limits (~10/s to lights, 1/s to groups);
+* space commands to the driver's limits (``Driver.min_interval``: for Hue, ~10/s to
+  lights and 1/s to groups);
 * on any failure: report it once, forget what the lights are known to be (the bridge may
   have rebooted, the command may or may not have landed), and retry with exponential
   backoff; once everything is sent again, report the recovery once;
@@ -20,8 +21,7 @@ bridge took it"); a change the bridge did not take is logged once, after the out
 timed from the first failed request, so a hang that phue only gives up on after 10 s is
 reported whole.
 
-The driver is an object with ``description``, ``resolve()``, ``send(target, on)``,
-``check(targets)`` and ``describe(error)`` (see :mod:`thermalcount.lights.hue`).
+The driver is a :class:`thermalcount.lights.base.Driver` (see :mod:`thermalcount.lights.hue`).
 """
 
 from __future__ import annotations
@@ -29,33 +29,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 from thermalcount.errors import LightsError
-from thermalcount.lights.base import Lights, LightStatus
+from thermalcount.lights.base import BridgeRefusal, Driver, Lights, LightStatus, Target
 
 log = logging.getLogger(__name__)
-
-# Philips' guidance for the v1 API: about 10 commands per second to lights, at most one
-# per second to groups (a group command fans out over ZigBee to every member).
-MIN_INTERVAL = {"light": 0.1, "group": 1.0}
-
-
-@dataclass(frozen=True)
-class Target:
-    """One thing to switch: a light or a group, by id, with its name for messages."""
-
-    kind: str  # "light" or "group"
-    id: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.name!r} ({self.id})" if self.name != self.id else f"{self.kind} {self.id}"
-
-
-class BridgeRefusal(Exception):
-    """The device answered, but refused the command (bad key, missing light...)."""
 
 
 def _category(error: BaseException) -> str:
@@ -71,14 +50,13 @@ class WorkerLights(Lights):
 
     def __init__(
         self,
-        driver,
+        driver: Driver,
         *,
-        backend: str = "hue",
+        backend: str,
         on_status: Optional[Callable[[LightStatus], None]] = None,
         backoff_min: float = 0.5,
         backoff_max: float = 10.0,
         check_interval: Optional[float] = 60.0,
-        min_interval: Optional[Dict[str, float]] = None,
     ):
         super().__init__()
         self.backend = backend
@@ -87,7 +65,6 @@ class WorkerLights(Lights):
         self._backoff_min = backoff_min
         self._backoff_max = backoff_max
         self._check_interval = check_interval
-        self._min_interval = {**MIN_INTERVAL, **(min_interval or {})}
         self._changed = threading.Condition(self._lock)
         self._targets: Optional[List[Target]] = None
         self._applied_by_target: Dict[Target, Optional[bool]] = {}
@@ -271,7 +248,7 @@ class WorkerLights(Lights):
                 continue
 
             target = pending[0]
-            wait = self._last_sent.get(target.kind, -1e9) + self._min_interval[target.kind] - time.monotonic()
+            wait = self._last_sent.get(target.kind, -1e9) + self._driver.min_interval[target.kind] - time.monotonic()
             if wait > 0:
                 if not self._sleep(wait):
                     return
@@ -330,8 +307,7 @@ class WorkerLights(Lights):
             log.info("lights %s: %s; why: %s; NOT taken yet (the bridge is out, see above); retrying until it is",
                      "on" if on else "off", target, why)
 
-    def _problem(self, error: BaseException, target: Optional[Target] = None,
-                 started_at: Optional[float] = None) -> None:
+    def _problem(self, error: BaseException, target: Optional[Target] = None, *, started_at: float) -> None:
         """``started_at``: when the failed request was sent. A hang fails only when phue gives up,
         10 s later; the outage is counted from the request, not from the giving up."""
         text = self._driver.describe(error)
@@ -341,7 +317,7 @@ class WorkerLights(Lights):
             changed = category != self._error_category
             self._error, self._error_category = text, category
             if started:
-                self._outage_since = time.time() if started_at is None else started_at
+                self._outage_since = started_at
             if isinstance(error, LightsError):
                 self._setup_error = error
             # Unreachable: what every light is now is unknown (a command may have landed, the

@@ -118,16 +118,7 @@ def probe_broker(url: str, *, tls_ca: Optional[str] = None, timeout: float = 5.0
     as ``run`` would.
     """
     broker = parse_broker_url(url)
-    if tls_ca and not broker.tls:
-        raise UsageError("--mqtt-ca needs an mqtts:// broker URL (TLS)")
-    username, password = resolve_credentials(None, None)
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"thermalcount-doctor-{os.getpid()}",
-                         clean_session=True)
-    client.connect_timeout = timeout
-    if username is not None:
-        client.username_pw_set(username, password)
-    if broker.tls:
-        MqttLink._configure_tls(client, tls_ca)
+    client = _new_client(broker, f"thermalcount-doctor-{os.getpid()}", tls_ca=tls_ca, connect_timeout=timeout)
     answer: dict = {}
     client.on_connect = lambda _c, _u, _f, reason_code, _p: answer.setdefault("reason", reason_code)
     try:
@@ -152,6 +143,37 @@ def probe_broker(url: str, *, tls_ca: Optional[str] = None, timeout: float = 5.0
             client.loop(timeout=0.1)
         except Exception:  # the socket may already be gone; nothing to clean up then
             pass
+
+
+def _new_client(broker: BrokerAddress, client_id: str, *, tls_ca: Optional[str] = None,
+                username: Optional[str] = None, password: Optional[str] = None,
+                connect_timeout: float = 5.0) -> "paho.Client":
+    """A paho client set up as every thermalcount connection is: clean session, the
+    credentials from the environment or config (never the URL), TLS for mqtts://."""
+    if tls_ca and not broker.tls:
+        raise UsageError("--mqtt-ca needs an mqtts:// broker URL (TLS)")
+    username, password = resolve_credentials(username, password)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    client.connect_timeout = connect_timeout
+    if username is not None:
+        client.username_pw_set(username, password)
+    if broker.tls:
+        _configure_tls(client, tls_ca)
+    return client
+
+
+def _configure_tls(client, tls_ca: Optional[str]) -> None:
+    if tls_ca is not None:
+        try:
+            with open(tls_ca, "rb"):
+                pass
+        except OSError as error:
+            raise MqttError(f"cannot read the CA file {tls_ca}: {error.strerror or error}") from None
+    try:
+        context = ssl.create_default_context(cafile=tls_ca)
+    except ssl.SSLError as error:
+        raise MqttError(f"{tls_ca} is not a PEM CA certificate ({error.reason or error})") from None
+    client.tls_set_context(context)
 
 
 class MqttLink:
@@ -181,11 +203,9 @@ class MqttLink:
         reporter: Optional[Callable[[str], None]] = None,
     ):
         self.broker = parse_broker_url(url)
-        if tls_ca and not self.broker.tls:
-            raise UsageError("--mqtt-ca needs an mqtts:// broker URL (TLS)")
         if max_queue < 1:
             raise UsageError(f"max_queue must be at least 1, not {max_queue}")
-        username, password = resolve_credentials(username, password)
+        client = _new_client(self.broker, client_id, tls_ca=tls_ca, username=username, password=password)
         self._will, self._birth = will, birth
         self._subscriptions = tuple(subscriptions)
         self._on_message = on_message
@@ -212,35 +232,15 @@ class MqttLink:
         self._closing_deadline = 0.0
         self._thread: Optional[threading.Thread] = None
 
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
         client.max_inflight_messages_set(100)
         # Bounds what paho holds for QoS 1 while unacknowledged; beyond that we keep it.
         client.max_queued_messages_set(max_queue)
-        client.connect_timeout = 5.0
-        if username is not None:
-            client.username_pw_set(username, password)
-        if self.broker.tls:
-            self._configure_tls(client, tls_ca)
         if will is not None:
             client.will_set(will[0], will[1], qos=1, retain=True)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         self._client = client
-
-    @staticmethod
-    def _configure_tls(client, tls_ca: Optional[str]) -> None:
-        if tls_ca is not None:
-            try:
-                with open(tls_ca, "rb"):
-                    pass
-            except OSError as error:
-                raise MqttError(f"cannot read the CA file {tls_ca}: {error.strerror or error}") from None
-        try:
-            context = ssl.create_default_context(cafile=tls_ca)
-        except ssl.SSLError as error:
-            raise MqttError(f"{tls_ca} is not a PEM CA certificate ({error.reason or error})") from None
-        client.tls_set_context(context)
 
     # -- called from any thread ------------------------------------------------------------
     def start(self) -> None:

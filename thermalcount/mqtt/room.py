@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 from thermalcount.errors import UsageError
+from thermalcount.lights.policy import DEFAULT_OFF_DELAY, LightPolicy
 from thermalcount.mqtt import homeassistant as ha
 from thermalcount.mqtt.throttle import Throttled
 
@@ -150,7 +151,7 @@ class RoomService:
         name: str,
         doors: Iterable[str],
         lights=None,
-        off_delay: float = 30.0,
+        off_delay: float = DEFAULT_OFF_DELAY,
         username: Optional[str] = None,
         password: Optional[str] = None,
         tls_ca: Optional[str] = None,
@@ -178,8 +179,6 @@ class RoomService:
         self.lights = lights
         self.policy = None
         if lights is not None:
-            from thermalcount.lights.policy import LightPolicy
-
             self.policy = LightPolicy(off_delay)
         self._report = reporter or log.warning
         self._clock = clock

@@ -31,6 +31,7 @@ class Notice:
     stamp: float  # unix time of the latest repeat
     count: int = 1
     order: int = 0  # when it last came, for keeping the display in time order
+    key: str = ""  # the text with its numbers masked: repeats share it
 
     def line(self) -> str:
         clock = time.strftime("%H:%M:%S", time.localtime(self.stamp))
@@ -52,23 +53,25 @@ class Notices:
         now = time.time() if stamp is None else stamp
         with self._lock:
             self._order += 1
-            for item in self._items:
-                if item.warning == warning and _NUMBER.sub("#", item.text) == key:
+            # The list stays in time order without sorting: a repeat moves to the end.
+            for index, item in enumerate(self._items):
+                if item.warning == warning and item.key == key:
+                    del self._items[index]
                     item.text, item.stamp, item.order = message, now, self._order
                     item.count += 1
+                    self._items.append(item)
                     break
             else:
-                self._items.append(Notice(message, warning, now, order=self._order))
-            self._items.sort(key=lambda item: item.order)
-            while len(self._items) > self.keep:
+                self._items.append(Notice(message, warning, now, order=self._order, key=key))
+            if len(self._items) > self.keep:
                 # Drop the oldest info line; the oldest warning only when all are warnings.
-                infos = [item for item in self._items if not item.warning]
-                self._items.remove(infos[0] if infos else self._items[0])
+                oldest_info = next((item for item in self._items if not item.warning), self._items[0])
+                self._items.remove(oldest_info)
 
     def lines(self, room: int = 4) -> List[str]:
         """The lines to show, oldest first: the newest warnings, then the newest info lines."""
         with self._lock:
-            newest_first = sorted(self._items, key=lambda item: -item.order)
+            newest_first = self._items[::-1]  # kept in time order by append
         chosen = [item for item in newest_first if item.warning][:room]
         chosen += [item for item in newest_first if not item.warning][:room - len(chosen)]
         return [item.line() for item in sorted(chosen, key=lambda item: item.order)]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional, TextIO
+import time
+from typing import Callable, Optional, TextIO
+
+from thermalcount.support.redaction import redact
 
 
 def print_line(text: str, stream: Optional[TextIO]) -> bool:
@@ -46,3 +49,20 @@ def settle_std_streams() -> None:
                 os.close(devnull)
             except (OSError, ValueError):
                 pass
+
+
+def log_line_writer(stream: Optional[TextIO], *, prefix: str = "") -> Callable[[str], None]:
+    """A ``report(message)`` for plain log lines (``run``/``room`` under systemd):
+    ``2026-12-05 21:03:12 {prefix}{message}``, redacted, one line each, dropped (not raised)
+    when ``stream`` is full or closed. ``stream`` None: sys.stderr as it is at each call."""
+    def report(message: str) -> None:
+        # Redacted: a log line must not carry a password or a Hue key.
+        print_line(redact(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {prefix}{message}"), stream or sys.stderr)
+
+    return report
+
+
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is a terminal (the dashboard) or not (plain log lines for journald)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
