@@ -32,6 +32,7 @@ def _check_stats(stats: dict, frames: int) -> None:
     assert 0 < stats["p50_us"] <= stats["p90_us"] <= stats["p99_us"] <= stats["max_us"]
 
 
+@pytest.mark.slow
 def test_all_backends_with_torch_json_schema():
     pytest.importorskip("torch")
     report = _bench_json(*SMALL, "--backend", "all", "--no-startup")
@@ -129,6 +130,7 @@ def test_without_torch_installed_in_a_fresh_process(tmp_path):
     assert startup["process_ms"] > startup["import_and_load_ms"] > 0
 
 
+@pytest.mark.slow
 def test_without_onnxruntime_like_a_pi_zero(tmp_path):
     """No onnxruntime wheel (Pi Zero W): auto measures numpy, onnxruntime rows are skipped."""
     report, loaded = _run_blocked(tmp_path, ("torch", "onnxruntime"), "bench", "--json", *SMALL,

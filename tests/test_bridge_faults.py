@@ -152,6 +152,7 @@ def test_bad_answers_are_retried_and_reported_once(make_bridge, caplog, fault, e
     lights.close()
 
 
+@pytest.mark.slow
 def test_revoked_key_is_reported_clearly(make_bridge, caplog):
     caplog.set_level(logging.INFO)
     bridge, key = make_bridge()
@@ -168,6 +169,7 @@ def test_revoked_key_is_reported_clearly(make_bridge, caplog):
     lights.close()
 
 
+@pytest.mark.slow
 def test_idle_check_sees_outage_and_reapplies_after_a_reboot_but_respects_hand_switching(make_bridge):
     bridge, _ = make_bridge()
     lights = open_hue(bridge, check_interval=0.3)
@@ -208,6 +210,7 @@ def test_unknown_light_when_bridge_answers_late_is_reported_not_fatal(make_bridg
     lights.close()
 
 
+@pytest.mark.slow
 def test_close_returns_while_the_bridge_hangs(make_bridge):
     bridge, _ = make_bridge()
     lights = open_hue(bridge)

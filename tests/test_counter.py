@@ -498,6 +498,7 @@ _runs = st.lists(st.tuples(st.sampled_from(sorted(INDEX.values())), st.integers(
                  min_size=1, max_size=60)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(runs=_runs, steps=st.lists(st.floats(0.0, 1.2), min_size=1, max_size=30),
        cuts=st.lists(st.integers(0, 400), max_size=6), flip=st.booleans(),

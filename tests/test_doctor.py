@@ -66,6 +66,7 @@ def test_table_has_a_row_each_and_says_what_to_do():
     assert "1 problem: i2c bus" in result.stderr
 
 
+@pytest.mark.slow
 def test_doctor_never_imports_torch_or_sklearn():
     code = ("from click.testing import CliRunner\nfrom thermalcount.cli import cli\n"
             "r = CliRunner().invoke(cli, ['doctor', '--sensor', 'emulated'])\nassert r.exit_code == 0, r.output\n")

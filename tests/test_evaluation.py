@@ -224,6 +224,7 @@ def _without_timing(report):
     return report
 
 
+@pytest.mark.slow
 def test_suite_run_is_deterministic_and_scores_what_count_scores(tmp_path):
     from thermalcount.evaluation.scoring import score_result
     from thermalcount.runtime.offline import count_recording
@@ -259,6 +260,7 @@ def test_json_output_is_one_object_with_the_documented_keys(tmp_path):
     assert report["weakest"]["name"] == "fps1"
 
 
+@pytest.mark.slow
 def test_plain_table_lists_families_totals_and_weakest():
     result = _invoke("--family", "drift", "--family", "single_fast")
     assert result.exit_code == 0, result.output
@@ -326,6 +328,7 @@ def test_keep_refuses_a_folder_with_files_and_touches_nothing(tmp_path):
     assert (tmp_path / "mine.txt").read_text() == "precious"
 
 
+@pytest.mark.slow
 def test_keep_keeps_the_recordings(tmp_path):
     folder = tmp_path / "kept"
     result = _invoke("--family", "fps1", "--keep", str(folder), "--json")

@@ -47,7 +47,13 @@ def _train(spec, clusters=4, seed=3):
     return train_model(sources, TrainOptions(latent=4, clusters=clusters, epochs=3, seed=seed, preprocessing=spec))
 
 
-@pytest.fixture(scope="module", params=sorted(SPECS))
+# The fast subset keeps the plain default spec and the current default model's (gain_first);
+# each spec trains a model (about a second with its tests), so the others run with -m slow.
+FAST_SPECS = {"default", "gain_first"}
+
+
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=() if name in FAST_SPECS else pytest.mark.slow)
+                                        for name in sorted(SPECS)])
 def trained(request):
     return request.param, _train(SPECS[request.param])
 
@@ -196,6 +202,7 @@ def test_export_and_inspect_cli(tmp_path, small):
     assert as_json["metadata"]["states"] == result.model.states
 
 
+@pytest.mark.slow
 def test_export_never_imports_torch(tmp_path, small):
     result = small
     save_model(result.model, tmp_path / "m.npz")

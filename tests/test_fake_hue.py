@@ -100,6 +100,7 @@ def test_faults(bridge):
     assert call_json(bridge, "GET", f"/api/{key}/lights")[0]["error"]["type"] == 1
 
 
+@pytest.mark.slow
 def test_timed_down_comes_back_by_itself(bridge):
     key = bridge.create_key()
     bridge.go_down(seconds=0.3)

@@ -301,7 +301,8 @@ def test_bridge_unreachable_at_start_counting_starts_and_lights_catch_up(crossin
 # ----------------------------------------------------------------------------------- signals
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("signum", [pytest.param(signal.SIGINT, id="ctrl-c"),
+                                    pytest.param(signal.SIGTERM, id="sigterm", marks=pytest.mark.slow)])
 def test_stopping_run_flushes_the_event_log_and_leaves_the_lights_as_they_are(tmp_path, signum):
     with FakeHueBridge(lights={"1": "Hall"}) as bridge:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

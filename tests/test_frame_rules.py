@@ -150,6 +150,7 @@ def test_at_1_fps_an_edge_frame_gives_the_direction():
     assert counter.process(np.arange(len(alone), dtype=float), alone) + counter.finish() == []
 
 
+@pytest.mark.slow
 def test_the_default_model_finds_edges_only_next_to_people():
     model = Model.load("default", backend="numpy")
     names = [m.name for m in model.meanings]

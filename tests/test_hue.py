@@ -38,6 +38,7 @@ def settle(lights, timeout=5.0):
     assert lights.wait_in_sync(timeout), lights.status()
 
 
+@pytest.mark.slow
 def test_pair_waits_for_the_button_then_stores_the_key_0600(bridge):
     waits = []
     threading.Timer(1.2, bridge.press_link_button).start()
@@ -51,6 +52,7 @@ def test_pair_waits_for_the_button_then_stores_the_key_0600(bridge):
     assert not os.path.exists(os.path.join(os.environ["HOME"], ".python_hue"))
 
 
+@pytest.mark.slow
 def test_pair_gives_up_with_one_line(bridge):
     with pytest.raises(LightsError, match="link button .* was not pressed within 1 s"):
         pair(bridge.host, timeout=1, interval=0.2)
@@ -105,6 +107,7 @@ def test_coalescing_skips_intermediate_states(paired):
     assert len(states) <= 2  # at most the first "on" and the final "off", nothing between
 
 
+@pytest.mark.slow
 def test_rate_limits_seen_in_the_bridge_history(paired):
     bridge, _ = paired
     with open_hue(bridge, lights=["1", "2", "3", "4"], group="0") as lights:

@@ -45,6 +45,7 @@ def test_pair_then_list(bridge):
     assert key not in listed.output
 
 
+@pytest.mark.slow
 def test_pair_without_button_is_one_line_error(bridge):
     result = invoke("hue", "pair", "--bridge", bridge.host, "--wait", "1")
     assert result.exit_code == 1

@@ -224,6 +224,7 @@ def test_broker_down_at_start_then_up_gets_latest_state_and_newest_events():
         server.close()
 
 
+@pytest.mark.slow
 def test_state_is_republished_after_the_broker_restarts(observers):
     server = Mosquitto().start()
     notices = []
@@ -250,6 +251,7 @@ def test_state_is_republished_after_the_broker_restarts(observers):
         server.close()
 
 
+@pytest.mark.slow
 def test_tls_with_a_self_signed_ca(tmp_path, observers):
     certificates = make_self_signed(tmp_path)
     if certificates is None:

@@ -16,7 +16,7 @@ def _frame_by_frame(tracker, frames):
     return np.stack([tracker.correct_one(frame) for frame in frames])
 
 
-@pytest.mark.parametrize("fps", [10.0, 1.0])
+@pytest.mark.parametrize("fps", [10.0, pytest.param(1.0, marks=pytest.mark.slow)])
 def test_batches_of_any_size_give_what_frame_by_frame_gives(fps):
     frames = simulate(2000, "busy", seed=5, fps=fps).frames
     live = _frame_by_frame(PatternTracker(60, fps), frames)
@@ -103,6 +103,7 @@ def test_a_broken_frame_passes_through_unlearnt_and_does_not_poison_the_stream()
     assert np.isfinite(live[102:]).all()  # the frames after them are corrected as usual
 
 
+@pytest.mark.slow
 def test_odd_rates_and_chunkings_stay_finite_and_agree():
     frames = simulate(500, "busy", seed=6, fps=1.0).frames
     for seconds, fps in ((1.0, 1.0), (0.5, 1.0), (600.0, 10.0)):

@@ -206,6 +206,7 @@ def _start(args, tmp_path):
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_ctrl_c_finish_the_file_cleanly(tmp_path, signum):
     out = tmp_path / "r.h5"

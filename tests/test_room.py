@@ -176,6 +176,7 @@ def people_inside_at_start(streams: dict) -> int:
     return sum(max(0, -min(e.occupancy for e in stream)) for stream in streams.values())
 
 
+@pytest.mark.slow
 def test_two_simulated_doors_replayed_at_once_give_the_room_count(broker, running_room, observers):
     streams = {"front": door_stream(seed=11, n_frames=6000), "garden": door_stream(seed=12, n_frames=6000)}
     assert all(len(s) >= 20 for s in streams.values())
@@ -211,6 +212,7 @@ def test_two_simulated_doors_replayed_at_once_give_the_room_count(broker, runnin
     assert by_id["people"]["device"]["name"] == "Living room room"
 
 
+@pytest.mark.slow
 def test_events_per_second_through_one_room_connection():
     # Two doors flat out is a burst no doorway produces. mosquitto keeps at most 1000 queued
     # messages per subscriber by default and drops the rest of such a burst; lift that limit
@@ -270,6 +272,7 @@ def start_door_process(url, name, directions):
     return process
 
 
+@pytest.mark.slow
 def test_a_killed_door_goes_unavailable_and_the_others_keep_counting(broker, running_room, observers):
     notices = []
     room = running_room(name="kitchen", doors=["front", "back"], reporter=notices.append)
@@ -327,6 +330,7 @@ def test_room_commands_and_lights(broker, running_room, observers):
     door.close()
 
 
+@pytest.mark.slow
 def test_room_command_line(broker, observers):
     def door_later():
         watcher = Observer(broker.port, "thermalcount/room/den/availability")
@@ -377,6 +381,7 @@ def test_room_bad_input_is_one_line(args, words):
     assert words in result.output and result.output.count("\n") == 1 and "pw" not in result.output
 
 
+@pytest.mark.slow
 def test_run_with_mqtt_feeds_a_room_end_to_end(broker, running_room, observers):
     """`thermalcount run --mqtt` on the simulator: the room ends where the door's own count ends."""
     room = running_room(name="living", doors=["front"])

@@ -214,6 +214,7 @@ def test_run_never_imports_training_stack(single_crossings):
     assert modules_loaded_by(code) == []
 
 
+@pytest.mark.slow
 def test_emulated_sensor_at_max_speed_counts_in_sensor_time(tmp_path):
     """At --speed max the emulated device's time (not the wall clock) stamps the frames, so
     the counter and --duration see the same 10 FPS stream as the simulator."""
@@ -306,6 +307,7 @@ def _count_events(path, *options):
     return json.loads(result.stdout)["events"]
 
 
+@pytest.mark.slow
 def test_run_finds_the_axis_says_so_and_recounts_what_came_before(columns_walk, tmp_path):
     from rich.console import Console
 

@@ -74,6 +74,7 @@ def _limit_file_size(limit):
     return apply
 
 
+@pytest.mark.slow
 def test_disk_full_mid_line_leaves_whole_lines_only(tmp_path):
     """A file-size limit is a disk that fills up mid-run: the write stops part-way into a line."""
     log = tmp_path / "events.jsonl"
@@ -90,6 +91,7 @@ def test_disk_full_mid_line_leaves_whole_lines_only(tmp_path):
     assert [e["frame"] for e in events[100:]] == sorted(e["frame"] for e in events[100:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tail, kept", [
     pytest.param(b'{"frame": 7, "time": 1.0, "direction": "i', b"", id="torn-line-dropped"),
     pytest.param(b'{"frame": 7, "time": 1.0, "direction": "in", "occupancy": 1}',
@@ -108,8 +110,8 @@ def test_torn_last_line_is_repaired_before_appending(tmp_path, tail, kept):
 
 @pytest.mark.parametrize("name, content", [
     pytest.param("notes.txt", b"shopping: milk\n", id="text-file"),
-    pytest.param("events.jsonl", b'{"frame": 1}\nnot json at the end', id="jsonl-ending-in-text"),
-    pytest.param("recording.h5", None, id="recording-given-by-mistake"),
+    pytest.param("events.jsonl", b'{"frame": 1}\nnot json at the end', id="jsonl-ending-in-text", marks=pytest.mark.slow),
+    pytest.param("recording.h5", None, id="recording-given-by-mistake", marks=pytest.mark.slow),
 ])
 def test_events_out_to_a_file_that_is_not_an_event_log_is_refused_unchanged(tmp_path, name, content):
     target = tmp_path / name
@@ -132,6 +134,7 @@ def test_events_out_to_a_file_that_is_not_an_event_log_is_refused_unchanged(tmp_
     assert file_hashes(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_events_out_to_fifo_without_reader_is_refused(tmp_path):
     fifo = tmp_path / "events.fifo"
     os.mkfifo(fifo)
@@ -141,6 +144,7 @@ def test_events_out_to_fifo_without_reader_is_refused(tmp_path):
     _one(err, r"^Error: the event log .*events\.fifo is a FIFO with no reader; start the program that reads it")
 
 
+@pytest.mark.slow
 def test_events_out_to_fifo_whose_reader_goes_away_keeps_counting(tmp_path):
     fifo = tmp_path / "events.fifo"
     os.mkfifo(fifo)
@@ -170,10 +174,10 @@ def test_events_out_to_fifo_whose_reader_goes_away_keeps_counting(tmp_path):
 
 
 @pytest.mark.parametrize("streams", [
-    pytest.param({"stdout": "full"}, id="stdout-full"),
-    pytest.param({"stderr": "full"}, id="stderr-full"),
-    pytest.param({"stdout": "full", "stderr": "full"}, id="both-full"),
-    pytest.param({"stdout": "closed-pipe"}, id="stdout-reader-gone"),
+    pytest.param({"stdout": "full"}, id="stdout-full", marks=pytest.mark.slow),
+    pytest.param({"stderr": "full"}, id="stderr-full", marks=pytest.mark.slow),
+    pytest.param({"stdout": "full", "stderr": "full"}, id="both-full", marks=pytest.mark.slow),
+    pytest.param({"stdout": "closed-pipe"}, id="stdout-reader-gone", marks=pytest.mark.slow),
 ])
 def test_full_or_closed_output_streams_do_not_end_run(tmp_path, streams):
     opened = {}
@@ -268,7 +272,14 @@ SECRET_CASES = [
 ]
 
 
-@pytest.mark.parametrize("row, args, toml, exit_code", [pytest.param(*case, id=case[0]) for case in SECRET_CASES])
+# Each subprocess case takes about a second; the fast subset keeps one per command (and the
+# click usage-error case, which needs no subprocess run time); the rest run with -m slow.
+FAST_SECRET_CASES = {"run-port-out-of-range", "room-config-url", "run-option-value-quoted-by-click"}
+
+
+@pytest.mark.parametrize("row, args, toml, exit_code", [
+    pytest.param(*case, id=case[0], marks=() if case[0] in FAST_SECRET_CASES else pytest.mark.slow)
+    for case in SECRET_CASES])
 def test_no_password_in_any_output(tmp_path, row, args, toml, exit_code):
     env = {}
     if toml is not None:

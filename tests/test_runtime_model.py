@@ -317,6 +317,7 @@ def test_exporter_graph_backends_agree(tmp_path):
         assert_backends_agree(path, doorway_frames(2000))
 
 
+@pytest.mark.slow
 def test_default_model_backends_agree():
     from thermalcount.sensors.sim.simulator import simulate
 

@@ -84,6 +84,7 @@ def debug_logs():
         logging.getLogger(name).propagate = propagate
 
 
+@pytest.mark.slow
 def test_hue_key_never_printed_or_logged_by_pair_lights_run(debug_logs, tmp_path):
     runner = CliRunner()
     with FakeHueBridge(lights={"1": "Hall"}) as bridge:
@@ -114,6 +115,7 @@ def test_hue_key_never_printed_or_logged_by_pair_lights_run(debug_logs, tmp_path
     assert key not in everything
 
 
+@pytest.mark.slow
 def test_mqtt_password_never_printed_or_logged_by_run_or_room(debug_logs, tmp_path, monkeypatch):
     from tests.mqtt_broker import Mosquitto
 

@@ -400,6 +400,7 @@ def test_a_single_walker_lands_on_the_real_one_person_figures():
         assert low <= value <= high, report + "\n" + "\n".join(rooms)
 
 
+@pytest.mark.slow
 def test_one_fps_sees_the_same_people_for_the_same_time_with_low_noise():
     slow = simulate(3000, "single", seed=3, fps=1, **CLEAN)  # 50 minutes at 1 FPS
     fast = simulate(30000, "single", seed=3, **CLEAN)  # the same 50 minutes at 10 FPS
@@ -422,6 +423,7 @@ def _in_view(chunk) -> float:
     return float(np.mean((excess(chunk) >= scene_stats.HOT_DT).sum(axis=(1, 2)) >= scene_stats.IN_VIEW_HOT))
 
 
+@pytest.mark.slow
 def test_busy_is_busier_than_one_person_at_a_time():
     for seed in (0, 1):
         busy = simulate(30000, "busy", seed=seed, **CLEAN)
@@ -431,6 +433,7 @@ def test_busy_is_busier_than_one_person_at_a_time():
         assert np.max(busy.people) == 2
 
 
+@pytest.mark.slow
 def test_busy_shows_someone_as_often_as_real_busy_recordings():
     low, high = scene_stats.REAL_SCENE["in_view"]
     for seed in (0, 1):
@@ -445,6 +448,7 @@ def _occupancy(chunk) -> np.ndarray:
     return np.cumsum([1 if e.direction == "in" else -1 for e in chunk.events])
 
 
+@pytest.mark.slow
 def test_room_occupancy_never_goes_below_zero_and_an_emptied_room_stays_empty_a_while():
     chunk = simulate(72000, "mixed", seed=0, **CLEAN)  # two hours
     occupancy = _occupancy(chunk)
@@ -561,6 +565,7 @@ def _f1(found, truth, tolerance=5):
     return 2 * hits / (len(found) + len(truth))
 
 
+@pytest.mark.slow
 def test_mixed_is_about_as_hard_as_real_rooms_for_a_naive_counter():
     # Real doorway data: a naive counter scores ~0.92 F1. Far above means the simulator is
     # too easy to train on; far below means it is harder than any real room. Measured on

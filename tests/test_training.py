@@ -132,6 +132,7 @@ def small_result():
     return train_model(_sources(), _plain_options(clusters=4, epochs=10, seed=5))
 
 
+@pytest.mark.slow
 def test_same_data_and_seed_give_the_same_model_bytes(tmp_path, small_result):
     again = train_model(_sources(), _plain_options(clusters=4, epochs=10, seed=5))
     again.model.created = small_result.model.created
@@ -211,6 +212,7 @@ def test_model_file_round_trip(tmp_path, small_result):
         np.testing.assert_array_equal(loaded.weights[name], array)
 
 
+@pytest.mark.slow
 def test_columns_travel_axis_is_found_and_can_be_forced():
     result = train_model(_sources(seed=10, travel_axis="columns"), _plain_options(clusters=5, epochs=6, seed=1))
     assert result.model.travel_axis == "columns"
@@ -309,6 +311,7 @@ def test_streaming_holds_a_bounded_number_of_frames():
     assert not np.array_equal(np.concatenate(list(data.minibatches(1, 256))), again)
 
 
+@pytest.mark.slow
 def test_training_pass_over_a_recording_uses_bounded_memory(tmp_path):
     path = tmp_path / "long.h5"
     write_recording(path, simulate(120_000, "busy", seed=1).frames, fps=10.0)  # 31 MB of frames
@@ -360,6 +363,7 @@ def test_missing_train_extra_says_what_to_install(tmp_path):
     assert "pip install 'thermalcount[train]'" in run.stdout
 
 
+@pytest.mark.slow
 def test_train_cli_end_to_end(tmp_path):
     for name, scenario, seed in (("a.h5", "single", 1), ("b.h5", "busy", 2)):
         chunk = simulate(5000, scenario, seed=seed)

@@ -36,6 +36,7 @@ def test_people_walking_give_their_axis(scenario, seed, axis):
     assert finding.ratio >= 3.0 and finding.moves >= finding.needed
 
 
+@pytest.mark.slow
 def test_at_one_frame_per_second_too():
     for axis in ("rows", "columns"):
         assert found(simulate(1200, "mixed", seed=5, fps=1.0, travel_axis=axis).frames, fps=1.0).axis == axis
