@@ -1,1 +1,1 @@
-"""evaluation"""
+"""Counting accuracy: the suite of held-out simulated doorways, its training split, and scoring."""

@@ -1,5 +1,5 @@
-"""What runs on the Raspberry Pi: the model, the counter, the live loop. Never torch/sklearn.
+"""What runs on the Raspberry Pi with a model: the counter, the live loop, offline counting.
 
-Import the parts directly (``from thermalcount.model.loader import Model``); this package
-imports nothing heavy by itself so that ``thermalcount --help`` stays fast.
+Never torch/sklearn. Import the parts directly (``from thermalcount.runtime.counter import
+Counter``); this package imports nothing by itself so that ``thermalcount --help`` stays fast.
 """

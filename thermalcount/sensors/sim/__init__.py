@@ -1,1 +1,1 @@
-"""sensors/sim"""
+"""The thermal scene simulator (``--sensor sim``): scenes with ground truth, and the realism check."""
