@@ -18,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 
 from thermalcount.errors import ModelError
 from thermalcount.runtime.counter import Counter, CounterTuning, CountEvent
-from thermalcount.model.loader import StateMeaning
+from thermalcount.model.contract import StateMeaning
 
 # Scrambled cluster order, with an extra one-person state near the low edge. The apart
 # states are not in low/both/high order either. ``apart`` as Model.load gives it

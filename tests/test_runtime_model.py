@@ -19,7 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import modules_loaded_by, run_python
 from thermalcount.errors import ModelError
-from thermalcount.model.loader import Model, StateMeaning, default_model_path
+from thermalcount.model.contract import StateMeaning, default_model_path
+from thermalcount.model.loader import Model
 from thermalcount.model.numpy_backend import SUPPORTED_OPS
 
 MEANINGS = [

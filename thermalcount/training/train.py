@@ -21,7 +21,7 @@ from thermalcount.errors import OutputPathError, TrainingError
 from thermalcount.model.rules import EDGE_TEST, FRAME_TEST, FrameRules, rule_states
 from thermalcount.model.preprocessing import Preprocessing
 from thermalcount.training import require_training_stack
-from thermalcount.training.modelfile import TrainedModel, save_model
+from thermalcount.model.trained_file import TrainedModel, save_model
 
 MIN_FRAMES = 100
 MIN_STEPS = 3000  # auto epochs: at least this many optimiser steps in total
