@@ -123,14 +123,6 @@ def test_choices_and_what_they_say():
     assert set(turned.to_json()) == {"setting", "model_axis", "found", "orientation", "evidence"}
 
 
-def test_training_still_finds_the_axis_where_it_did():
-    from thermalcount.model import travel_axis
-    from thermalcount.training import meanings
-
-    assert meanings.find_travel_axis is travel_axis.find_travel_axis
-    assert meanings.blob_centres is travel_axis.blob_centres
-
-
 def test_the_runtime_side_never_loads_the_training_stack():
     code = ("import numpy as np\n"
             "from thermalcount.model.travel_axis import TravelAxisFinder\n"

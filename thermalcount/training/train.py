@@ -96,7 +96,8 @@ def train_model(sources, options: Optional[TrainOptions] = None,
     from thermalcount.training import autoencoder as ae
     from thermalcount.training.data import TrainingData
     from thermalcount.training.kmeans import fit_centroids, nearest, separation_score
-    from thermalcount.training.meanings import assign_meanings, canonical_order, find_travel_axis
+    from thermalcount.model.travel_axis import find_travel_axis
+    from thermalcount.training.meanings import assign_meanings, canonical_order
 
     options = options or TrainOptions()
     options.check()
