@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import modules_loaded_by, run_python
 from thermalcount.errors import ModelError
-from thermalcount.model.contract import StateMeaning, default_model_path
+from thermalcount.model.contract import REQUIRED_METADATA, StateMeaning, default_model_path, exported_metadata
 from thermalcount.model.loader import Model
 from thermalcount.model.numpy_backend import SUPPORTED_OPS
 
@@ -36,10 +36,10 @@ RTOL = ATOL = 5e-5
 
 
 def metadata(meanings=MEANINGS, latent_size=4, **overrides) -> dict:
-    meta = {"thermalcount_version": "0.1.0", "format": "thermalcount-model/1",
-            "states": json.dumps(meanings), "travel_axis": "rows", "input_units": "celsius",
-            "latent": str(latent_size), "clusters": str(len(meanings)), "training": "{}",
-            "created": "2026-01-01T00:00:00Z"}
+    """What export writes for these states (None in ``overrides``: the key left out)."""
+    meta = exported_metadata(version="0.1.0", states=meanings, travel_axis="rows", latent=latent_size,
+                             clusters=len(meanings), training={}, created="2026-01-01T00:00:00Z",
+                             preprocessing={})
     meta.update(overrides)
     return {k: v for k, v in meta.items() if v is not None}
 
@@ -380,7 +380,7 @@ def test_missing_output_is_refused(tmp_path):
     assert "no output 'embedding'" in _error(save(model, tmp_path / "m.onnx"))
 
 
-@pytest.mark.parametrize("key", ["format", "states", "travel_axis", "latent", "clusters"])
+@pytest.mark.parametrize("key", REQUIRED_METADATA)
 def test_missing_metadata_is_refused(key, tmp_path):
     model = folded_model(meta=metadata(**{key: None}))
     assert f"missing metadata '{key}'" in _error(save(model, tmp_path / "m.onnx"))
@@ -406,6 +406,12 @@ def test_unknown_operator_only_stops_the_numpy_backend(tmp_path):
     assert Model.load(path, backend="onnxruntime").backend == "onnxruntime"
     message = _error(path, backend="numpy")
     assert "Exp" in message and "--backend onnxruntime" in message
+
+
+@pytest.mark.parametrize("key", ["thermalcount_version", "input_units", "training", "created", "preprocessing"])
+def test_descriptive_metadata_may_be_missing(key, tmp_path):
+    model = folded_model(meta=metadata(**{key: None}))
+    assert Model.load(save(model, tmp_path / "m.onnx")).clusters == len(MEANINGS)
 
 
 def test_bad_backend_name(tmp_path):
