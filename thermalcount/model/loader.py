@@ -204,8 +204,8 @@ class NumpyBackend:
         self._program = compile_graph(proto, INPUT_NAME, list(OUTPUT_NAMES))
         # Single frames run a program compiled from the state-only graph, like the onnxruntime
         # backend. The full program's own plan for 'state' has the same 45 calls but was
-        # slower (default model, one frame: ~77 us against ~57 us, measured 2026-12-06):
-        # compiled alone, values that the full graph also sends elsewhere get cheaper calls.
+        # slower (default model, one frame: ~77 us against ~57 us, measured 2026-12-06; why
+        # was not investigated: see numpy_backend's single_frame_plan).
         plan = compile_graph(state_only_graph(proto), INPUT_NAME, ["state"]).single_frame_plan((1, 8, 8), "state")
         if plan is None:
             self.infer_one = self._infer_one_general
