@@ -296,3 +296,20 @@ def test_trained_model_loader_refuses_pickles(tmp_path):
         trained_file.load_model(path)
     _assert_clear(caught.value)
     assert zipfile.is_zipfile(path)
+
+
+def test_trained_model_with_an_unknown_compression_method(trained_model_bytes, tmp_path):
+    """Found by the fuzzer above: zipfile raises NotImplementedError for it."""
+    from thermalcount.model import trained_file
+
+    data = bytearray(trained_model_bytes)
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local and central headers
+        start = data.find(signature)
+        while start >= 0:
+            data[start + offset:start + offset + 2] = (99).to_bytes(2, "little")
+            start = data.find(signature, start + 4)
+    path = tmp_path / "model.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ThermalcountError) as caught:
+        trained_file.load_model(path)
+    _assert_clear(caught.value)

@@ -106,7 +106,9 @@ def load_model(path) -> TrainedModel:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError):
+        # zipfile says NotImplementedError for a member's unknown compression method and
+        # RuntimeError for an encrypted one: both are damaged or foreign archives here.
         what = "a zip archive" if not head.startswith(b"PK") else "a readable model archive"
         raise ModelError(f"{path} is not a thermalcount model file (not {what}); {hint}") from None
     except MemoryError:  # an array header claiming terabytes: a damaged or crafted file
