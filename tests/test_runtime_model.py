@@ -456,6 +456,44 @@ def test_runtime_never_imports_torch_or_sklearn(tmp_path):
     assert modules_loaded_by(code) == []
 
 
+def test_the_onnxruntime_path_never_imports_onnx(tmp_path):
+    """``import onnx`` is about a second of start-up; onnxruntime loads, checks and runs the
+    model without it (the numpy backend interprets every node and does import it)."""
+    path = save(folded_model(), tmp_path / "m.onnx")
+    code = (
+        "import numpy as np\n"
+        "from thermalcount.model.loader import Model\n"
+        "from thermalcount.runtime.counter import Counter\n"
+        f"m = Model.load({str(path)!r}, backend='onnxruntime')\n"
+        "m.infer(np.full((3, 8, 8), 21, np.float32)); m.infer_states(np.full((3, 8, 8), 21, np.float32))\n"
+        "m.infer_one(np.zeros((8, 8), np.float32))\n"
+        "Counter(m.meanings).process([0.0, 0.1], [0, 1])\n"
+        "Model.load('default', backend='onnxruntime').infer_one(np.zeros((8, 8), np.float32))\n"
+    )
+    assert modules_loaded_by(code, roots=("onnx",)) == []
+    assert modules_loaded_by(code.replace("'onnxruntime'", "'numpy'"), roots=("onnx",)) != []
+
+
+def test_light_parse_gives_the_same_runtime_graphs_as_onnx():
+    """The onnxruntime path parses with thermalcount.model.onnx_schema (no onnx import): the
+    state-only and flat-input copies it makes are the ones onnx's own messages give."""
+    from thermalcount.model.contract import parse_model
+    from thermalcount.model.graph import state_only_graph
+    from thermalcount.model.onnxruntime_backend import without_leading_reshape
+
+    path = default_model_path()
+    data = path.read_bytes()
+    light, full = parse_model(data, path, light=True), parse_model(data, path)
+    assert onnx.load_model_from_string(light.SerializeToString()) == full
+    light_state, full_state = state_only_graph(light), state_only_graph(full)
+    assert onnx.load_model_from_string(light_state.SerializeToString()) == full_state
+    assert len(full_state.graph.node) < len(full.graph.node)
+    flat = onnx.load_model_from_string(without_leading_reshape(light_state).SerializeToString())
+    onnx.checker.check_model(flat, full_check=True)
+    assert [d.dim_param or d.dim_value for d in flat.graph.input[0].type.tensor_type.shape.dim] == ["N", 64]
+    assert flat.graph.node[0].input[0] == "frames" and len(flat.graph.node) == len(full_state.graph.node) - 1
+
+
 @pytest.mark.parametrize("opset", [9, 11])
 def test_older_opsets_with_attribute_forms(opset, tmp_path):
     """Before opset 13 axes, splits and (before 10/11) slice and clip bounds were attributes."""

@@ -134,9 +134,10 @@ def read_model_bytes(path: Path) -> bytes:
             from None
 
 
-def parse_model(data: bytes, path: Path):
-    """``data`` as an ``onnx.ModelProto``; ModelError when it is not an ONNX graph."""
-    import onnx
+def parse_model(data: bytes, path: Path, *, light: bool = False):
+    """``data`` as an ``onnx.ModelProto``; ModelError when it is not an ONNX graph. ``light``:
+    as :class:`thermalcount.model.onnx_schema.ModelProto` (only what the onnxruntime path
+    reads, without ``import onnx``, the bulk of start-up: see that module)."""
     from google.protobuf.message import DecodeError
 
     if not data:
@@ -146,7 +147,15 @@ def parse_model(data: bytes, path: Path):
         raise ModelError(f"{path} is a training model, not an exported one; run "
                          f"'thermalcount export {path} --out model.onnx' and pass the .onnx file")
     try:
-        proto = onnx.load_model_from_string(data)
+        if light:
+            from thermalcount.model.onnx_schema import ModelProto
+
+            proto = ModelProto()
+            proto.ParseFromString(data)
+        else:
+            import onnx
+
+            proto = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError):
         raise ModelError(f"{path} is not an ONNX model; pass a file written by "
                          "'thermalcount export'") from None
@@ -157,8 +166,9 @@ def parse_model(data: bytes, path: Path):
 
 
 def check_io(proto, path: Path) -> None:
-    """The graph's input and outputs are the contract's (module docstring)."""
-    from onnx import TensorProto
+    """The graph's input and outputs are the contract's (module docstring). ``proto``: an
+    ``onnx.ModelProto`` or an ``onnx_schema.ModelProto`` (same fields, same numbers)."""
+    from thermalcount.model.onnx_schema import DATA_TYPE_NAMES, FLOAT, INT64
 
     graph = proto.graph
     initializers = {init.name for init in graph.initializer}
@@ -168,16 +178,16 @@ def check_io(proto, path: Path) -> None:
         raise ModelError(f"{path} has inputs {names}, expected one input named {INPUT_NAME!r} "
                          f"(float32 [N, 8, 8]); {_RE_EXPORT}")
     tensor = inputs[0].type.tensor_type
-    if tensor.elem_type != TensorProto.FLOAT:
+    if tensor.elem_type != FLOAT:
         raise ModelError(f"{path}: input {INPUT_NAME!r} must be float32, not "
-                         f"{TensorProto.DataType.Name(tensor.elem_type).lower()}; re-export the model")
+                         f"{DATA_TYPE_NAMES.get(tensor.elem_type, 'undefined')}; re-export the model")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
     if len(dims) != 3 or dims[1:] != [8, 8] or dims[0] not in (None, 0):
         shown = "x".join("N" if d is None else str(d) for d in dims) or "scalar"
         raise ModelError(f"{path}: input {INPUT_NAME!r} has shape {shown}, expected Nx8x8 with a "
                          "free batch dimension; re-export the model")
     outputs = {value.name: value.type.tensor_type.elem_type for value in graph.output}
-    expected = dict(zip(OUTPUT_NAMES, (TensorProto.INT64, TensorProto.FLOAT, TensorProto.FLOAT)))
+    expected = dict(zip(OUTPUT_NAMES, (INT64, FLOAT, FLOAT)))
     for name, elem in expected.items():
         if name not in outputs:
             raise ModelError(f"{path} has no output {name!r} (outputs: {sorted(outputs)}); {_RE_EXPORT}")

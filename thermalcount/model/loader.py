@@ -80,11 +80,14 @@ class Model:
         """The one validator of an exported model: ``count``, ``run``, ``inspect`` and
         ``export`` (before it writes) all go through it, so none accepts what another refuses.
         ``path`` names the model in messages."""
-        proto = contract.parse_model(data, path)
+        use_onnxruntime = backend in ("auto", "onnxruntime") and _onnxruntime_installed()
+        # onnxruntime takes the bytes and needs only the graph's wiring from Python: parsed
+        # without `import onnx` (most of start-up, see onnx_schema). The numpy backend runs every node.
+        proto = contract.parse_model(data, path, light=use_onnxruntime)
         contract.check_io(proto, path)
         metadata = {entry.key: entry.value for entry in proto.metadata_props}
         meanings, travel_axis, latent, clusters = contract.check_metadata(metadata, path)
-        impl = _make_backend(backend, data, proto, path)
+        impl = _make_backend(backend, use_onnxruntime, data, proto, path)
         model = cls(path=path, backend_impl=impl, meanings=meanings, travel_axis=travel_axis,
                     latent=latent, clusters=clusters, metadata=metadata)
         _probe(model, path)
@@ -168,18 +171,22 @@ def _batch(frames) -> np.ndarray:
 # ------------------------------------------------------------------------------ backends
 
 
-def _make_backend(backend: str, data: bytes, proto, path: Path):
-    if backend in ("auto", "onnxruntime"):
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            if backend == "onnxruntime":
-                raise ModelError("onnxruntime is not installed (no wheel for this machine?); "
-                                 "pip install onnxruntime or use --backend numpy") from None
-        else:
-            from thermalcount.model.onnxruntime_backend import OnnxRuntimeBackend
+def _onnxruntime_installed() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-            return OnnxRuntimeBackend(data, proto, path)
+
+def _make_backend(backend: str, use_onnxruntime: bool, data: bytes, proto, path: Path):
+    if use_onnxruntime:
+        from thermalcount.model.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(data, proto, path)
+    if backend == "onnxruntime":
+        raise ModelError("onnxruntime is not installed (no wheel for this machine?); "
+                         "pip install onnxruntime or use --backend numpy")
     try:
         return NumpyBackend(proto)
     except ModelError:

@@ -97,20 +97,20 @@ def _batch_options(ort):
 
 def without_leading_reshape(proto):
     """A copy of ``proto`` whose input ``frames`` is [N, 64] in place of its first node
-    ``Reshape(frames, [-1, 64])``, or None when the graph does not start that way."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    ``Reshape(frames, [-1, 64])``, or None when the graph does not start that way.
+    ``proto``: an ``onnx_schema.ModelProto`` (an ``onnx.ModelProto`` works the same)."""
+    from thermalcount.model.onnx_schema import FLOAT, int64_values
 
     graph = proto.graph
     first = graph.node[0] if graph.node else None
     inits = {init.name: init for init in graph.initializer}
     if (first is None or first.op_type != "Reshape" or first.input[0] != INPUT_NAME
             or len(first.input) < 2 or first.input[1] not in inits
-            or numpy_helper.to_array(inits[first.input[1]]).reshape(-1).tolist() not in ([-1, 64], [0, 64])
+            or int64_values(inits[first.input[1]]) not in ([-1, 64], [0, 64])
             or any(INPUT_NAME in node.input for node in graph.node[1:])
             or INPUT_NAME in [output.name for output in graph.output]):
         return None
-    flat = onnx.ModelProto()
+    flat = type(proto)()
     flat.CopyFrom(proto)
     graph = flat.graph
     reshaped = graph.node[0].output[0]
@@ -128,5 +128,8 @@ def without_leading_reshape(proto):
         del graph.initializer[:]
         graph.initializer.extend(kept)
     del graph.input[:]
-    graph.input.extend([helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 64])])
+    flat_input = graph.input.add(name=INPUT_NAME)
+    flat_input.type.tensor_type.elem_type = FLOAT
+    flat_input.type.tensor_type.shape.dim.add(dim_param="N")
+    flat_input.type.tensor_type.shape.dim.add(dim_value=64)
     return flat
