@@ -32,7 +32,8 @@ def main(argv=None) -> None:
 
     import numpy as np
 
-    from thermalcount.runtime.offline import _parallel_decoded_chunks, _unreadable_rows, count_recording
+    from thermalcount.evaluation.scoring import score_result
+    from thermalcount.runtime.offline import _unreadable_rows, count_recording
     from thermalcount.runtime.counter import Counter
     from thermalcount.model.loader import Model
     from thermalcount.store import open_recording
@@ -76,17 +77,10 @@ def main(argv=None) -> None:
             t4 = time.perf_counter()
             for name, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 stages[name] += seconds
-        # The reader `count` uses: compressed chunks inflated by two threads.
-        began = time.perf_counter()
-        for _ in _parallel_decoded_chunks(recording, args.chunk_frames) or ():
-            pass
-        parallel_read = time.perf_counter() - began
-    stages["read+decompress"] = stages.pop("read+decompress")
-    print("stages one after the other (store reader = h5py, one thread):")
+
+    print("stages one after the other:")
     for name, seconds in stages.items():
         print(f"  {name:<24} {seconds:6.3f} s  ({n / seconds / 1e6:6.2f} M frames/s alone)")
-    print(f"  {'read, 2-thread inflate':<24} {parallel_read:6.3f} s  "
-          f"({n / parallel_read / 1e6:6.2f} M frames/s alone; what count uses)")
 
     best = None
     for _ in range(max(1, args.repeat)):
@@ -96,7 +90,8 @@ def main(argv=None) -> None:
                                  backend=args.backend, chunk_frames=args.chunk_frames)
         seconds = time.perf_counter() - began
         best = seconds if best is None else min(best, seconds)
-    f1 = result.score["overall"]["f1"] if result.score else None
+    score = score_result(result)
+    f1 = score["overall"]["f1"] if score else None
     print(f"counted {result.entries} in / {result.exits} out with backend {result.backend}"
           + (f", F1 {f1:.3f} against ground truth" if f1 is not None else ""))
     if workdir is not None:

@@ -204,52 +204,8 @@ def test_default_model_counts_a_recording(single):
 # ------------------------------------------------------- the parallel chunk reader
 
 
-def _store_frames(path, chunk_frames):
-    with open_recording(path) as recording:
-        chunks = list(recording.iter_chunks(chunk_frames))
-    return np.concatenate([c.frames for c in chunks]), np.concatenate([c.timestamps for c in chunks])
-
-
-def _fast_frames(path, chunk_frames):
-    from thermalcount.runtime.offline import _parallel_decoded_chunks
-
-    with open_recording(path) as recording:
-        chunks = _parallel_decoded_chunks(recording, chunk_frames)
-        assert chunks is not None
-        chunks = list(chunks)
-    starts = [c.start for c in chunks]
-    assert starts == sorted(set(starts)) and starts[0] == 0
-    return np.concatenate([c.frames for c in chunks]), np.concatenate([c.timestamps for c in chunks])
-
-
-@pytest.mark.parametrize("chunk_frames", [1, 300, 65536])
-def test_parallel_reader_gives_the_store_frames_bit_for_bit(single, chunk_frames):
-    frames, times = _fast_frames(single, chunk_frames)
-    expected_frames, expected_times = _store_frames(single, 4096)
-    assert frames.shape == (3600, 8, 8)  # not a multiple of the 256-frame HDF5 chunk
-    np.testing.assert_array_equal(frames.view(np.uint32), expected_frames.view(np.uint32))
-    np.testing.assert_array_equal(times, expected_times)
-
-
-def test_parallel_reader_honours_chunks_stored_without_a_filter(tmp_path):
+def test_a_recording_stored_with_another_filter_is_counted(tmp_path, model_path):
     import h5py
-
-    path = _recording_with_one_crossing(tmp_path / "r.h5")
-    with h5py.File(path, "r+") as f:
-        dataset = f["frames"]
-        per_chunk = dataset.chunks[0]
-        original = dataset[:per_chunk]
-        planes = original.reshape(-1).view(np.uint8).reshape(-1, 4).T.copy()
-        # Filter mask bit 1: deflate skipped (HDF5 does this when deflate does not shrink a chunk).
-        dataset.id.write_direct_chunk((0, 0, 0), planes.tobytes(), filter_mask=0b10)
-    np.testing.assert_array_equal(_fast_frames(path, 1000)[0][:per_chunk], original)
-    np.testing.assert_array_equal(_store_frames(path, 1000)[0], _fast_frames(path, 1000)[0])
-
-
-def test_other_layouts_fall_back_to_the_store_reader(tmp_path, model_path):
-    import h5py
-
-    from thermalcount.runtime.offline import _parallel_decoded_chunks
 
     path = _recording_with_one_crossing(tmp_path / "r.h5", nan_frames=(7,))
     with h5py.File(path, "r+") as f:
@@ -257,8 +213,6 @@ def test_other_layouts_fall_back_to_the_store_reader(tmp_path, model_path):
         del f["frames"]
         f.create_dataset("frames", data=frames, chunks=(100, 8, 8), compression="lzf",
                          maxshape=(None, 8, 8))
-    with open_recording(path) as recording:
-        assert _parallel_decoded_chunks(recording, 1000) is None
     result = CliRunner().invoke(cli, ["count", path, "--model", model_path, "--json"])
     assert [e["direction"] for e in json.loads(result.stdout)["events"]] == ["in"]
     assert "1 frame(s) held NaN or infinite values (first: frame 7)" in result.stderr

@@ -526,6 +526,34 @@ def test_process_in_chunks_equals_update_per_frame(runs, steps, cuts, flip, back
     assert batch.finish() == stepwise.finish()
 
 
+
+@pytest.mark.parametrize("scenario", ["mixed", "following", "warm_object"])
+def test_process_equals_update_on_the_default_models_states_of_a_simulated_doorway(scenario):
+    """The two paths (count's process, the live loop's update) pinned together on real
+    model output: the default model's states of a simulated recording, cut unevenly."""
+    from thermalcount.model.loader import Model
+    from thermalcount.sensors.sim.simulator import simulate
+
+    recording = simulate(12_000, scenario, seed=41)
+    model = Model.load("default", backend="numpy")
+    model.start_stream(10.0)
+    states = model.infer_states(recording.frames)
+    times = np.arange(len(states)) / 10.0
+    stepwise, batch = Counter(model.meanings), Counter(model.meanings)
+    expected = []
+    for time, state in zip(times, states):
+        expected += stepwise.update(time, state)
+    expected += stepwise.finish()
+    got = []
+    bounds = [0, 1, 700, 4096, 4097, 9000, len(states)]
+    for start, stop in zip(bounds, bounds[1:]):
+        got += batch.process(times[start:stop], states[start:stop], start_frame=start)
+    got += batch.finish()
+    assert len(expected) >= 10 and got == expected
+    assert batch.drain_warnings() == stepwise.drain_warnings()
+    assert (batch.entries, batch.exits, batch.occupancy) == (stepwise.entries, stepwise.exits, stepwise.occupancy)
+
+
 def test_pending_warnings_are_bounded():
     from thermalcount.runtime.counter import MAX_PENDING_WARNINGS
 

@@ -225,6 +225,7 @@ def _without_timing(report):
 
 
 def test_suite_run_is_deterministic_and_scores_what_count_scores(tmp_path):
+    from thermalcount.evaluation.scoring import score_result
     from thermalcount.runtime.offline import count_recording
 
     models = given_model("default")
@@ -234,8 +235,8 @@ def test_suite_run_is_deterministic_and_scores_what_count_scores(tmp_path):
     assert [f["name"] for f in first["families"]] == ["following", "fps1"]  # suite order
     recording = first["families"][0]["recordings"][1]
     direct = count_recording(recording["path"])
-    assert direct.score["overall"]["f1"] == recording["f1"]
-    scores = [count_recording(r["path"]).score for f in first["families"] for r in f["recordings"]]
+    assert score_result(direct)["overall"]["f1"] == recording["f1"]
+    scores = [score_result(count_recording(r["path"])) for f in first["families"] for r in f["recordings"]]
     assert first["totals"]["overall"] == aggregate(scores)["overall"]
 
 

@@ -47,7 +47,7 @@ SPECS = {
 def _train(spec, clusters=4, seed=3):
     sources = [ArraySource(simulate(6000, "single", seed=seed).frames, "a"),
                ArraySource(simulate(6000, "busy", seed=seed + 1).frames, "b")]
-    return train_model(sources, TrainOptions(clusters=clusters, epochs=3, seed=seed, preprocessing=spec))
+    return train_model(sources, TrainOptions(latent=4, clusters=clusters, epochs=3, seed=seed, preprocessing=spec))
 
 
 @pytest.fixture(scope="module", params=sorted(SPECS))

@@ -236,9 +236,29 @@ def test_bad_files_raise_recording_error_and_stay_untouched(tmp_path, name):
     assert sha256(path) == before
     if name == "no frames":
         return  # a valid recording that is still empty: appending to it is fine
-    with pytest.raises(OutputPathError):
+    # Appending opens the file once, locked, and says what the reader says about it.
+    with pytest.raises(OutputPathError, match=f"^cannot append: .*({message})") as refused:
         RecordingWriter(path, append=True, fps=10)
+    assert "\n" not in str(refused.value)
     assert sha256(path) == before
+
+
+def test_append_opens_and_checks_the_file_once(tmp_path, monkeypatch):
+    path = write_recording(tmp_path / "rec.h5", frames_like(300), fps=10.0)
+    opened = []
+    real_file = h5py.File
+
+    def counting_file(*args, **kwargs):
+        opened.append(args[1] if len(args) > 1 else kwargs.get("mode"))
+        return real_file(*args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", counting_file)
+    with RecordingWriter(path, append=True, fps=10.0) as writer:
+        writer.append(frames_like(1)[0], 1e9)
+    assert opened == ["r+"]
+    monkeypatch.undo()
+    with open_recording(path) as rec:
+        assert rec.n_frames == 301
 
 
 def test_missing_file_and_directory(tmp_path):

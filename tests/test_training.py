@@ -121,18 +121,25 @@ def test_new_preprocessing_options_need_the_mean_background():
 
 
 # --- training -----------------------------------------------------------------------------
+def _plain_options(**options):
+    """A small model as TrainOptions() made one before its defaults became the default model's
+    recipe: latent 4, the frame-mean background and clipping alone. The figures below were
+    measured on such models (the recipe's tests are in test_default_model.py)."""
+    return TrainOptions(latent=4, preprocessing=Preprocessing(), **options)
+
+
 @pytest.fixture(scope="module")
 def small_result():
-    return train_model(_sources(), TrainOptions(clusters=4, epochs=10, seed=5))
+    return train_model(_sources(), _plain_options(clusters=4, epochs=10, seed=5))
 
 
 def test_same_data_and_seed_give_the_same_model_bytes(tmp_path, small_result):
-    again = train_model(_sources(), TrainOptions(clusters=4, epochs=10, seed=5))
+    again = train_model(_sources(), _plain_options(clusters=4, epochs=10, seed=5))
     again.model.created = small_result.model.created
     save_model(small_result.model, tmp_path / "a.npz")
     save_model(again.model, tmp_path / "b.npz")
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
-    other = train_model(_sources(), TrainOptions(clusters=4, epochs=1, seed=6))
+    other = train_model(_sources(), _plain_options(clusters=4, epochs=1, seed=6))
     assert not np.array_equal(other.model.weights["enc1.weight"], small_result.model.weights["enc1.weight"])
 
 
@@ -206,7 +213,7 @@ def test_model_file_round_trip(tmp_path, small_result):
 
 
 def test_columns_travel_axis_is_found_and_can_be_forced():
-    result = train_model(_sources(seed=10, travel_axis="columns"), TrainOptions(clusters=5, epochs=6, seed=1))
+    result = train_model(_sources(seed=10, travel_axis="columns"), _plain_options(clusters=5, epochs=6, seed=1))
     assert result.model.travel_axis == "columns"
     assert result.travel_evidence["blob_variance_columns"] > result.travel_evidence["blob_variance_rows"]
     names = {s["name"]: s for s in result.model.states}
@@ -216,14 +223,14 @@ def test_columns_travel_axis_is_found_and_can_be_forced():
     low = result.decoded_c[names["low"]["cluster"]]
     assert low[:, :4].sum() > low[:, 4:].sum()
     forced = train_model(_sources(seed=10, travel_axis="columns"),
-                         TrainOptions(clusters=3, epochs=1, seed=1, travel_axis="rows"))
+                         _plain_options(clusters=3, epochs=1, seed=1, travel_axis="rows"))
     assert forced.model.travel_axis == "rows" and forced.travel_evidence == {"forced": True}
 
 
 def test_lateral_sort_auto_follows_the_travel_axis_found():
     spec = Preprocessing(lateral_sort="auto", clip_low=1.0)
     result = train_model(_sources(seed=10, n=2000, travel_axis="columns"),
-                         TrainOptions(clusters=3, epochs=1, seed=1, preprocessing=spec))
+                         TrainOptions(latent=4, clusters=3, epochs=1, seed=1, preprocessing=spec))
     assert result.model.travel_axis == "columns" and result.model.preprocessing.lateral_sort == "columns"
 
 
@@ -383,12 +390,29 @@ def test_train_cli_end_to_end(tmp_path):
     assert len(empty.output.strip().splitlines()) == 1
 
 
-def test_train_command_defaults_follow_the_default_model_recipe():
-    """`thermalcount train` without options trains what the accuracy suite validated."""
-    from thermalcount.cli import train_cmd
-    from thermalcount.training import default
+def test_train_command_defaults_are_the_default_models_recipe(tmp_path, monkeypatch):
+    """One definition of the training defaults: `train` without options trains as the shipped
+    model was trained (training/recipe.py), and so does TrainOptions()."""
+    import thermalcount.training.train as training
+    from thermalcount.training.default import default_options
+    from thermalcount.training.recipe import CLUSTERS_RANGE, LATENT_RANGE
 
-    assert train_cmd.DEFAULT_CLUSTERS == default.CLUSTERS
-    for key, value in train_cmd.DEFAULT_PREPROCESSING.items():
-        assert default.PREPROCESSING[key] == value, key
-    assert default.PREPROCESSING.get("lateral_sort") == "auto"
+    captured = {}
+
+    def capture(paths, out, options, **_):
+        captured["options"] = options
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(training, "train", capture)
+    recording = write_recording(tmp_path / "r.h5", simulate(200, "single", seed=1).frames)
+    result = CliRunner().invoke(cli, ["train", str(recording), "-o", str(tmp_path / "m.npz")])
+    assert str(result.exception) == "captured", result.output
+    recipe = default_options()
+    for options in (captured["options"], TrainOptions()):
+        assert (options.latent, options.clusters) == (recipe.latent, recipe.clusters)
+        assert options.preprocessing == recipe.preprocessing
+    for name, (low, high) in (("--latent", LATENT_RANGE), ("--clusters", CLUSTERS_RANGE)):
+        outside = CliRunner().invoke(cli, ["train", str(recording), "-o", str(tmp_path / "m.npz"), name, str(high + 1)])
+        assert outside.exit_code == 2 and f"{low}<=x<={high}" in outside.output
+        with pytest.raises(TrainingError, match=f"between {low} and {high}"):
+            TrainOptions(**{name[2:]: high + 1}).check()

@@ -43,34 +43,36 @@ def count(recording, model_path, backend, flip, orientation, as_json, chunk_fram
       thermalcount count doorway.h5 --orientation rotate=90
       thermalcount count sim.h5 --json --backend numpy
     """
+    from thermalcount.evaluation.scoring import score_result
     from thermalcount.runtime.offline import count_recording
 
     result = count_recording(recording, model=None if model_path == "default" else model_path,
                              backend=backend, flip=flip, orientation=orientation, chunk_frames=chunk_frames)
+    score = score_result(result)
     if result.axis is not None and result.axis.auto:
         click.echo(result.axis.describe(), err=True)
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if as_json:
-        click.echo(json.dumps(result.to_json()))
+        click.echo(json.dumps(result.to_json(score)))
     elif sys.stdout.isatty():
-        _print_rich(result)
+        _print_rich(result, score)
     else:
-        _print_plain(result)
+        _print_plain(result, score)
 
 
-def _print_plain(result) -> None:
+def _print_plain(result, score) -> None:
     for event in result.events:
         click.echo(f"{event.direction:<3} frame {event.frame} time {event.time:.2f} "
                    f"occupancy {event.occupancy}")
     click.echo(f"entries {result.entries} exits {result.exits} occupancy {result.occupancy} "
                f"({result.frames} frames, backend {result.backend}, {_rate(result)})")
-    if result.score is not None:
-        for line in _score_lines(result.score):
+    if score is not None:
+        for line in _score_lines(score):
             click.echo(line)
 
 
-def _print_rich(result) -> None:
+def _print_rich(result, score) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -89,17 +91,17 @@ def _print_rich(result) -> None:
     console.print(f"[bold]entries {result.entries}  exits {result.exits}  occupancy "
                   f"{result.occupancy}[/]  ({result.frames} frames, backend {result.backend}, "
                   f"{_rate(result)})")
-    if result.score is not None:
+    if score is not None:
         table = Table(title=f"Score against {result.truth_events} ground-truth events "
-                            f"(±{result.score['tolerance_s']:g} s)")
+                            f"(±{score['tolerance_s']:g} s)")
         for column in ("", "precision", "recall", "F1", "tp", "fp", "fn"):
             table.add_column(column, justify="right")
         for key in ("in", "out", "overall"):
-            row = result.score[key]
+            row = score[key]
             table.add_row(key, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
                           str(row["tp"]), str(row["fp"]), str(row["fn"]))
         console.print(table)
-        console.print(f"net count error {result.score['net_count_error']:+d}")
+        console.print(f"net count error {score['net_count_error']:+d}")
 
 
 def _score_lines(score: dict) -> list:

@@ -55,10 +55,10 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
     from thermalcount.errors import OutputPathError
     from thermalcount.store.record import RecordStats, record as record_frames
     from thermalcount.sensors import open_sensor
-    from thermalcount.store import RecordingWriter, check_output_path
+    from thermalcount.store import RecordingWriter, check_recording_path
 
     # Refuse a bad output before touching the sensor, so nothing is created or truncated.
-    existed = check_output_path(out_path, append=append, overwrite=overwrite)
+    existed = check_recording_path(out_path, append=append, overwrite=overwrite)
     if sensor_spec.startswith("replay:"):
         from thermalcount.support.safe_files import refuse_same_file
 

@@ -5,21 +5,19 @@ from __future__ import annotations
 import click
 
 from thermalcount.cli.options import FiniteFloat, SEED
-
-# The recipe the accuracy suite validated (thermalcount/training/default.py), as plain
-# literals: importing the training package here would load numpy for every --help.
-DEFAULT_CLUSTERS = 16
-DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=0.65, clip_high=2.5, pattern_seconds=60.0)
+# The defaults are the default model's recipe, the one definition of them (plain literals:
+# reading them costs no numpy for --help).
+from thermalcount.training.recipe import CLUSTERS, CLUSTERS_RANGE, LATENT, LATENT_RANGE, PREPROCESSING
 
 
 @click.command()
 @click.argument("recordings", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Model file to write (e.g. model.npz).")
-@click.option("--latent", default=4, show_default=True, type=click.IntRange(2, 16),
+@click.option("--latent", default=LATENT, show_default=True, type=click.IntRange(*LATENT_RANGE),
               help="Size of the embedding (3-5 recommended).")
 # 16 clusters, not the original design's 3: with 3, k-means merges the edge positions and
 # the counter cannot tell a direction (docs/model.md, "What each change bought").
-@click.option("--clusters", default=DEFAULT_CLUSTERS, show_default=True, type=click.IntRange(2, 16),
+@click.option("--clusters", default=CLUSTERS, show_default=True, type=click.IntRange(*CLUSTERS_RANGE),
               help="Number of k-means clusters: positions along the door line, one or two people, empty.")
 @click.option("--epochs", default=None, type=click.IntRange(min=1), help="Passes over the data [default: enough for ~3000 steps].")
 @click.option("--batch-size", default=512, show_default=True, type=click.IntRange(min=8), help="Frames per optimiser step.")
@@ -31,21 +29,21 @@ DEFAULT_PREPROCESSING = dict(blur=0.5, contrast_skin=33.0, clip_low=0.65, clip_h
               help="Per-frame background removal inside the model: mean of all pixels, mean of the coolest --lowest-pixels, or none.")
 @click.option("--lowest-pixels", default=48, show_default=True, type=click.IntRange(1, 64),
               help="How many of the coolest pixels --background lowest averages.")
-@click.option("--lateral-sort", default="auto", show_default=True,
+@click.option("--lateral-sort", default=PREPROCESSING["lateral_sort"], show_default=True,
               type=click.Choice(["auto", "rows", "columns", "none"]),
               help="Sort each line across the travel axis warmest first, so where along the door a person "
                    "walks does not matter (auto: across the travel axis found).")
-@click.option("--blur", default=DEFAULT_PREPROCESSING["blur"], show_default=True, type=FiniteFloat(0, 1),
+@click.option("--blur", default=PREPROCESSING["blur"], show_default=True, type=FiniteFloat(0, 1),
               help="Weight of each of the 4 neighbours in a spatial smoothing (0: none).")
-@click.option("--contrast-skin", default=DEFAULT_PREPROCESSING["contrast_skin"], show_default=True,
+@click.option("--contrast-skin", default=PREPROCESSING["contrast_skin"], show_default=True,
               type=FiniteFloat(min=0),
               help="Skin temperature for contrast normalisation in warm rooms, °C (0: off).")
-@click.option("--clip-low", default=DEFAULT_PREPROCESSING["clip_low"], show_default=True, type=FiniteFloat(),
+@click.option("--clip-low", default=PREPROCESSING["clip_low"], show_default=True, type=FiniteFloat(),
               help="°C above background below which a pixel counts as background.")
-@click.option("--clip-high", default=DEFAULT_PREPROCESSING["clip_high"], show_default=True, type=FiniteFloat(),
+@click.option("--clip-high", default=PREPROCESSING["clip_high"], show_default=True, type=FiniteFloat(),
               help="°C above background at which a warm pixel is capped (makes warm rooms look like cool ones).")
 @click.option("--no-clip", is_flag=True, help="Do not clip residuals (fastest graph, less robust across rooms).")
-@click.option("--pattern-seconds", default=DEFAULT_PREPROCESSING["pattern_seconds"], show_default=True,
+@click.option("--pattern-seconds", default=PREPROCESSING["pattern_seconds"], show_default=True,
               type=FiniteFloat(min=0),
               help="Time constant of the per-pixel background each stream learns (fixed pattern, static "
                    "warm objects), s (0: off).")

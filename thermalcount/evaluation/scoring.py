@@ -80,4 +80,12 @@ def score_events(predicted: Iterable, truth: Iterable,
     return result
 
 
-__all__ = ["score_events", "match_times", "DEFAULT_TOLERANCE_S"]
+def score_result(result, tolerance: float = DEFAULT_TOLERANCE_S):
+    """The score of an offline count (:class:`~thermalcount.runtime.offline.CountResult`)
+    against its recording's ground truth, or None when the recording has none."""
+    if not result.has_truth:
+        return None
+    return score_events(result.events, result.truth, tolerance)
+
+
+__all__ = ["score_events", "score_result", "match_times", "DEFAULT_TOLERANCE_S"]

@@ -199,7 +199,7 @@ def trained_on_default_recipe(metadata: dict) -> bool:
     """True when the model's training summary names exactly the default recipe's sources."""
     import json
 
-    from thermalcount.training.default import source_names
+    from thermalcount.training.recipe import source_names
 
     try:
         names = [entry["name"] for entry in json.loads(metadata.get("training", "{}")).get("files", [])]
@@ -211,14 +211,14 @@ def trained_on_default_recipe(metadata: dict) -> bool:
 def default_model_recordings() -> list:
     """[(scenario, seed, room, keywords)] the embedded default model was trained on.
 
-    Read from ``thermalcount.training.default.RECIPE`` as ``default_sources()`` builds it
+    Read from ``thermalcount.training.recipe.RECIPE`` as ``default_sources()`` builds it
     (seed ``SEED + index``; the room is the seed unless the recipe names one).
     """
-    from thermalcount.training import default
+    from thermalcount.training.recipe import RECIPE, SEED
 
     out = []
-    for index, (scenario, _frames, keywords) in enumerate(default.RECIPE):
-        seed = default.SEED + index
+    for index, (scenario, _frames, keywords) in enumerate(RECIPE):
+        seed = SEED + index
         out.append((scenario, seed, int(keywords.get("room", seed)), dict(keywords)))
     return out
 
@@ -429,6 +429,7 @@ def run_suite(models: ModelSet, *, size: str = "ci", families=None, keep: Option
 def _run_family(item: Family, model: EvalModel, size: str, folder: Path, kept: bool, tolerance: float,
                 say: Callable[[str], None]) -> tuple:
     """(the family's part of the report, its per-recording scores)."""
+    from thermalcount.evaluation.scoring import score_result
     from thermalcount.runtime.offline import count_recording
 
     began = time.perf_counter()
@@ -439,8 +440,9 @@ def _run_family(item: Family, model: EvalModel, size: str, folder: Path, kept: b
         say(f"{item.name}: recording {index + 1}/{len(specs)} ({spec.frames:,} frames, "
             f"seed {spec.seed}, room {spec.room})")
         facts = write_recording(spec, path)
-        counted = count_recording(path, model=model.path, tolerance=tolerance)
-        score = dict(counted.score, errors=error_kinds(counted.events, counted.truth, counted.score, tolerance))
+        counted = count_recording(path, model=model.path)
+        score = score_result(counted, tolerance)
+        score = dict(score, errors=error_kinds(counted.events, counted.truth, score, tolerance))
         scores.append(score)
         facts.update(path=str(path) if kept else None, f1=score["overall"]["f1"],
                      net_count_error=score["net_count_error"], true_events=counted.truth_events,

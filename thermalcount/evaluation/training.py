@@ -39,11 +39,11 @@ ONE_ROOM_DRIFT = 1.0
 
 def training_plan() -> dict:
     """model name -> [(scenario, frames, seed, room, simulator keywords)], deterministic."""
-    from thermalcount.training import default
+    from thermalcount.training.recipe import RECIPE
 
     plan = {"rows": [], "columns": [], "one_room": []}
     one_room_ambient = room_ambient(ONE_ROOM_SCENARIO, ONE_ROOM)
-    for index, (scenario, frames, keywords) in enumerate(default.RECIPE):
+    for index, (scenario, frames, keywords) in enumerate(RECIPE):
         base = {k: v for k, v in keywords.items() if k != "room"}
         plan["rows"].append((scenario, frames, TRAIN_SEEDS["rows"] + index, TRAIN_ROOMS["rows"] + index,
                              dict(base, travel_axis="rows")))

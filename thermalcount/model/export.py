@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thermalcount.errors import ModelError, OutputPathError
+from thermalcount.errors import ModelError
 from thermalcount.model.graph import build_graph, write_atomically
 from thermalcount.model.trained_file import load_model
 
@@ -14,11 +14,10 @@ from thermalcount.model.trained_file import load_model
 def export_model(model_path, out, *, overwrite: bool = False):
     """Model file -> one fused ONNX graph at ``out``; returns the ``onnx.ModelProto``."""
     from thermalcount.model.loader import Model
-    from thermalcount.support.safe_files import check_output_kind, refuse_same_file
+    from thermalcount.support.safe_files import check_output_path, refuse_same_file
 
     out = Path(out)
-    if check_output_kind(out) and not overwrite:
-        raise OutputPathError(f"{out} already exists; pass --overwrite to replace it")
+    check_output_path(out, overwrite=overwrite)
     refuse_same_file(model_path, out, "model")
     model = load_model(model_path)
     broken = sorted(name for name, array in model.weights.items()

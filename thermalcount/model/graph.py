@@ -353,11 +353,10 @@ def save_graph(model, path, *, overwrite: bool = False) -> Path:
 def write_atomically(path, data: bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to a temporary file beside ``path`` and rename it into place, so a crash
     never leaves a half-written model; OutputPathError if ``path`` exists and not ``overwrite``."""
-    from thermalcount.support.safe_files import check_output_kind, write_bytes_atomically
+    from thermalcount.support.safe_files import check_output_path, write_bytes_atomically
 
     path = Path(path)
-    if check_output_kind(path) and not overwrite:
-        raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
+    check_output_path(path, overwrite=overwrite)
     blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise OutputPathError(f"cannot write {path}: {blocking} is a file, not a folder; choose another --out")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from thermalcount import __version__
-from thermalcount.errors import ModelError, OutputPathError
+from thermalcount.errors import ModelError
 from thermalcount.model.contract import exported_metadata
 from thermalcount.model.graph import WEIGHT_NAMES, write_atomically
 from thermalcount.model.preprocessing import Preprocessing
@@ -68,11 +68,10 @@ class TrainedModel:
 
 def save_model(model: TrainedModel, path, *, overwrite: bool = False) -> Path:
     """Write the model file atomically; OutputPathError if it exists and not ``overwrite``."""
-    from thermalcount.support.safe_files import check_output_kind
+    from thermalcount.support.safe_files import check_output_path
 
     path = Path(path)
-    if check_output_kind(path) and not overwrite:  # before the work of packing the archive
-        raise OutputPathError(f"{path} already exists; pass --overwrite to replace it")
+    check_output_path(path, overwrite=overwrite)  # before the work of packing the archive
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         members = {name: np.ascontiguousarray(array, dtype=np.float32) for name, array in model.weights.items()}

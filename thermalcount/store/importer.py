@@ -20,7 +20,7 @@ import numpy as np
 
 from thermalcount.errors import ImportFormatError
 from thermalcount.support.safe_files import refuse_same_file
-from thermalcount.store import PIXEL_RANGE_C, RecordingWriter, check_output_path
+from thermalcount.store import PIXEL_RANGE_C, RecordingWriter, check_recording_path
 
 #: Timestamps beyond +-10^10 s (the year 2286) are no clock's; they overflow date conversion.
 MAX_UNIX_SECONDS = 1e10
@@ -54,7 +54,7 @@ def import_frames(source, out, *, fps: float = 10.0, events_path=None,
         raise ImportFormatError(f"{source} does not exist or is not a file")
     if not (fps > 0 and math.isfinite(fps)):
         raise ImportFormatError(f"--fps must be a positive number, not {fps}")
-    check_output_path(out, overwrite=overwrite, can_append=False)
+    check_recording_path(out, overwrite=overwrite, can_append=False)
     refuse_same_file(source, out)
     if events_path is not None:
         refuse_same_file(events_path, out, "events file")

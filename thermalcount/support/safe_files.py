@@ -77,6 +77,42 @@ def check_output_kind(path) -> bool:
     return True
 
 
+def check_output_path(path, *, overwrite: bool = False, append: bool = False, can_append: bool = False,
+                      other_name: bool = False, in_place: bool = False) -> bool:
+    """Raise OutputPathError unless ``path`` may be written; return whether it exists.
+
+    The one "already exists" check of every command that writes a file: ``path`` must be
+    missing, or a regular file the user allowed to be replaced (``overwrite``) or added to
+    (``append``). ``can_append``: the message offers --append too; ``other_name``: it ends
+    with ", or choose another name". ``in_place`` (the frame store): an existing file is
+    written where it is, so it must be writable and not in use, and no folder is created,
+    so the folder must exist. Cheap and touches nothing: commands call it before opening a
+    sensor or hours of work, and again where they write.
+    """
+    path = Path(path)
+    if append and overwrite:
+        raise OutputPathError("choose either --append or --overwrite, not both")
+    exists = check_output_kind(path)  # refuses directories, FIFOs, devices
+    if exists and not (append or overwrite):
+        options = "pass --append to add frames to it or --overwrite" if can_append else "pass --overwrite"
+        alternative = ", or choose another name" if other_name else ""
+        raise OutputPathError(f"{path} already exists; {options} to replace it{alternative}")
+    if in_place and exists:
+        if not os.access(path, os.W_OK):
+            raise OutputPathError(f"cannot write {path}: permission denied")
+        check_not_in_use(path)  # another program's lock, found without opening it for writing
+    elif in_place:
+        parent = path.parent
+        if parent.exists() and not parent.is_dir():
+            raise OutputPathError(f"cannot write {path}: {parent} is a file, not a folder; choose another --out")
+        if not parent.is_dir():
+            raise OutputPathError(f"cannot write {path}: folder {parent} does not exist; create it or "
+                                  "choose another --out")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputPathError(f"cannot write {path}: permission denied in {parent}")
+    return exists
+
+
 def same_file(first, second) -> bool:
     """True when both paths name the same file (also through a symlink or a hard link)."""
     try:

@@ -1,4 +1,5 @@
-"""The recipe of the default model shipped in ``thermalcount/data/default_model.onnx``.
+"""Training the default model shipped in ``thermalcount/data/default_model.onnx`` from its
+recipe (:mod:`thermalcount.training.recipe`).
 
 Trained on simulated doorways only (several scenario families, rooms, ambients and both
 frame rates), small and fast on purpose so that a test can re-train it in seconds and check
@@ -11,51 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from thermalcount.model.preprocessing import Preprocessing
-
-SEED = 2024
-#: 16 clusters: with the lateral sort the person clusters spread over positions along the
-#: travel axis AND over one/two people (docs/model.md, "What each change bought").
-CLUSTERS = 16
-LATENT = 5
-EPOCHS = 50
-#: Remove each pixel's slow background (60 s), sort each line across the travel axis, smooth,
-#: normalise contrast by the room temperature, then the noise floor 0.8 and the cap 2.5 in
-#: 21 °C-room units (docs/model.md).
-PREPROCESSING = dict(lateral_sort="auto", blur=0.5, contrast_skin=33.0, clip_low=0.65, clip_high=2.5,
-                     pattern_seconds=60.0, gain_first=True)
-#: (scenario, frames, simulator keywords): rooms differ by seed (fixed pattern, ambient
-#: jitter). Pairs (following, passing, busy) make up much of it so that k-means has enough
-#: two-people frames to give them clusters of their own. The first entry must stay a 10 FPS
-#: room at its own temperature: the accuracy suite's +5 °C check warms that room up.
-RECIPE = (
-    ("single", 4000, {}),
-    ("busy", 8000, {}),
-    ("following", 8000, {"reverse": True}),
-    ("passing", 8000, {}),
-    ("lingering", 3000, {"reverse": True}),
-    ("turnback", 3000, {}),
-    ("low_contrast", 3000, {}),
-    ("warm_room", 4000, {}),
-    ("drift", 3000, {}),
-    ("single", 3000, {"ambient": 18.0}),
-    ("single", 600, {"fps": 1.0}),
-    ("following", 5000, {"ambient": 25.0}),
-    ("passing", 5000, {"ambient": 19.0, "reverse": True}),
-    ("warm_object", 3000, {}),
-)
-
-
-def source_names() -> list:
-    """The names of the recipe's sources, as the model's training summary records them
-    (without simulating the frames)."""
-    names = []
-    for index, (scenario, _frames, keywords) in enumerate(RECIPE):
-        label = ",".join(f"{k}={v}" for k, v in sorted(keywords.items()))
-        names.append(f"sim:{scenario}:seed={SEED + index}" + (f":{label}" if label else ""))
-    return names
+from thermalcount.training.recipe import CLUSTERS, EPOCHS, LATENT, PREPROCESSING, RECIPE, SEED, source_names
 
 
 def default_sources():
@@ -69,6 +26,7 @@ def default_sources():
 
 
 def default_options():
+    from thermalcount.model.preprocessing import Preprocessing
     from thermalcount.training.train import TrainOptions
 
     return TrainOptions(latent=LATENT, clusters=CLUSTERS, epochs=EPOCHS, seed=SEED, travel_axis="auto",
@@ -95,7 +53,7 @@ def build_default_model(out, *, model_file=None, overwrite: bool = True):
     return result
 
 
-def fixed_check_frames(n: int = 2000) -> np.ndarray:
+def fixed_check_frames(n: int = 2000):
     """Frames the default-model test compares the shipped file on (not training frames)."""
     from thermalcount.sensors.sim.simulator import simulate
 

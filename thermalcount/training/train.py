@@ -22,6 +22,7 @@ from thermalcount.model.rules import EDGE_TEST, FRAME_TEST, FrameRules, rule_sta
 from thermalcount.model.preprocessing import Preprocessing
 from thermalcount.training import require_training_stack
 from thermalcount.model.trained_file import TrainedModel, save_model
+from thermalcount.training.recipe import CLUSTERS, CLUSTERS_RANGE, LATENT, LATENT_RANGE, PREPROCESSING
 
 MIN_FRAMES = 100
 MIN_STEPS = 3000  # auto epochs: at least this many optimiser steps in total
@@ -29,17 +30,24 @@ MAX_AUTO_EPOCHS = 60
 TIMELINE_FRAMES = 1200
 
 
+def recipe_preprocessing() -> Preprocessing:
+    """The preprocessing the default model was trained with (training/recipe.py)."""
+    return Preprocessing(**PREPROCESSING)
+
+
 @dataclass
 class TrainOptions:
-    latent: int = 4
-    clusters: int = 3
+    """How to train; the defaults are the default model's recipe (training/recipe.py)."""
+
+    latent: int = LATENT
+    clusters: int = CLUSTERS
     epochs: Optional[int] = None  # None: enough for MIN_STEPS steps, 2..MAX_AUTO_EPOCHS
     batch_size: int = 512
     seed: int = 0
     val_split: float = 0.1
     travel_axis: str = "auto"
     learning_rate: float = 3e-3
-    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    preprocessing: Preprocessing = field(default_factory=recipe_preprocessing)
     chunk_frames: int = 16384
     sample_size: int = 50_000
     #: Add the frame rules to the model (thermalcount.model.rules): someone just outside the
@@ -48,10 +56,12 @@ class TrainOptions:
     frame_rules: bool = True
 
     def check(self) -> None:
-        if not 2 <= self.latent <= 16:
-            raise TrainingError(f"--latent must be between 2 and 16 (the design uses 3-5), got {self.latent}")
-        if not 2 <= self.clusters <= 16:
-            raise TrainingError(f"--clusters must be between 2 and 16 (3 = empty/low/high), got {self.clusters}")
+        if not LATENT_RANGE[0] <= self.latent <= LATENT_RANGE[1]:
+            raise TrainingError(f"--latent must be between {LATENT_RANGE[0]} and {LATENT_RANGE[1]} "
+                                f"(the design uses 3-5), got {self.latent}")
+        if not CLUSTERS_RANGE[0] <= self.clusters <= CLUSTERS_RANGE[1]:
+            raise TrainingError(f"--clusters must be between {CLUSTERS_RANGE[0]} and {CLUSTERS_RANGE[1]} "
+                                f"(3 = empty/low/high), got {self.clusters}")
         if self.epochs is not None and self.epochs < 1:
             raise TrainingError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 8:
@@ -207,13 +217,12 @@ def train_model(sources, options: Optional[TrainOptions] = None,
 def train(paths, out, options: Optional[TrainOptions] = None, *, plots=None, overwrite: bool = False,
           on_progress=None) -> TrainingResult:
     """Train on recording files, write the model file to ``out`` (and PNGs to ``plots``)."""
-    from thermalcount.support.safe_files import check_output_kind, refuse_same_file
+    from thermalcount.support.safe_files import check_output_path, refuse_same_file
 
     out = Path(out)
     if out.is_dir():
         raise OutputPathError(f"{out} is a directory; give --out a file name such as model.npz")
-    if check_output_kind(out) and not overwrite:
-        raise OutputPathError(f"{out} already exists; pass --overwrite to replace it")
+    check_output_path(out, overwrite=overwrite)
     for path in paths:  # before hours of training, not at the end
         refuse_same_file(path, out, "recording")
     result = train_model([Path(p) for p in paths], options, on_progress=on_progress)
