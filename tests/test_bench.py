@@ -60,7 +60,7 @@ def test_all_backends_with_torch_json_schema():
     assert set(report["head_to_head"]) == {"inference.onnxruntime", "inference.numpy", "ort_bound.floor"}
     assert set(report["whole_frame_alone"]) == {"whole_frame.onnxruntime", "whole_frame.numpy"}
     # torch runs last, in its own loop with the runtime and the floors.
-    assert set(report["with_torch"]) == {"torch_original", "inference.onnxruntime", "inference.numpy",
+    assert set(report["with_torch"]) == {"torch_original", "torch_seed", "inference.onnxruntime", "inference.numpy",
                                          "ort_bound.floor", "numpy.floor"}
     assert report["comparison"]["torch_original"] == report["with_torch"]["torch_original"]
     for stats in list(report["head_to_head"].values()) + list(report["whole_frame_alone"].values()):
@@ -71,12 +71,11 @@ def test_all_backends_with_torch_json_schema():
     # Same frames, same counter: both backends count the same events.
     assert report["throughput"]["numpy"]["events"] == report["throughput"]["onnxruntime"]["events"]
     assert "startup" not in report
-    names = [t["target"] for t in report["targets"]]
-    assert any("floor" in name for name in names) and any("PyTorch" in name for name in names)
-    for target in report["targets"]:
-        assert target["met"] in (True, False)
-    # A throughput on fewer than 1M frames never meets the 1M-frame target.
-    assert all(not t["met"] for t in report["targets"] if t["target"].startswith("offline count"))
+    # Issue 17's table (tests/test_bench_targets.py checks it in detail): the rows measured in
+    # this run have a verdict; 3,000 frames cannot decide the 1M-frame count rows.
+    verdicts = {t["key"]: t["met"] for t in report["targets"]}
+    assert verdicts["graph_vs_floor"] in (True, False) and verdicts["torch_vs_graph"] in (True, False)
+    assert verdicts["count_fps"] is None and verdicts["count_peak_mib"] is None
 
 
 def test_no_torch_flag_skips_the_row_and_prints_tables():

@@ -99,7 +99,7 @@ def test_sensor_at_the_other_address_is_named():
 
 
 def test_implausible_thermistor_fails_the_frame_row():
-    from thermalcount.sensors.emulated.bus import CallableSource
+    from thermalcount.sensors.emulated.sources import CallableSource
 
     source = CallableSource(lambda i: 22.0 + np.random.default_rng(i).random((8, 8)), thermistor=-40.0)
     checks = {c.name: c for c in run_checks(DoctorOptions(sensor="emulated", emulated_source=source))}

@@ -1,4 +1,4 @@
-"""The emulated AMG8833 below smbus2: dispatcher, kernel-structure decoding, register map, faults.
+"""The emulated AMG8833 below smbus2: its file layer, kernel-structure decoding, register map, faults.
 
 These tests talk to the emulated part with the REAL ``smbus2.SMBus`` code, as the driver does.
 """
@@ -6,9 +6,9 @@ These tests talk to the emulated part with the REAL ``smbus2.SMBus`` code, as th
 from __future__ import annotations
 
 import errno
+import fcntl
 import math
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -17,9 +17,8 @@ import smbus2.smbus2 as smbus2_module
 from smbus2 import SMBus, i2c_msg
 
 from thermalcount.errors import UsageError
-from thermalcount.sensors.emulated import bus as emulated
 from thermalcount.sensors.conversions import pixels_from_bytes
-from thermalcount.sensors.emulated.bus import AMG8833Device, EmulatedI2CBus, FakeClock, register_bus, unregister_bus
+from thermalcount.sensors.emulated.bus import AMG8833Device, EmulatedI2CBus, FakeClock
 from thermalcount.sensors.emulated.faults import Disconnect, FaultPlan, Stuck
 
 ADDRESS = 0x69
@@ -39,18 +38,14 @@ def frame_index(pixels) -> int:
 
 @pytest.fixture
 def make_bus():
-    """Register emulated buses for one test and always unregister them."""
-    made = []
+    """An emulated bus with one part at ADDRESS; ``bus.smbus()`` opens a real SMBus on it."""
 
     def make(number=41, *, source=numbered_frame, faults=None, speed=None, clock=None, fps=10.0, **device_kw):
         bus = EmulatedI2CBus(number, faults=faults, speed=speed, clock=clock, fps=fps)
         bus.attach(ADDRESS, AMG8833Device(source, **device_kw))
-        made.append(register_bus(bus))
         return bus
 
-    yield make
-    for bus in made:
-        unregister_bus(bus)
+    return make
 
 
 def read_pixels(smbus: SMBus) -> bytes:
@@ -59,40 +54,34 @@ def read_pixels(smbus: SMBus) -> bytes:
     return bytes(read)
 
 
-# ------------------------------------------------------------------ dispatcher
+# ------------------------------------------------------------------ the file layer below smbus2
 
 
-def test_install_is_idempotent_and_thread_safe():
-    threads = [threading.Thread(target=emulated.install) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    emulated.install()
-    assert smbus2_module.ioctl is emulated._dispatch_ioctl
-    assert isinstance(smbus2_module.os, emulated._OsForSmbus)
-    assert smbus2_module.os.O_RDWR == os.O_RDWR  # everything else is the real os module
-
-
-def test_unemulated_paths_and_fds_reach_the_real_os(tmp_path):
-    emulated.install()
-    path = tmp_path / "plain.txt"
-    path.write_text("hello")
-    fd = smbus2_module.os.open(str(path), os.O_RDONLY)
-    try:
-        assert os.read(fd, 5) == b"hello"
-        with pytest.raises(OSError) as excinfo:  # a real ioctl on a real file: ENOTTY from the kernel
-            smbus2_module.ioctl(fd, smbus2_module.I2C_SLAVE, 0x69)
-        assert excinfo.value.errno == errno.ENOTTY
-    finally:
-        smbus2_module.os.close(fd)
+def test_the_bus_is_a_real_smbus2_running_its_own_code_and_nothing_is_patched(make_bus):
+    real_os, real_ioctl = smbus2_module.os, smbus2_module.ioctl
+    bus = make_bus()
+    with bus.smbus() as smbus:
+        assert isinstance(smbus, SMBus)
+        for name in ("open", "close", "i2c_rdwr", "read_byte_data", "write_byte_data", "_get_funcs"):
+            assert getattr(type(smbus), name).__code__ is getattr(SMBus, name).__code__  # smbus2's own lines
+        smbus.read_byte_data(ADDRESS, 0x02)
+        assert bus.stats["smbus"] == 1
+    # smbus2 itself is untouched: the module still talks to the real os and fcntl.ioctl.
+    assert smbus2_module.os is real_os is os and smbus2_module.ioctl is real_ioctl is fcntl.ioctl
     with pytest.raises(FileNotFoundError):
-        SMBus(58)  # no such bus on this machine, not emulated: the real ENOENT
+        SMBus(bus.number)  # a plain SMBus reaches the kernel, which has no such bus here
+
+
+def test_a_bus_number_other_than_its_own_is_missing(make_bus):
+    bus = make_bus(number=42)
+    with pytest.raises(FileNotFoundError):
+        bus.smbus(43)
+    assert bus.stats["opens"] == 0
 
 
 def test_each_open_gets_a_real_unique_fd(make_bus):
     bus = make_bus()
-    with SMBus(bus.number) as first, SMBus(bus.number) as second:
+    with bus.smbus() as first, bus.smbus() as second:
         assert first.fd != second.fd
         os.fstat(first.fd)  # a real descriptor
         assert first.funcs & smbus2.I2cFunc.I2C
@@ -104,13 +93,6 @@ def test_each_open_gets_a_real_unique_fd(make_bus):
     assert bus.stats["opens"] == 2
 
 
-def test_unregistered_bus_is_not_emulated_any_more(make_bus):
-    bus = make_bus(number=42)
-    unregister_bus(bus)
-    with pytest.raises(FileNotFoundError):
-        SMBus(42)
-
-
 # ------------------------------------------------------------------ transfers and registers
 
 
@@ -118,7 +100,7 @@ def test_combined_read_returns_twos_complement_pixels_in_place(make_bus):
     frame = PATTERN.copy()
     frame[2, 3], frame[7, 7] = -25.0, -0.25
     bus = make_bus(source=lambda i: (frame, -5.5))
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         smbus.write_byte_data(ADDRESS, 0x01, 0x3F)
         assert read_pixels(smbus) == bytes(128)  # first read after a reset: not valid yet
         data = read_pixels(smbus)
@@ -132,7 +114,7 @@ def test_combined_read_returns_twos_complement_pixels_in_place(make_bus):
 
 def test_speed_max_delivers_the_next_frame_on_every_pixel_read(make_bus):
     bus = make_bus()
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         read_pixels(smbus)  # invalid data right after power-on
         indices = [frame_index(pixels_from_bytes(read_pixels(smbus))) for _ in range(5)]
     assert indices == [0, 1, 2, 3, 4]
@@ -142,7 +124,7 @@ def test_speed_max_delivers_the_next_frame_on_every_pixel_read(make_bus):
 def test_real_time_frames_follow_the_device_clock(make_bus):
     clock = FakeClock()
     bus = make_bus(speed=1.0, clock=clock)
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         clock.advance(0.1)
         assert frame_index(pixels_from_bytes(read_pixels(smbus))) == 0
         clock.advance(0.05)
@@ -161,7 +143,7 @@ def test_real_time_frames_follow_the_device_clock(make_bus):
 def test_speed_scales_device_time(make_bus):
     clock = FakeClock()
     bus = make_bus(speed=10.0, clock=clock)
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         clock.advance(0.1)  # one real tenth of a second = ten device frames
         assert frame_index(pixels_from_bytes(read_pixels(smbus))) == 9
 
@@ -169,7 +151,7 @@ def test_speed_scales_device_time(make_bus):
 def test_register_map_reset_and_read_only(make_bus):
     bus = make_bus()
     device = bus.device
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         smbus.write_byte_data(ADDRESS, 0x02, 0x01)
         smbus.write_byte_data(ADDRESS, 0x03, 0x03)
         smbus.write_byte_data(ADDRESS, 0x08, 0x78)
@@ -189,7 +171,7 @@ def test_register_map_reset_and_read_only(make_bus):
 def test_sleep_mode_accepts_only_wake_and_reads_are_invalid(make_bus):
     bus = make_bus()
     device = bus.device
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         read_pixels(smbus)
         assert read_pixels(smbus) != bytes(128)
         smbus.write_byte_data(ADDRESS, 0x00, 0x10)  # sleep
@@ -204,7 +186,7 @@ def test_sleep_mode_accepts_only_wake_and_reads_are_invalid(make_bus):
 def test_moving_average_needs_the_unlock_sequence(make_bus):
     frames = [np.full((8, 8), 20.0), np.full((8, 8), 30.0), np.full((8, 8), 20.0)]
     bus = make_bus(source=lambda i: frames[i % 3])
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         smbus.write_byte_data(ADDRESS, 0x07, 0x20)  # not unlocked: ignored
         assert smbus.read_byte_data(ADDRESS, 0x07) == 0
         for value in (0x50, 0x45, 0x57):
@@ -221,7 +203,7 @@ def test_interrupt_table_absolute_mode_and_clear(make_bus):
     frame = np.full((8, 8), 22.0)
     frame[1, 2] = 40.0  # pixel 8*1+2+1 = 11 -> INT1 bit 2
     bus = make_bus(source=lambda i: frame)
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         smbus.write_i2c_block_data(ADDRESS, 0x08, [30 * 4 & 0xFF, 30 * 4 >> 8, 0, 0])  # upper 30, lower 0 °C
         smbus.write_byte_data(ADDRESS, 0x03, 0x03)  # absolute mode, enabled
         read_pixels(smbus)
@@ -235,7 +217,7 @@ def test_interrupt_table_absolute_mode_and_clear(make_bus):
 
 def test_wrong_address_gets_no_ack_and_block_data_is_unsupported(make_bus):
     bus = make_bus()
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         with pytest.raises(OSError) as excinfo:
             smbus.read_byte_data(0x68, 0x02)
         assert excinfo.value.errno == errno.EREMOTEIO
@@ -273,7 +255,7 @@ def test_bad_fault_plans_are_usage_errors(text):
 def test_injected_errno_rate_is_seeded_and_counted(make_bus):
     bus = make_bus(faults="errno=5:0.25,seed=3")
     failures = 0
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         for _ in range(400):
             try:
                 read_pixels(smbus)
@@ -287,14 +269,14 @@ def test_injected_errno_rate_is_seeded_and_counted(make_bus):
 def test_open_errno_and_busy(make_bus):
     bus = make_bus(number=43, faults="open=13")
     with pytest.raises(PermissionError):
-        SMBus(43)
+        bus.smbus()
     assert bus.stats["open_errors"] == 1
     busy = make_bus(number=44, faults="busy")
-    with SMBus(44) as smbus:
+    with busy.smbus() as smbus:
         with pytest.raises(OSError) as excinfo:
             smbus.read_byte_data(ADDRESS, 0x02)
         assert excinfo.value.errno == errno.EBUSY
-    with SMBus(44, force=True) as smbus:  # I2C_SLAVE_FORCE is allowed, as in the kernel
+    with busy.smbus(force=True) as smbus:  # I2C_SLAVE_FORCE is allowed, as in the kernel
         smbus.read_byte_data(ADDRESS, 0x02)
     assert busy.stats["smbus"] == 1
 
@@ -302,7 +284,7 @@ def test_open_errno_and_busy(make_bus):
 def test_disconnect_nacks_then_powers_up_with_defaults(make_bus):
     clock = FakeClock()
     bus = make_bus(speed=1.0, clock=clock, faults="disconnect=1s@2s")
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         smbus.write_byte_data(ADDRESS, 0x02, 0x01)
         clock.advance(2.5)
         with pytest.raises(OSError) as excinfo:
@@ -317,23 +299,23 @@ def test_disconnect_nacks_then_powers_up_with_defaults(make_bus):
 def test_vanish_removes_the_device_file(make_bus):
     clock = FakeClock()
     bus = make_bus(number=45, speed=1.0, clock=clock, faults="vanish=1s@1s")
-    smbus = SMBus(45)
+    smbus = bus.smbus()
     clock.advance(1.2)
     with pytest.raises(OSError) as excinfo:
         smbus.read_byte_data(ADDRESS, 0x02)
     assert excinfo.value.errno == errno.ENODEV
     smbus.close()
     with pytest.raises(FileNotFoundError):
-        SMBus(45)
+        bus.smbus()
     clock.advance(1.0)
-    with SMBus(45) as again:
+    with bus.smbus() as again:
         assert again.read_byte_data(ADDRESS, 0x02) == 0
     assert bus.stats["open_errors"] == 1
 
 
 def test_stuck_registers_until_initial_reset(make_bus):
     bus = make_bus(faults="stuck=inf@3")
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         read_pixels(smbus)
         seen = [frame_index(pixels_from_bytes(read_pixels(smbus))) for _ in range(6)]
         assert seen == [0, 1, 2, 2, 2, 2]
@@ -345,7 +327,7 @@ def test_stuck_registers_until_initial_reset(make_bus):
 
 def test_absurd_values_are_impossible_temperatures(make_bus):
     bus = make_bus(faults="absurd=1")
-    with SMBus(bus.number) as smbus:
+    with bus.smbus() as smbus:
         read_pixels(smbus)
         values = pixels_from_bytes(read_pixels(smbus))
     assert np.abs(values).max() >= 300

@@ -47,22 +47,26 @@ class ScriptedSensor(Sensor):
 
 def test_record_counts_dropped_frames_glitches_and_reports_outages_once(tmp_path):
     glitch = SensorError("I2C input/output error")
-    script = [0, 1, glitch, 2, 5, glitch, glitch, glitch, 6, 7]  # 3 and 4 dropped
+    script = [0, 1, glitch, 2, glitch, 3, 6, glitch, glitch, glitch, 7, 8]  # 4 and 5 dropped
     notices = []
     seen = []
     with RecordingWriter(tmp_path / "r.h5", fps=10) as writer:
-        stats = record(ScriptedSensor(script), writer, retry_delay=0.0,
+        # A clock that stands still: the second lone glitch falls inside the first one's minute.
+        stats = record(ScriptedSensor(script), writer, speed=None, clock=lambda: 500.0,
                        on_notice=lambda kind, text: notices.append((kind, text)),
                        on_frame=lambda frame, st: seen.append(frame.index))
     assert stats.stopped_by == "end of stream"
-    assert (stats.frames, stats.dropped, stats.sensor_errors, stats.outages) == (6, 2, 4, 1)
-    assert seen == [0, 1, 2, 5, 6, 7]
-    assert stats.suspect_frames == 0
-    assert [kind for kind, _ in notices] == ["fault", "recovered"]  # the lone glitch is silent
-    assert "I2C input/output error" in notices[0][1] and "3 failed reads" in notices[1][1]
+    assert (stats.frames, stats.dropped, stats.sensor_errors, stats.outages) == (7, 2, 5, 1)
+    assert seen == [0, 1, 2, 3, 6, 7, 8]
+    assert stats.suspect_frames == 0 and stats.sensor_problem is None
+    # The first lone glitch is said and ended, the second (within a minute) only counted; the
+    # outage is said once, however many reads fail in it.
+    assert [kind for kind, _ in notices] == ["glitch", "recovered", "fault", "recovered"]
+    assert all("I2C input/output error" in text for kind, text in notices if kind != "recovered")
+    assert "(recording pauses)" in notices[2][1] and "3 failed reads" in notices[3][1]
     with open_recording(tmp_path / "r.h5") as rec:
-        np.testing.assert_array_equal(rec.read()[:, 0, 0], [0, 1, 2, 5, 6, 7])
-        np.testing.assert_array_equal(rec.thermistor(), np.full(6, 25.0, np.float32))
+        np.testing.assert_array_equal(rec.read()[:, 0, 0], [0, 1, 2, 3, 6, 7, 8])
+        np.testing.assert_array_equal(rec.thermistor(), np.full(7, 25.0, np.float32))
 
 
 def test_record_counts_impossible_values_but_keeps_them(tmp_path):
@@ -157,6 +161,18 @@ def test_record_command_append_overwrite_and_refusals(tmp_path):
         assert rec.n_frames == 5
 
 
+@pytest.mark.parametrize("spec", ["replay:{path}", "replay: {path}", " Replay:{path}", "REPLAY :  {path} "])
+def test_record_refuses_to_append_a_replay_to_itself_however_the_spec_is_spelled(tmp_path, spec):
+    out = tmp_path / "r.h5"
+    assert run_cli("--sensor", "sim", "--speed", "max", "--frames", "20", "--out", str(out)).exit_code == 0
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    result = CliRunner().invoke(cli, ["record", "--sensor", spec.format(path=out), "--speed", "max", "--append",
+                                      "--out", str(out), "--no-preview"])
+    assert result.exit_code != 0 and "is the replayed recording" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == digest  # untouched
+
+
 def test_record_command_unwritable_output_and_sensor_setup_error(tmp_path):
     missing = tmp_path / "no-such-folder" / "r.h5"
     result = run_cli("--sensor", "sim", "--speed", "max", "--frames", "3", "--out", str(missing))
@@ -175,10 +191,10 @@ def test_record_command_survives_emulated_sensor_faults(tmp_path):
                      "--faults", "errno=5:0.05,disconnect=2s@10s,seed=4", "--out", str(out))
     assert result.exit_code == 0, result.output
     # The 2 s disconnect (~20 failed reads) is announced once, not once per read; lone
-    # glitches are only counted.
+    # glitches are said at most once a minute.
     assert result.output.count("no ACK") == 1
     failed = int(result.output.split(" failed sensor reads")[0].rsplit(" ", 1)[1])
-    assert failed >= 20 and result.output.count("sensor fault:") < failed / 4
+    assert failed >= 20 and result.output.count("sensor problem:") < failed / 4
     assert "sensor recovered" in result.output
     with open_recording(out) as rec:
         assert rec.n_frames == 300 and rec.check_values().ok
@@ -263,3 +279,22 @@ def test_full_disk_stops_record_with_a_clear_message_and_an_intact_file(tmp_path
             np.testing.assert_array_equal(rec.read(), simulate(saved, "mixed", seed=0).frames)
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_record_run_and_doctor_share_one_definition_of_the_sensor_options():
+    from thermalcount.cli.doctor_cmd import doctor
+    from thermalcount.cli.record_cmd import record as record_command
+    from thermalcount.cli.run_cmd import run
+
+    def options(command):
+        return {p.name: (p.opts, p.default, p.type.name, p.help) for p in command.params}
+
+    recorded, running, checking = options(record_command), options(run), options(doctor)
+    for name in ("sensor_spec", "fps", "bus", "address", "speed", "scenario", "seed", "faults"):
+        # --sensor's help in run adds a note on simulated sensors; everything else is identical.
+        same = slice(0, 3) if name == "sensor_spec" else slice(None)
+        assert recorded[name][same] == running[name][same], name
+        if name in checking:
+            assert checking[name][same] == recorded[name][same], name
+    # --orientation is the one that differs, on purpose: stored by record, found by run.
+    assert recorded["orientation"][1] is None and running["orientation"][1] == checking["orientation"][1] == "auto"

@@ -25,7 +25,8 @@ import pytest
 from thermalcount.sensors.sim import scene_stats
 from thermalcount.errors import UsageError
 from thermalcount.sensors.sim.scenarios import SCENARIOS, list_scenarios
-from thermalcount.sensors.sim.simulator import GroundTruthEvent, SimSensor, Simulator, simulate
+from thermalcount.sensors.sim.sensor import SimSensor
+from thermalcount.sensors.sim.simulator import GroundTruthEvent, Simulator, simulate
 
 # A scene without noise, quantisation, fixed pattern or drift: the background is constant
 # and people only add warmth, so the per-pixel minimum is the background and the excess over

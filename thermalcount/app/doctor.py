@@ -138,7 +138,9 @@ def _backend(backend: str) -> Check:
 
 
 def _sensor(options: DoctorOptions) -> List[Check]:
-    name = str(options.sensor).partition(":")[0].strip().lower()
+    from thermalcount.sensors import parse_spec
+
+    name = parse_spec(options.sensor).name
     if name in ("amg8833", "emulated"):
         return _i2c_sensor(options, emulated=name == "emulated")
     return [_guarded("sensor", lambda: _other_sensor(options.sensor))]
@@ -163,28 +165,25 @@ def _i2c_sensor(options: DoctorOptions, *, emulated: bool) -> List[Check]:
             bus = _emulated_bus(options)
         except ThermalcountError as error:
             return [Check("i2c bus", FAIL, " ".join(str(error).split()))]
-        from thermalcount.sensors.emulated.bus import unregister_bus
-
-        try:
-            return _i2c_rows(options, "emulated ")
-        finally:
-            unregister_bus(bus)
+        return _i2c_rows(options, "emulated ", bus_factory=bus.smbus)
     return _i2c_rows(options, "")
 
 
 def _emulated_bus(options: DoctorOptions):
-    from thermalcount.sensors.emulated.bus import EmulatedI2CBus, SimulatorSource, register_bus
+    from thermalcount.sensors.emulated.bus import EmulatedI2CBus
     from thermalcount.sensors.emulated.device import AMG8833Device
+    from thermalcount.sensors.emulated.sources import SimulatorSource
 
     source = options.emulated_source or SimulatorSource(None, seed=0, fps=10)
     # speed None: the emulated part makes a new frame per read, so doctor never waits.
     bus = EmulatedI2CBus(options.bus, faults=options.faults, speed=None, fps=10)
     where = options.address if options.emulated_device_address is None else options.emulated_device_address
     bus.attach(where, AMG8833Device(source))
-    return register_bus(bus)
+    return bus
 
 
-def _i2c_rows(options: DoctorOptions, kind: str) -> List[Check]:
+def _i2c_rows(options: DoctorOptions, kind: str, bus_factory=None) -> List[Check]:
+    """The bus, the address and one frame; ``bus_factory`` opens the emulated bus (None: the real one)."""
     import errno as errno_codes
 
     try:
@@ -196,7 +195,7 @@ def _i2c_rows(options: DoctorOptions, kind: str) -> List[Check]:
     device = f"{kind}/dev/i2c-{bus}"
     asked = tuple(sorted({*AMG8833_ADDRESSES, address}))
     try:
-        answers = probe_addresses(bus, asked)
+        answers = probe_addresses(bus, asked, bus_factory)
     except OSError as error:
         # i2c_advice says "what: what to do"; the table has a column for each.
         what, _, fix = i2c_advice(error, bus, address).partition(": ")
@@ -223,16 +222,17 @@ def _i2c_rows(options: DoctorOptions, kind: str) -> List[Check]:
                           f"{', '.join(hex(a) for a in asked)}", fix))
         rows.append(Check("sensor frame", SKIP, "not checked: no sensor at the address"))
         return rows
-    rows.append(_guarded("sensor frame", lambda: _one_frame(options, emulated=bool(kind))))
+    rows.append(_guarded("sensor frame", lambda: _one_frame(options, bus_factory)))
     return rows
 
 
-def _one_frame(options: DoctorOptions, *, emulated: bool) -> Check:
+def _one_frame(options: DoctorOptions, bus_factory) -> Check:
     from thermalcount.sensors.amg8833 import AMG8833, THERMISTOR_PLAUSIBLE_C
 
+    emulated = bus_factory is not None
     # The driver's own start-up (wake, reset, 10 FPS, two settle frames) and one read.
     sensor = AMG8833(options.bus, options.address, fps=10, speed=None if emulated else 1.0,
-                     sensor_name="emulated" if emulated else "amg8833")
+                     sensor_name="emulated" if emulated else "amg8833", bus_factory=bus_factory)
     try:
         try:
             frame = sensor.read()

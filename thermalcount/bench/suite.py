@@ -34,6 +34,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from thermalcount.bench import targets
 from thermalcount.bench.graphs import comparison_variants, installed, torch_row
 from thermalcount.bench.live import FPS, capture_frames, live_variants, on_frames
 from thermalcount.errors import UsageError
@@ -44,13 +45,6 @@ ORIGINAL_TARGET_US = (30_000.0, 40_000.0)  # the original design on a Pi Zero
 BLOCK_CALLS = 100  # calls per variant per round of the interleaved loop
 WARMUP_CALLS = 500
 BACKEND_CHOICES = ("auto", "onnxruntime", "numpy", "all")
-
-# The project's latency and throughput targets: reported, never asserted.
-TARGET_FLOOR_RATIO = 1.2
-TARGET_WHOLE_FRAME_P99_US = 50.0
-TARGET_TORCH_SPEEDUP = 15.0
-TARGET_COUNT_FPS = 1_000_000
-TARGET_STARTUP_S = 1.0
 
 
 # ------------------------------------------------------------------------------ statistics
@@ -302,7 +296,10 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
         skipped["torch_original"] = reason
     else:
         say("original PyTorch module against the runtime")
-        contenders = {"torch_original": on_frames(torch_one, pool)}
+        from thermalcount.bench.torch_seed import build_seed  # torch is importable here
+
+        contenders = {"torch_original": on_frames(torch_one, pool),
+                      "torch_seed": on_frames(build_seed(seed), pool)}
         contenders.update({f"inference.{name}": on_frames(model.infer_one, pool) for name, model in models.items()})
         if "ort_bound.floor" in compared:
             contenders["ort_bound.floor"] = on_frames(compared["ort_bound.floor"], pool)
@@ -310,6 +307,7 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
             contenders["numpy.floor"] = on_frames(compared["numpy.floor"], pool)
         with_torch = {name: summarize(values) for name, values in interleaved(contenders, frames).items()}
         report["comparison"]["torch_original"] = with_torch["torch_original"]
+        report["comparison"]["torch_seed"] = with_torch["torch_seed"]
         references["torch_original"] = torch_states
     report["with_torch"] = with_torch
     report["skipped"] = skipped
@@ -326,9 +324,12 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
         for name in backends:
             say(f"start-up (import + load) in a fresh interpreter ({name})")
             report["startup"][name] = startup_time(str(model_path), name)
+    report["target_figures"] = targets.measure(report, model_path, count_frames=count_frames,
+                                               startup_rows=startup, run_backend=resolve_backends("auto")[0],
+                                               seed=seed, say=say)
     if hasattr(os, "getloadavg"):
         report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    report["targets"] = evaluate_targets(report)
+    report["targets"] = targets.evaluate(report)  # issue 17's table (bench/targets.py)
     return report
 
 
@@ -387,6 +388,7 @@ def _ratios(stats: dict, with_torch: dict, backends: list) -> dict:
         ratios[f"{row} / numpy.floor (p50)"] = _ratio(stats, row, "numpy.floor")
         ratios[f"{row} / ort_bound.exported (p50)"] = _ratio(stats, row, "ort_bound.exported")
         ratios[f"torch_original / {row} (p50)"] = _ratio(with_torch, "torch_original", row)
+        ratios[f"torch_seed / {row} (p50)"] = _ratio(with_torch, "torch_seed", row)
     ratios["torch_original / ort_bound.floor (p50)"] = _ratio(with_torch, "torch_original", "ort_bound.floor")
     ratios["torch_original / numpy.floor (p50)"] = _ratio(with_torch, "torch_original", "numpy.floor")
     ratios["ort_bound.exported / ort_bound.floor (p50)"] = _ratio(stats, "ort_bound.exported", "ort_bound.floor")
@@ -407,45 +409,3 @@ def _headroom(stats: dict, backends: list) -> dict:
                         "x_under_frame_period_100ms": round(FRAME_PERIOD_US / p99, 1),
                         "frame_period_used_percent": round(100.0 * p99 / FRAME_PERIOD_US, 4)}
     return out
-
-
-def evaluate_targets(report: dict) -> list:
-    """Issue 5's targets that bench itself measures, each with its figure and met / not met."""
-    targets = []
-
-    def add(name, target, measured, met, unit=""):
-        targets.append({"target": name, "goal": target, "measured": measured, "unit": unit,
-                        "met": None if measured is None else bool(met)})
-
-    stages = report["stages"]
-    backends = report["settings"]["backends"]
-    main = backends[0]
-    for how, key in (("head to head", f"head to head: inference.{main} / ort_bound.floor (p50)"),
-                     ("among all rows", f"inference.{main} / ort_bound.floor (p50)")):
-        ratio = report["ratios"].get(key)
-        add(f"runtime ({main}) single-frame p50 <= {TARGET_FLOOR_RATIO}x bare folded floor ({how})",
-            f"<= {TARGET_FLOOR_RATIO}", ratio, ratio is not None and ratio <= TARGET_FLOOR_RATIO, "x")
-    for backend in backends:
-        for how, table in (("among all rows", stages), ("on its own", report.get("whole_frame_alone", {}))):
-            if f"whole_frame.{backend}" not in table:
-                continue
-            p99 = table[f"whole_frame.{backend}"]["p99_us"]
-            add(f"whole frame ({backend}: decode + inference + counter + lights) p99 <= "
-                f"{TARGET_WHOLE_FRAME_P99_US:g} us ({how})", f"<= {TARGET_WHOLE_FRAME_P99_US:g}", p99,
-                p99 <= TARGET_WHOLE_FRAME_P99_US, "us")
-    speedup = report["ratios"].get(f"torch_original / inference.{main} (p50)")
-    add(f"runtime ({main}) >= {TARGET_TORCH_SPEEDUP:g}x faster than the original PyTorch module",
-        f">= {TARGET_TORCH_SPEEDUP:g}", speedup, speedup is not None and speedup >= TARGET_TORCH_SPEEDUP, "x")
-    for backend, figures in report.get("throughput", {}).items():
-        rate = figures["frames_per_second"]
-        big = figures["frames"] >= 1_000_000
-        # Fewer frames than the target's 1M cannot say yes or no: "not measured".
-        add(f"offline count ({backend}) >= 1M frames/s on >= 1M frames", ">= 1000000",
-            rate, (rate >= TARGET_COUNT_FPS) if big else None, "frames/s")
-    for backend, figures in report.get("startup", {}).items():
-        if "error" in figures:
-            continue
-        seconds = figures["process_ms"] / 1e3
-        add(f"runtime start-up ({backend}): fresh interpreter, import + load + first inference < 1 s, no torch",
-            "< 1 s", round(seconds, 3), seconds < TARGET_STARTUP_S and not figures["torch_imported"], "s")
-    return targets

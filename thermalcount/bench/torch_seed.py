@@ -125,3 +125,34 @@ def build_original(weights: dict, preprocessing):
             return module(flat).numpy().astype(np.int64)
 
     return infer_one, infer_states, f"torch {torch.__version__} eager, 1 thread, inference_mode"
+
+
+#: The seed's own sizes (the blog's module): encoder 64 -> 32 -> 4, 3 k-means centroids.
+SEED_SIZES = {"inputs": 64, "hidden": 32, "latent": 4, "centroids": 3}
+
+
+def build_seed(seed: int = 0):
+    """``infer_one`` of the seed's eager module at the seed's sizes, random weights.
+
+    Issue 17's ``torch_vs_graph`` row compares this with our graph: the module as the seed
+    shipped it (no preprocessing, three centroids), not :class:`OriginalModule`, which runs
+    our model's preprocessing op by op in torch and so is slower than the seed ever was.
+    Its states mean nothing (random weights); only its time is used.
+    """
+    torch.set_num_threads(1)
+    generator = torch.Generator().manual_seed(seed)
+    sizes = SEED_SIZES
+    encoder = torch.nn.Sequential(torch.nn.Linear(sizes["inputs"], sizes["hidden"]), torch.nn.PReLU(sizes["hidden"]),
+                                  torch.nn.Linear(sizes["hidden"], sizes["latent"])).eval()
+    with torch.no_grad():
+        for parameter in encoder.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.1)
+    centroids = [torch.randn(sizes["latent"], generator=generator) for _ in range(sizes["centroids"])]
+
+    def infer_one(frame: np.ndarray) -> int:
+        with torch.inference_mode():
+            z = encoder(torch.from_numpy(frame).reshape(1, 64))
+            distances = [torch.norm(z - c, dim=1) for c in centroids]
+            return int(torch.argmin(torch.stack(distances, dim=1), dim=1)[0])
+
+    return infer_one

@@ -17,6 +17,7 @@ STAGE_LABELS = {
 }
 COMPARISON_LABELS = {
     "torch_original": "original PyTorch module (eager, loop of torch.norm)",
+    "torch_seed": "the seed's PyTorch module at its sizes (64-32-4, 3 centroids, eager)",
     "ort_plain.exported": "bare onnxruntime, exported graph, session.run",
     "ort_bound.exported": "bare onnxruntime, exported graph, io_binding",
     "ort_bound.state_path": "bare onnxruntime, exported preprocessing + folded tail",
@@ -143,12 +144,20 @@ def print_report(report: dict) -> None:
                       f" + first inference {figures['first_inference_ms']:.1f} ms; whole process "
                       f"{figures['process_ms']:.0f} ms; torch imported: {figures['torch_imported']}")
 
-    targets = Table(title="Targets", title_justify="left")
-    targets.add_column("target")
-    targets.add_column("measured", justify="right")
-    targets.add_column("met")
-    for target in report["targets"]:
-        measured = "-" if target["measured"] is None else f"{target['measured']:,} {target['unit']}"
-        met = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "not measured (needs ≥ 1M frames)" if "1M frames" in target["target"] else "not measured"}[target["met"]]
-        targets.add_row(target["target"], measured, met)
-    console.print(targets)
+    figures = report.get("target_figures", {})
+    count = figures.get("count")
+    if count and "error" not in count:
+        console.print(f"`thermalcount count` in its own process ({count['backend']}): {count['frames']:,} frames in "
+                      f"{count['seconds']:.2f} s = {count['frames_per_second']:,} frames/s, peak RSS "
+                      f"{count['peak_rss_mib']:.0f} MiB")
+    for name, row in figures.get("startup", {}).items():
+        if "error" not in row:
+            console.print(f"start-up ({name}), import + load: median {row['median_s'] * 1e3:.0f} ms of "
+                          f"{', '.join(f'{r * 1e3:.0f}' for r in row['runs_s'])} ms")
+    if "median_s" in figures.get("run_help", {}):
+        console.print(f"`thermalcount run --help`: median {figures['run_help']['median_s'] * 1e3:.0f} ms")
+    from thermalcount.bench.targets import format_table
+
+    # Plain text, not a rich table: the verdicts must read the same in a log or a terminal.
+    click.echo("")
+    click.echo(format_table(report["targets"]))

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import click
 
-from thermalcount.cli.options import I2C_ADDRESS
+from thermalcount.cli.options import sensor_options
 
 _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "-"}
 
 
 @click.command()
-@click.option("--sensor", "sensor_spec", default="amg8833", show_default=True, metavar="SENSOR",
-              help="amg8833 (the real sensor), emulated, sim or replay:PATH.h5.")
-@click.option("--bus", type=int, default=1, show_default=True, help="I2C bus number (amg8833).")
-@click.option("--address", type=I2C_ADDRESS, default="0x69", show_default=True,
-              help="I2C address of the sensor: 0x69 or 0x68.")
-@click.option("--faults", default=None, help="Fault plan for --sensor emulated, e.g. open=2 or busy.")
+@sensor_options("sensor", "bus", "address", "orientation", "faults", orientation="shown")
 @click.option("--model", "model_path", default="default", show_default=True,
               help="Exported ONNX model run will use; 'default' is the embedded model.")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "numpy"]), default="auto",
               show_default=True, help="Inference backend run will use.")
-@click.option("--orientation", default="auto", show_default=True, metavar="auto|none|rotate=R,mirror=M",
-              help="The --orientation run will use (shown with the model's travel axis).")
 @click.option("--bridge", default=None, metavar="HOST[:PORT]",
               help="Hue bridge (default: [hue] bridge in config.toml, then the paired one).")
 @click.option("--light", "light_names", multiple=True, metavar="NAME_OR_ID",
@@ -55,14 +48,9 @@ def doctor(sensor_spec, bus, address, faults, model_path, backend, orientation, 
     from thermalcount.app.doctor import DoctorOptions, as_json as checks_as_json, failed, run_checks
     from thermalcount.support.redaction import redact
 
-    from thermalcount.errors import UsageError
-    from thermalcount.sensors import SENSOR_CHOICES
+    from thermalcount.sensors import parse_spec
 
-    kind = sensor_spec.partition(":")[0].strip().lower()
-    if kind not in ("amg8833", "emulated", "sim", "replay"):
-        raise UsageError(f"unknown sensor {sensor_spec!r}; choose one of: {', '.join(SENSOR_CHOICES)}")
-    if faults is not None and kind != "emulated":
-        raise UsageError("--faults only applies to the emulated sensor (--sensor emulated)")
+    parse_spec(sensor_spec).refuse_unused(faults=faults)
     options = DoctorOptions(sensor=sensor_spec, bus=bus, address=address, faults=faults, model=model_path,
                             backend=backend, orientation=orientation, bridge=bridge, lights=tuple(light_names),
                             group=group_name, mqtt_url=mqtt_url, mqtt_ca=mqtt_ca, data_dir=data_dir)

@@ -104,3 +104,72 @@ FRAME_COUNT = click.IntRange(1, 10**9)
 DURATION = Duration()
 SPEED = Speed()
 I2C_ADDRESS = I2CAddress()
+
+
+# -- the sensor options, shared by record, run and doctor ------------------------------------
+
+#: ``--orientation`` means three things: ``record`` stores the setting in the file (default:
+#: none), ``run`` may also find the travel axis from the frames (default: auto), ``doctor``
+#: shows what run will do with it.
+_AUTO_METAVAR = "auto|none|rotate=R,mirror=M"
+_ORIENTATION = {
+    "shown": dict(default="auto", show_default=True, metavar=_AUTO_METAVAR,
+                  help="The --orientation run will use (shown with the model's travel axis)."),
+    "stored": dict(default=None, metavar=None,
+                   help="Sensor orientation, e.g. rotate=90,mirror=horizontal (stored in the file)."),
+    "auto": dict(default="auto", show_default=True, metavar=_AUTO_METAVAR,
+                 help="auto: find the travel axis from the frames (the model's until found, then earlier "
+                      "frames re-counted); none: frames as the sensor gives them; "
+                      "rotate=90,mirror=horizontal...: turned so (no detection)."),
+}
+
+#: The nine sensor options in the order --help lists them: (declarations, click keywords).
+_SENSOR_OPTIONS = {
+    "sensor": (("--sensor", "sensor_spec"), dict(
+        default="amg8833", show_default=True, metavar="SENSOR",
+        help="amg8833 (the real sensor), emulated, sim or replay:PATH.h5.")),
+    "fps": (("--fps",), dict(type=click.Choice(["10", "1"]), default="10", show_default=True,
+                             help="Sensor frame rate.")),
+    "bus": (("--bus",), dict(type=int, default=1, show_default=True, help="I2C bus number (amg8833).")),
+    "address": (("--address",), dict(type=I2C_ADDRESS, default="0x69", show_default=True,
+                                     help="I2C address of the sensor: 0x69 or 0x68.")),
+    "orientation": (("--orientation",), {}),  # from _ORIENTATION
+    "speed": (("--speed",), dict(
+        type=SPEED, default="1", show_default=True,
+        help="Pacing of sim/replay/emulated sources: 1 = real time, 10 = ten times, max = flat out.")),
+    "scenario": (("--scenario",), dict(default=None,
+                                       help="Simulator scenario for --sensor sim/emulated (default: mixed).")),
+    "seed": (("--seed",), dict(type=SEED, default=None, help="Simulator seed for --sensor sim/emulated.")),
+    "faults": (("--faults",), dict(
+        default=None, help="Fault plan for --sensor emulated, e.g. errno=5:0.02,disconnect=3s@10s, open=2 or busy.")),
+}
+
+
+def sensor_options(*names: str, orientation: str = "stored", sensor_note: str = ""):
+    """The sensor options as one decorator: all nine, or only those ``names``, in one order.
+
+    The command receives them as ``sensor_spec, fps, bus, address, orientation, speed,
+    scenario, seed, faults`` (``fps`` as the string "10" or "1"). ``orientation`` is
+    ``"stored"`` (record), ``"auto"`` (run) or ``"shown"`` (doctor); ``sensor_note`` is added to the end
+    of ``--sensor``'s help.
+    """
+    chosen = names or tuple(_SENSOR_OPTIONS)
+    unknown = set(chosen) - set(_SENSOR_OPTIONS)
+    if unknown:
+        raise ValueError(f"no sensor option {sorted(unknown)}; known: {list(_SENSOR_OPTIONS)}")
+    decorators = []
+    for name, (declarations, keywords) in _SENSOR_OPTIONS.items():  # the table's order, always
+        if name not in chosen:
+            continue
+        if name == "orientation":
+            keywords = _ORIENTATION[orientation]
+        elif name == "sensor" and sensor_note:
+            keywords = dict(keywords, help=keywords["help"].rstrip(".") + f"; {sensor_note}")
+        decorators.append(click.option(*declarations, **keywords))
+
+    def apply(command):
+        for decorator in reversed(decorators):  # click lists options in decorator order, top first
+            command = decorator(command)
+        return command
+
+    return apply

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import click
 
-from thermalcount.cli.options import DURATION, FRAME_COUNT, I2C_ADDRESS, SEED, SPEED
+from thermalcount.cli.options import DURATION, FRAME_COUNT, sensor_options
 
 
 @click.command()
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Recording to write (HDF5, e.g. doorway.h5).")
-@click.option("--sensor", "sensor_spec", default="amg8833", show_default=True, metavar="SENSOR",
-              help="amg8833 (the real sensor), emulated, sim or replay:PATH.h5.")
-@click.option("--fps", type=click.Choice(["10", "1"]), default="10", show_default=True,
-              help="Sensor frame rate.")
 @click.option("--duration", type=DURATION, default=None,
               help="Stop after this much recording, e.g. 30s, 10m, 2h (default: until Ctrl-C).")
 @click.option("--frames", "max_frames", type=FRAME_COUNT, default=None,
@@ -22,17 +18,7 @@ from thermalcount.cli.options import DURATION, FRAME_COUNT, I2C_ADDRESS, SEED, S
 @click.option("--overwrite", is_flag=True, help="Replace an existing recording.")
 @click.option("--no-preview", is_flag=True,
               help="Plain log lines instead of the live view (automatic when not on a terminal).")
-@click.option("--bus", type=int, default=1, show_default=True, help="I2C bus number (amg8833).")
-@click.option("--address", type=I2C_ADDRESS, default="0x69", show_default=True,
-              help="I2C address of the sensor: 0x69 or 0x68.")
-@click.option("--orientation", default=None,
-              help="Sensor orientation, e.g. rotate=90,mirror=horizontal (stored in the file).")
-@click.option("--speed", type=SPEED, default="1", show_default=True,
-              help="Pacing of sim/replay/emulated sources: 1 = real time, max = flat out.")
-@click.option("--scenario", default=None, help="Simulator scenario for --sensor sim/emulated.")
-@click.option("--seed", type=SEED, default=None, help="Simulator seed for --sensor sim/emulated.")
-@click.option("--faults", default=None,
-              help="Fault plan for --sensor emulated, e.g. errno=5:0.02,disconnect=3s@10s.")
+@sensor_options(orientation="stored")
 def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, no_preview, bus,
            address, orientation, speed, scenario, seed, faults):
     """Record frames from the sensor into an HDF5 recording.
@@ -54,15 +40,16 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
 
     from thermalcount.errors import OutputPathError
     from thermalcount.store.record import RecordStats, record as record_frames
-    from thermalcount.sensors import open_sensor
+    from thermalcount.sensors import open_sensor, parse_spec
     from thermalcount.store import RecordingWriter, check_recording_path
 
     # Refuse a bad output before touching the sensor, so nothing is created or truncated.
     existed = check_recording_path(out_path, append=append, overwrite=overwrite)
-    if sensor_spec.startswith("replay:"):
+    replayed = parse_spec(sensor_spec).reads_file
+    if replayed is not None:
         from thermalcount.support.safe_files import refuse_same_file
 
-        refuse_same_file(sensor_spec[len("replay:"):], out_path, "replayed recording")
+        refuse_same_file(replayed, out_path, "replayed recording")
     sensor = open_sensor(sensor_spec, fps=float(fps), speed=speed, bus=bus, address=address,
                          orientation=orientation, seed=seed, scenario=scenario, faults=faults)
     stop = threading.Event()
@@ -89,9 +76,7 @@ def record(out_path, sensor_spec, fps, duration, max_frames, append, overwrite, 
                 with view:
                     record_frames(sensor, writer, max_frames=max_frames, duration=duration,
                                   on_frame=view.on_frame, on_notice=view.on_notice,
-                                  stop_event=stop, stats=stats,
-                                  # Flat-out sources run on a virtual clock: waiting gains nothing.
-                                  retry_delay=0.0 if speed is None else 0.1)
+                                  stop_event=stop, stats=stats, speed=speed)
             except OutputPathError:
                 # Disk full or a write error: the file is intact up to the last batch; say
                 # what was kept before the one-line error.

@@ -6,13 +6,12 @@ import sys
 
 import click
 
-from thermalcount.cli.options import DURATION, FiniteFloat, I2C_ADDRESS, SEED, SPEED
+from thermalcount.cli.options import DURATION, FiniteFloat, sensor_options
 
 
 @click.command()
-@click.option("--sensor", "sensor_spec", default="amg8833", show_default=True, metavar="SENSOR",
-              help="amg8833 (the real part), emulated, sim or replay:PATH.h5; the simulated ones "
-                   "(sim, emulated) only when named, and every log line then says so.")
+@sensor_options(orientation="auto", sensor_note="the simulated ones (sim, emulated) only when named, "
+                                                  "and every log line then says so.")
 @click.option("--model", "model_path", default="default", show_default=True,
               help="Exported ONNX model; 'default' is the embedded model.")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "numpy"]), default="auto",
@@ -34,19 +33,7 @@ from thermalcount.cli.options import DURATION, FiniteFloat, I2C_ADDRESS, SEED, S
               help="Append each event as a JSON line to this file (flushed as it happens).")
 @click.option("--duration", type=DURATION, default=None,
               help="Stop after this much sensor time, e.g. 10m (default: run until stopped).")
-@click.option("--speed", type=SPEED, default="1", show_default=True,
-              help="Pacing of sim/replay/emulated sources: 1 = real time, 10 = ten times, max = flat out.")
 @click.option("--no-dashboard", is_flag=True, help="Plain log lines (for systemd/journald) instead of the dashboard.")
-@click.option("--fps", type=click.Choice(["10", "1"]), default="10", show_default=True, help="Sensor frame rate.")
-@click.option("--bus", type=int, default=1, show_default=True, help="I2C bus number (amg8833).")
-@click.option("--address", type=I2C_ADDRESS, default="0x69", show_default=True, help="I2C address (amg8833).")
-@click.option("--orientation", default="auto", show_default=True, metavar="auto|none|rotate=R,mirror=M",
-              help="auto: find the travel axis from the frames (the model's until found, then earlier "
-                   "frames re-counted); none: frames as the sensor gives them; "
-                   "rotate=90,mirror=horizontal...: turned so (no detection).")
-@click.option("--scenario", default=None, help="Simulator scenario for --sensor sim/emulated (default: mixed).")
-@click.option("--seed", type=SEED, default=None, help="Simulator seed for --sensor sim/emulated.")
-@click.option("--faults", default=None, help="Fault plan for --sensor emulated, e.g. errno=5:0.02,disconnect=3s@10s.")
 @click.option("--mqtt", "mqtt_url", default=None, metavar="mqtt://HOST[:PORT]",
               help="Publish to Home Assistant over MQTT (credentials from env or config, never here).")
 @click.option("--door", default=None, help="This door's name for MQTT (default: the host name).")

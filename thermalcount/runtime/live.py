@@ -3,7 +3,8 @@
 This is the only place in the runtime that owns a clock: the counter and the light policy
 are pure and get time as an argument. Nothing here may block on the network: lights and
 MQTT take a desired state and apply it from their own threads. Sensor faults after a good
-start never end the loop; they are reported once per outage and the sensor recovers itself.
+start never end the loop: retried and reported as :mod:`thermalcount.sensors.outage` says
+(the policy ``record`` follows too), and the sensor recovers itself.
 
 With ``find_axis`` (``run --orientation auto``, the default) the loop also finds the travel
 axis from the frames while it counts, and re-counts what came before if it is not the
@@ -25,10 +26,7 @@ import numpy as np
 from thermalcount.errors import EndOfStream, SensorError
 from thermalcount.runtime.notices import Notices
 from thermalcount.runtime.timestamps import TimeGuard
-
-
-#: Lone failed reads are announced at most this often (wall seconds); outages always are.
-GLITCH_NOTICE_INTERVAL = 60.0
+from thermalcount.sensors.outage import GLITCH_NOTICE_INTERVAL, SensorOutages
 
 
 @dataclass
@@ -145,10 +143,7 @@ class LiveLoop:
         first_frame_time: Optional[float] = None
         last_frame_time: Optional[float] = None
         last_frame_wall = started
-        outage_since: Optional[float] = None
-        failed_in_row = 0
-        announced = False  # this outage has been reported
-        last_glitch_notice = -GLITCH_NOTICE_INTERVAL
+        outages = SensorOutages("counting", speed=self.speed, clock=self._wall)
         stopped_by = "signal"
         snapshot = self.snapshot
         # A new stream: a model that keeps a per-pixel background starts learning this one.
@@ -195,41 +190,26 @@ class LiveLoop:
                 break
             except SensorError as error:
                 snapshot.sensor_errors += 1
-                failed_in_row += 1
-                now = self._wall()
-                if outage_since is None:
-                    outage_since = now
-                # Two failed reads in a row are an outage: said once. A lone failed read (a
-                # glitch on a noisy bus, a dropped impossible frame) is counted, and said at
-                # most once a minute, so 2 % of bad transfers do not flood the journal.
-                if not announced and (failed_in_row >= 2 or now - last_glitch_notice >= GLITCH_NOTICE_INTERVAL):
-                    announced = True
-                    if failed_in_row == 1:
-                        last_glitch_notice = now
-                    snapshot.sensor_problem = str(error)
+                notice = outages.failed(error)
+                if notice is not None:
+                    snapshot.sensor_problem = outages.problem
                     next_health = 0.0  # tell Home Assistant now, not at the next interval
-                    self._notice(f"sensor problem: {error} (counting pauses; retrying)", warning=True)
+                    self._notice(notice.message, warning=True)
                 # Keep the off-delay running while the sensor is away: advance the light
                 # policy on the sensor's time base extrapolated from the wall clock.
                 if last_frame_time is not None:
                     elapsed = (self._wall() - last_frame_wall) * (self.speed or 1.0)
                     self._update_lights(last_frame_time + elapsed)
-                # Real sensors already waited inside read(); don't spin on an instant failure.
-                self._stop.wait(0.05)
+                self._stop.wait(outages.retry_wait())
                 continue
 
-            if outage_since is not None:
-                if announced:
-                    self._notice(
-                        f"sensor recovered after {self._wall() - outage_since:.1f} s "
-                        f"({snapshot.sensor_errors} failed reads so far)", warning=True
-                    )
+            just_recovered = outages.since is not None
+            if just_recovered:
+                notice = outages.read_ok()
+                if notice is not None:
+                    self._notice(notice.message, warning=True)
                     snapshot.sensor_problem = None
                     next_health = 0.0
-                outage_since, failed_in_row, announced = None, 0, False
-                just_recovered = True
-            else:
-                just_recovered = False
 
             frame_time = times.one(frame.time, frame.index)
             if frame_time != frame.time:
@@ -325,7 +305,7 @@ class LiveLoop:
         return True
 
     def _adopt(self, choice, now: Optional[float]) -> None:
-        from thermalcount.sensors import ReorientedSensor
+        from thermalcount.sensors.reorient import ReorientedSensor
 
         watch, self._watch = self._watch, None
         self._axis = choice

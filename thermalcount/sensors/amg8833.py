@@ -76,12 +76,12 @@ def i2c_advice(error: OSError, bus: int, address: int) -> str:
     return f"I2C error at {where}: {error.strerror or error} (errno {code})"
 
 
-def probe_addresses(bus: int, addresses=(0x68, 0x69)) -> dict:
+def probe_addresses(bus: int, addresses=(0x68, 0x69), bus_factory: Optional[Callable] = None) -> dict:
     """For ``thermalcount doctor``: open ``/dev/i2c-<bus>`` and read the frame-rate register
     at each address. Returns ``{address: None (it answered) or the OSError}``; opening the
     bus itself raises its OSError (give it to :func:`i2c_advice`). Writes nothing."""
     found = {}
-    with SMBus(bus) as handle:
+    with (bus_factory or SMBus)(bus) as handle:
         for address in addresses:
             try:
                 handle.read_byte_data(address, REG_FPSC)
@@ -95,6 +95,14 @@ def check_frame_rate(fps) -> None:
     """Raise UsageError unless ``fps`` is one of the part's two frame rates."""
     if fps not in (1, 10):
         raise UsageError(f"the AMG8833 runs at 1 or 10 frames per second, not {fps:g}; use --fps 1 or --fps 10")
+
+
+def open_amg8833(*, fps: float = 10, speed: Optional[float] = 1.0, bus: int = 1, address: int = 0x69,
+                 orientation=None, **kw) -> "AMG8833":
+    """``--sensor amg8833``: the real part, which runs in real time only."""
+    if speed != 1:
+        raise UsageError("a real AMG8833 runs in real time: --speed only applies to emulated, sim and replay")
+    return AMG8833(bus, address, fps=fps, orientation=orientation, **kw)
 
 
 class AMG8833(Sensor):
@@ -140,7 +148,6 @@ class AMG8833(Sensor):
         self._last_raw = None
         self._repeats = 0
         self._thermistor: Optional[float] = None
-        self._close_callbacks: list = []
         # The combined transaction is built once and reused: same address, same length.
         self._select_pixels = i2c_msg.write(address, [PIXEL_OFFSET])
         self._pixel_data = i2c_msg.read(address, PIXEL_BYTES)
@@ -274,15 +281,8 @@ class AMG8833(Sensor):
         return SensorError(message)
 
     # -- lifecycle
-    def add_close_callback(self, callback: Callable[[], None]) -> None:
-        """Run ``callback()`` when the sensor is closed (used to tear down an emulated bus)."""
-        self._close_callbacks.append(callback)
-
     def close(self) -> None:
         self._drop_bus()
-        callbacks, self._close_callbacks = self._close_callbacks, []
-        for callback in callbacks:
-            callback()
 
 
 class _NotAnAMG8833(Exception):

@@ -2,8 +2,8 @@
 
 No Click and no terminal here: :func:`record` reports through callbacks, the CLI
 (``cli/record_cmd.py``) renders them. Sensor faults never end a recording: a failed read
-is retried, an outage is reported once when it starts and once when it ends. Frames are
-counted as dropped when the sensor's stream index skips.
+is retried and reported as :mod:`thermalcount.sensors.outage` says (the policy ``run``
+follows too). Frames are counted as dropped when the sensor's stream index skips.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from thermalcount.errors import EndOfStream, OutputPathError, SensorError, UsageError
+from thermalcount.sensors.outage import SensorOutages
 from thermalcount.store import PIXEL_RANGE_C
 
 
@@ -59,21 +60,21 @@ class RecordStats:
         return (self.last_index - self.first_index + 1) / self.fps
 
 
-Notice = Callable[[str, str], None]  # (kind, one-line message); kinds: "fault", "recovered"
+Notice = Callable[[str, str], None]  # (kind, one-line message); kinds: "fault", "glitch", "recovered"
 
 
 def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Optional[float] = None,
            on_frame: Optional[Callable] = None, on_notice: Optional[Notice] = None,
            stop_event: Optional[threading.Event] = None, stats: Optional[RecordStats] = None,
-           retry_delay: float = 0.1, clock=time.monotonic) -> RecordStats:
+           speed: Optional[float] = 1.0, clock=time.monotonic) -> RecordStats:
     """Copy frames from ``sensor`` into ``writer`` until a limit, the end of a replay or a stop.
 
     ``max_frames`` counts frames written; ``duration`` is seconds of recording counted in
     sensor frame periods (so ``--speed max`` records the same span faster), plus wall time
     while the sensor is in an outage. ``on_frame(frame, stats)`` runs after each write;
-    ``on_notice(kind, message)`` once per outage start ("fault") and end ("recovered"); an
-    outage is two or more failed reads in a row, a lone failed read is only counted.
-    ``stop_event`` ends the recording cleanly when set (signal handlers set it). Writer
+    ``on_notice(kind, message)`` when a sensor problem starts ("fault" for an outage,
+    "glitch" for a lone failed read) and ends ("recovered"), as the outage policy says;
+    ``speed`` None (a flat-out source) retries without waiting. ``stop_event`` ends the recording cleanly when set (signal handlers set it). Writer
     errors (disk full) propagate with ``error.stats`` set; the writer is not closed here.
     """
     if max_frames is not None and max_frames < 1:
@@ -85,8 +86,7 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
     truth = getattr(sensor, "ground_truth", None)
     truth_seen = len(truth) if truth is not None else 0
     expected_index = None
-    outage_started = None
-    outage_errors = 0
+    outages = SensorOutages("recording", speed=speed, clock=clock)
     last_frame_wall = clock()
     info = getattr(sensor, "info", None)
     fps = getattr(info, "fps", None) or 10.0
@@ -100,7 +100,7 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
             if max_frames is not None and stats.frames >= max_frames:
                 stats.stopped_by = "frames"
                 break
-            if duration is not None and _span(stats, outage_started, last_frame_wall, clock) >= duration:
+            if duration is not None and _span(stats, outages.since, last_frame_wall, clock) >= duration:
                 stats.stopped_by = "duration"
                 break
             try:
@@ -109,30 +109,20 @@ def record(sensor, writer, *, max_frames: Optional[int] = None, duration: Option
                 stats.stopped_by = "end of stream"
                 break
             except SensorError as error:
-                stats.sensor_errors += 1
-                outage_errors += 1
-                if outage_started is None:
-                    outage_started = clock()
-                problem = " ".join(str(error).split())
-                # A single failed read is a glitch (counted, not announced); a second one in
-                # a row is an outage, announced once until the sensor delivers again.
-                if outage_errors == 2:
-                    stats.outages += 1
-                    stats.sensor_problem = problem
+                notice = outages.failed(error)
+                stats.sensor_errors, stats.outages = outages.failed_reads, outages.outages
+                if notice is not None:
+                    stats.sensor_problem = outages.problem
                     if on_notice:
-                        on_notice("fault", f"sensor fault: {problem}" +
-                                  ("" if "retry" in problem.lower() else "; retrying"))
-                # Retry at once, then back off up to 1 s so a dead bus is not hammered.
-                if outage_errors > 1:
-                    stop_event.wait(min(retry_delay * 2 ** (outage_errors - 2), 1.0))
+                        on_notice(notice.kind, notice.message)
+                stop_event.wait(outages.retry_wait())
                 continue
 
-            if outage_started is not None:
-                if outage_errors >= 2 and on_notice:
-                    on_notice("recovered", f"sensor recovered after {clock() - outage_started:.1f} s "
-                                           f"({outage_errors} failed reads)")
-                outage_started, outage_errors = None, 0
+            if outages.since is not None:
+                notice = outages.read_ok()
                 stats.sensor_problem = None
+                if notice is not None and on_notice:
+                    on_notice(notice.kind, notice.message)
             last_frame_wall = clock()
 
             if expected_index is not None and frame.index > expected_index:

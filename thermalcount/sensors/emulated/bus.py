@@ -1,10 +1,10 @@
 """An emulated AMG8833 plugged in *below* smbus2, so the real driver and real smbus2 run unchanged.
 
 smbus2 talks to Linux through three calls: ``os.open("/dev/i2c-N")``, ``fcntl.ioctl(fd, ...)``
-and ``os.close(fd)``. :func:`install` routes those three names inside the ``smbus2.smbus2``
-module through a dispatcher, once per process: paths registered with :func:`register_bus`
-get a real, unique file descriptor (``/dev/null`` opened) whose ioctls are answered by an
-:class:`EmulatedI2CBus`; every other path and fd goes to the real ``os`` and ``ioctl``.
+and ``os.close(fd)``. :meth:`EmulatedI2CBus.smbus` gives the driver (as its ``bus_factory``)
+a real ``smbus2.SMBus`` whose three calls reach this bus instead: opening its path hands
+out a real, unique file descriptor (``/dev/null`` opened) whose ioctls the bus answers.
+Nothing is patched: every other ``SMBus`` in the process still talks to the kernel.
 The bus decodes the same kernel structures the i2c-dev driver would (``i2c_rdwr_ioctl_data``
 with its ``i2c_msg`` array, ``i2c_smbus_ioctl_data``) straight from memory and fills read
 buffers in place; an :class:`AMG8833Device` holds the register map.
@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import ctypes
 import errno as errno_codes
-import fcntl
 import os
 import random
 import threading
 import time
+import types
 from collections import Counter, deque
 from typing import Optional
-
-import numpy as np
 
 from thermalcount.errors import SensorSetupError
 from thermalcount.sensors.emulated.device import AMG8833Device
 from thermalcount.sensors.emulated.faults import FaultPlan
+from thermalcount.sensors.emulated.sources import SimulatorSource
 
 # ----------------------------------------------------------------- kernel ABI (uapi/linux/i2c*.h)
 I2C_SLAVE, I2C_SLAVE_FORCE, I2C_FUNCS, I2C_RDWR, I2C_PEC, I2C_SMBUS = 0x0703, 0x0706, 0x0705, 0x0707, 0x0708, 0x0720
@@ -64,56 +63,6 @@ class _SmbusIoctlData(ctypes.Structure):
 def _os_error(code: int, filename: Optional[str] = None) -> OSError:
     # OSError(errno, strerror) picks the builtin subclass (FileNotFoundError, PermissionError...).
     return OSError(code, os.strerror(code), *([filename] if filename else []))
-
-
-# ----------------------------------------------------------------- frame sources
-
-
-class CallableSource:
-    """Frames from ``fn(index)`` returning an (8, 8) array in °C, or ``(array, thermistor_celsius)``."""
-
-    def __init__(self, fn, thermistor: float = 24.0):
-        self._fn, self._index, self._thermistor = fn, 0, thermistor
-
-    def next_frame(self):
-        result = self._fn(self._index)
-        self._index += 1
-        if isinstance(result, tuple):
-            return result
-        return result, self._thermistor
-
-
-class SimulatorSource:
-    """Frames from :class:`thermalcount.sensors.sim.simulator.Simulator`, generated in chunks."""
-
-    def __init__(self, scenario: Optional[str] = None, *, seed: Optional[int] = None, fps: float = 10.0,
-                 chunk_frames: int = 256):
-        from thermalcount.sensors.sim.simulator import Simulator  # imported lazily: numpy-heavy
-
-        self._sim = Simulator(scenario or "mixed", seed=0 if seed is None else seed, fps=fps)
-        self._chunk_frames = chunk_frames
-        self._frames, self._thermistor, self._pos = None, None, 0
-
-    def next_frame(self):
-        if self._frames is None or self._pos >= len(self._frames):
-            chunk = self._sim.generate(self._chunk_frames)
-            self._frames, self._thermistor, self._pos = chunk.frames, chunk.thermistor, 0
-        frame = self._frames[self._pos]
-        thermistor = float(self._thermistor[self._pos])
-        self._pos += 1
-        return frame, thermistor
-
-
-def as_frame_source(source):
-    """Accept an object with ``next_frame()``, a callable ``fn(index)``, or a (n, 8, 8) array (looped)."""
-    if hasattr(source, "next_frame"):
-        return source
-    if callable(source):
-        return CallableSource(source)
-    frames = np.asarray(source, dtype=np.float32)
-    if frames.ndim != 3 or frames.shape[1:] != (8, 8) or len(frames) == 0:
-        raise TypeError("a frame source is an object with next_frame(), a callable or an (n, 8, 8) array")
-    return CallableSource(lambda i: frames[i % len(frames)])
 
 
 # ----------------------------------------------------------------- clocks
@@ -201,6 +150,17 @@ class EmulatedI2CBus:
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.RLock()
         self._disconnected = None  # the Disconnect window we are in, if any
+        self._smbus_class = None  # built on first use: smbus2 is imported only when needed
+
+    def smbus(self, number: Optional[int] = None, force: bool = False):
+        """A real ``smbus2.SMBus`` opened on this bus (the driver's ``bus_factory``).
+
+        ``number`` is what the driver asks for; a bus number other than this one's fails as
+        a missing ``/dev/i2c-N`` would. ``force`` is smbus2's (I2C_SLAVE_FORCE).
+        """
+        if self._smbus_class is None:
+            self._smbus_class = _smbus_class_over(_FileLayer(self))
+        return self._smbus_class(self.number if number is None else number, force=force)
 
     def attach(self, address: int, device: AMG8833Device) -> AMG8833Device:
         device.bind(self.clock, self.faults, self._rng)
@@ -337,73 +297,69 @@ class EmulatedI2CBus:
         return 0
 
 
-# ----------------------------------------------------------------- the process-wide dispatcher
-
-_install_lock = threading.Lock()
-_installed = False
-_buses: dict[str, EmulatedI2CBus] = {}
-_handles: dict[int, _Handle] = {}
-_real_open, _real_close, _real_ioctl = os.open, os.close, fcntl.ioctl
+# ----------------------------------------------------------------- smbus2 over the bus
 
 
-def _dispatch_open(path, flags, mode=0o777, *, dir_fd=None):
-    bus = _buses.get(os.fsdecode(path)) if isinstance(path, (str, bytes, os.PathLike)) else None
-    if bus is None:
-        return _real_open(path, flags, mode, dir_fd=dir_fd)
-    bus.on_open()
-    fd = _real_open(os.devnull, os.O_RDWR)  # a real, unique descriptor to hand out
-    _handles[fd] = _Handle(bus)
-    return fd
+class _FileLayer:
+    """What smbus2 sees as ``os`` and ``ioctl``: this bus's device file, everything else real.
 
+    Opening ``/dev/i2c-N`` hands out a real, unique descriptor (``/dev/null`` opened) whose
+    ioctls this bus answers; any other path fails as a missing bus would.
+    """
 
-def _dispatch_close(fd):
-    _handles.pop(fd, None)
-    _real_close(fd)
+    def __init__(self, bus: "EmulatedI2CBus"):
+        self._bus = bus
+        self._handles: dict[int, _Handle] = {}
 
+    def open(self, path, flags, mode=0o777, *, dir_fd=None):
+        if os.fsdecode(path) != self._bus.path:
+            raise _os_error(errno_codes.ENOENT, os.fsdecode(path))
+        self._bus.on_open()
+        fd = os.open(os.devnull, os.O_RDWR)
+        self._handles[fd] = _Handle(self._bus)
+        return fd
 
-def _dispatch_ioctl(fd, request, arg=0, mutate_flag=True):
-    handle = _handles.get(fd)
-    if handle is None:
-        return _real_ioctl(fd, request, arg, mutate_flag)
-    return handle.bus.ioctl(handle, request, arg)
+    def close(self, fd):
+        self._handles.pop(fd, None)
+        os.close(fd)
 
+    def ioctl(self, fd, request, arg=0, mutate_flag=True):
+        handle = self._handles.get(fd)
+        if handle is None:  # closed, or never one of ours: what the kernel says to a stale fd
+            raise _os_error(errno_codes.EBADF)
+        return self._bus.ioctl(handle, request, arg)
 
-class _OsForSmbus:
-    """Stands in for the ``os`` module inside smbus2: ``open``/``close`` dispatched, rest real."""
-
-    open = staticmethod(_dispatch_open)
-    close = staticmethod(_dispatch_close)
-
-    def __getattr__(self, name):
+    def __getattr__(self, name):  # O_RDWR and the rest: the real os module
         return getattr(os, name)
 
 
-def install() -> None:
-    """Route smbus2's file and ioctl calls through the dispatcher. Idempotent and thread-safe."""
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
-        import smbus2.smbus2 as smbus2_module  # patched, not used for I/O here
+def _smbus_class_over(layer: _FileLayer) -> type:
+    """A subclass of the real ``smbus2.SMBus`` whose methods are smbus2's own code, unchanged,
+    with only the module-level names ``os`` and ``ioctl`` resolving to ``layer``.
 
-        smbus2_module.os = _OsForSmbus()
-        smbus2_module.ioctl = _dispatch_ioctl
-        _installed = True
+    smbus2 reaches the kernel only through those two names, so every line of smbus2 runs as
+    on a Pi, and nothing outside this class is patched: a real AMG8833 in the same process
+    still talks to the real ``/dev/i2c-N``.
+    """
+    import smbus2.smbus2 as smbus2_module
 
+    namespace = dict(vars(smbus2_module), os=layer, ioctl=layer.ioctl)
 
-def register_bus(bus: EmulatedI2CBus) -> EmulatedI2CBus:
-    """Make ``/dev/i2c-N`` (as smbus2 opens it) the emulated bus. Replaces an earlier one."""
-    install()
-    with _install_lock:
-        _buses[bus.path] = bus
-    return bus
+    def rebound(function):
+        copy = types.FunctionType(function.__code__, namespace, function.__name__, function.__defaults__,
+                                  function.__closure__)
+        copy.__kwdefaults__, copy.__qualname__, copy.__doc__ = (function.__kwdefaults__, function.__qualname__,
+                                                                function.__doc__)
+        return copy
 
-
-def unregister_bus(bus: EmulatedI2CBus) -> None:
-    """Stop routing the bus's path (fds already open keep talking to it until closed)."""
-    with _install_lock:
-        if _buses.get(bus.path) is bus:
-            del _buses[bus.path]
+    members = {}
+    for name, member in vars(smbus2_module.SMBus).items():
+        if isinstance(member, types.FunctionType):
+            members[name] = rebound(member)
+        elif isinstance(member, property):
+            members[name] = property(*(rebound(f) if f else None for f in (member.fget, member.fset, member.fdel)),
+                                     member.__doc__)
+    return type("SMBus", (smbus2_module.SMBus,), members)
 
 
 def open_emulated(*, fps: float = 10, speed: Optional[float] = 1.0, bus: int = 1, address: int = 0x69,
@@ -432,13 +388,7 @@ def open_emulated(*, fps: float = 10, speed: Optional[float] = 1.0, bus: int = 1
         # debounces and `--duration` measures in sensor time, not in wall time.
         started = time.time()
         driver_options["wall_clock"] = lambda: started + emulated_bus.clock.now()
-    register_bus(emulated_bus)
-    try:
-        sensor = AMG8833(bus, address, fps=fps, orientation=orientation, speed=speed, sensor_name="emulated",
-                         clock=clock, sleep=sleep, **driver_options)
-    except BaseException:
-        unregister_bus(emulated_bus)
-        raise
+    sensor = AMG8833(bus, address, fps=fps, orientation=orientation, speed=speed, sensor_name="emulated",
+                     clock=clock, sleep=sleep, bus_factory=emulated_bus.smbus, **driver_options)
     sensor.emulator = emulated_bus
-    sensor.add_close_callback(lambda: unregister_bus(emulated_bus))
     return sensor

@@ -19,6 +19,7 @@ from collections import Counter, deque
 import numpy as np
 
 from thermalcount.sensors.conversions import celsius_to_thermistor_raw, pixels_to_bytes
+from thermalcount.sensors.emulated.sources import as_frame_source
 
 PCTL, RST, FPSC, INTC, STAT, SCLR, AVE, AVE_UNLOCK = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x07, 0x1F
 INT_LEVELS = range(0x08, 0x0E)  # INTHL, INTHH, INTLL, INTLH, IHYSL, IHYSH
@@ -41,8 +42,6 @@ class AMG8833Device:
     """
 
     def __init__(self, source, *, thermistor: float = 24.0):
-        from thermalcount.sensors.emulated.bus import as_frame_source
-
         self.source = as_frame_source(source)
         self.default_thermistor = thermistor
         self.regs = bytearray(256)

@@ -17,7 +17,7 @@ range comes from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -366,7 +366,3 @@ class PeopleStream:
         keys = [(t0, -OFF_DISTANCE), (arrive, depth), (leave, depth), (back, -OFF_DISTANCE)]
         return [self._person(keys, direction, rng.uniform(-0.3, 0.3))]
 
-
-def iter_people(stream: PeopleStream) -> Iterator[Person]:  # pragma: no cover - convenience
-    while True:
-        yield from stream.next_episode()
