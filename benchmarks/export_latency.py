@@ -73,7 +73,8 @@ def bound_session(model, frame: np.ndarray):
 def main() -> None:
     import onnx
 
-    from thermalcount.model.graph import build_graph, default_model_path
+    from thermalcount.model.contract import default_model_path
+    from thermalcount.model.graph import build_graph
     from thermalcount.model.preprocessing import Preprocessing
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -97,11 +98,9 @@ def main() -> None:
     if weights is not None:
         variants["exported, --no-clip"] = build_graph(weights, Preprocessing(clip_low=None, clip_high=None), meta)
 
-    try:  # what the runtime runs for one frame when only the state is needed
-        from thermalcount.model.loader import state_only_graph
-        variants["exported, state output only"] = state_only_graph(exported)
-    except ImportError:
-        pass
+    # What the runtime runs for one frame when only the state is needed.
+    from thermalcount.model.graph import state_only_graph
+    variants["exported, state output only"] = state_only_graph(exported)
 
     frame = (21.0 + np.random.default_rng(1).normal(0, 0.5, (8, 8))).astype(np.float32)
     sessions = {name: bound_session(model, frame) for name, model in variants.items()}

@@ -20,7 +20,7 @@ from thermalcount.bench.targets import run_help, startup
 
 
 def main(argv=None) -> None:
-    from thermalcount.model.loader import default_model_path
+    from thermalcount.model.contract import default_model_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model path (default: the embedded model)")

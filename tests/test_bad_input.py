@@ -28,7 +28,7 @@ def files(tmp_path_factory):
     """Every bad (and a few good) input file, made once."""
     import onnx
 
-    from thermalcount.model.loader import default_model_path
+    from thermalcount.model.contract import default_model_path
     from thermalcount.store import write_recording
 
     folder = tmp_path_factory.mktemp("inputs")

@@ -48,7 +48,7 @@ def _hot_frames_break_state(proto, threshold: float = 40.0):
 def files(tmp_path_factory):
     import onnx
 
-    from thermalcount.model.loader import default_model_path
+    from thermalcount.model.contract import default_model_path
     from thermalcount.store import write_recording
 
     folder = tmp_path_factory.mktemp("hostile")

@@ -31,7 +31,7 @@ from tests.file_hashes import file_hashes
 @pytest.fixture
 def folder(tmp_path):
     """A recording, a model file and a few sources, made fresh for every case."""
-    from thermalcount.model.loader import default_model_path
+    from thermalcount.model.contract import default_model_path
 
     rng = np.random.default_rng(0)
     frames = (22 + rng.normal(0, 0.3, (300, 8, 8))).astype(np.float32)
@@ -181,7 +181,7 @@ def model_npz(tmp_path_factory):
     pytest.importorskip("torch")
     from thermalcount.sensors.sim.simulator import simulate
     from thermalcount.training.data import ArraySource
-    from thermalcount.training.modelfile import save_model
+    from thermalcount.model.trained_file import save_model
     from thermalcount.training.train import TrainOptions, train_model
 
     result = train_model([ArraySource(simulate(1500, "single", seed=1).frames, "a")],

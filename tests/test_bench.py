@@ -161,23 +161,27 @@ def test_too_few_frames_is_rejected():
     assert result.exit_code == 2 and "--frames" in result.output
 
 
-def test_state_graph_drops_the_shared_norm_and_keeps_states():
-    """The runtime's state graph (rewritten for bench's floor target) gives the full graph's states."""
+def test_state_graph_keeps_only_what_the_state_needs():
+    """The runtime's state graph (and bench's state rows) gives the full graph's states with
+    none of the nodes that only feed the embedding or the distances."""
     import onnx
     import onnxruntime as ort
 
-    from thermalcount.model.loader import default_model_path, state_only_graph
+    from thermalcount.model.contract import default_model_path
+    from thermalcount.model.graph import state_only_graph
     from thermalcount.sensors.sim.simulator import simulate
 
     proto = onnx.load(str(default_model_path()))
     reduced = state_only_graph(proto)
     onnx.checker.check_model(reduced, full_check=True)
-    ops = [node.op_type for node in reduced.graph.node]
-    names = {node.name for node in reduced.graph.node}
-    assert "ReduceSumSquare" not in ops and "Split" not in ops and "ArgMin" in ops
+    names = [node.name for node in reduced.graph.node]
+    assert len(names) < len(proto.graph.node)
     # Neither the embedding nor the distances: the nearest centroid, then the frame rules.
-    assert not names & {"encoder_linear2", "embedding_squared", "distances"}
-    assert ops[-1] == "Where" and {"edge_rule", "apart_rule"} <= names
+    assert not set(names) & {"encoder_linear2", "embedding_squared", "distances"}
+    assert reduced.graph.node[-1].op_type == "Where" and {"nearest_centroid", "edge_rule", "apart_rule"} <= set(names)
+    used = {name for node in reduced.graph.node for name in node.input} | {"state"}
+    assert all(set(node.output) & used for node in reduced.graph.node)  # no node left that feeds nothing
+    assert {init.name for init in reduced.graph.initializer} <= used
     frames = simulate(20000, "mixed", seed=5).frames
     full = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     small = ort.InferenceSession(reduced.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -18,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 
 from thermalcount.errors import ModelError
 from thermalcount.runtime.counter import Counter, CounterTuning, CountEvent
-from thermalcount.model.loader import StateMeaning
+from thermalcount.model.contract import StateMeaning, meanings_from_states
 
 # Scrambled cluster order, with an extra one-person state near the low edge. The apart
 # states are not in low/both/high order either. ``apart`` as Model.load gives it
@@ -458,9 +458,9 @@ def test_tuning_is_validated_and_named():
     assert count("E*10 L*6 M*6 H*3 E*15")[0] == [("in", 22)]
 
 
-def test_meanings_may_be_plain_dicts():
-    # As a model's states list has them: a frame rule's state carries its parameters (the
-    # apart rule's: where the pair sits), a two-hump cluster says it in "apart".
+def test_a_states_list_reads_back_as_the_same_meanings():
+    # As a model's states list has them on disk: a frame rule's state carries its parameters
+    # (the apart rule's: where the pair sits), a two-hump cluster says it in "apart".
     def entry(m):
         out = {"cluster": m.cluster, "name": m.name, "position": m.position, "people": m.people}
         if m.rule:
@@ -469,18 +469,14 @@ def test_meanings_may_be_plain_dicts():
             out["apart"] = m.apart
         return out
 
-    meanings = [entry(m) for m in MEANINGS]
-    for spec in ("E*10 L*5 M*5 H*5 E*15", "E*10 L*3 M*3 [*4 M*3 =*3 H*3 E*15", "E*10 L*3 ]*4 M*4 =*3 H*3 E*15",
-                 "E*10 L*3 M*3 C*4 M*3 H*3 E*15", "E*10 <*3 M*5 E*15"):
-        states = states_of(spec)
-        expected = Counter(MEANINGS).process(np.arange(len(states)) * 0.1, states)
-        assert expected and Counter(meanings).process(np.arange(len(states)) * 0.1, states) == expected, spec
+    states = [entry(m) for m in MEANINGS]
+    assert meanings_from_states(states) == MEANINGS
     # A two-people state that says nothing of two people apart is a heat "two" at its
     # position: one blob, one entry (the second person at the low edge is not seen).
-    bare = [{k: v for k, v in m.items() if k not in ("rule", "apart")} for m in meanings]
-    states = states_of("E*10 L*3 M*3 [*4 M*3 H*3 E*15")
-    assert [e.direction for e in Counter(meanings).process(np.arange(len(states)) * 0.1, states)] == ["in", "in"]
-    assert [e.direction for e in Counter(bare).process(np.arange(len(states)) * 0.1, states)] == ["in"]
+    bare = meanings_from_states([{k: v for k, v in m.items() if k not in ("rule", "apart")} for m in states])
+    spec = states_of("E*10 L*3 M*3 [*4 M*3 H*3 E*15")
+    assert [e.direction for e in Counter(MEANINGS).process(np.arange(len(spec)) * 0.1, spec)] == ["in", "in"]
+    assert [e.direction for e in Counter(bare).process(np.arange(len(spec)) * 0.1, spec)] == ["in"]
 
 
 def test_a_long_quiet_stretch_is_processed_whole():

@@ -118,7 +118,7 @@ def needs_hardware(words: list) -> bool:
 
 def _inputs(folder: Path) -> None:
     """The files docs assume the reader has: a recording, frames to import, a second model."""
-    from thermalcount.model.loader import default_model_path
+    from thermalcount.model.contract import default_model_path
     from thermalcount.sensors.sim.simulator import write_simulation
 
     write_simulation(folder / "doorway.h5", 3000, seed=5)

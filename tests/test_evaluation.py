@@ -275,7 +275,7 @@ def _foreign_model(path):
     """The default model's graph with a training summary that names other recordings."""
     import onnx
 
-    from thermalcount.model.loader import default_model_path
+    from thermalcount.model.contract import default_model_path
 
     proto = onnx.load(str(default_model_path()))
     for entry in proto.metadata_props:
@@ -288,7 +288,7 @@ def _foreign_model(path):
 
 
 def test_room_check_uses_the_default_recipe_room_for_models_trained_on_it(tmp_path):
-    from thermalcount.model.loader import default_model_path
+    from thermalcount.model.contract import default_model_path
 
     (tmp_path / "candidate.onnx").write_bytes(default_model_path().read_bytes())
     candidate = given_model(tmp_path / "candidate.onnx").main
@@ -363,7 +363,7 @@ def test_whole_suite_on_a_users_model_skips_the_warm_room_check(tmp_path):
     from click.testing import CliRunner
 
     from thermalcount.cli import cli
-    from thermalcount.model.graph import default_model_path
+    from thermalcount.model.contract import default_model_path
 
     model = onnx.load(str(default_model_path()))
     props = {p.key: p for p in model.metadata_props}

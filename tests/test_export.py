@@ -17,11 +17,14 @@ from tests.conftest import modules_loaded_by  # noqa: E402
 from thermalcount.model.rules import FrameRules  # noqa: E402
 from thermalcount.cli import cli  # noqa: E402
 from thermalcount.errors import ModelError, OutputPathError  # noqa: E402
-from thermalcount.model.graph import REQUIRED_METADATA, build_graph, load_graph  # noqa: E402
+from thermalcount.model.contract import DESCRIPTIVE_METADATA, REQUIRED_METADATA  # noqa: E402
+from thermalcount.model.export import export_model  # noqa: E402
+from thermalcount.model.graph import build_graph  # noqa: E402
+from thermalcount.model.loader import Model  # noqa: E402
 from thermalcount.model.preprocessing import Preprocessing  # noqa: E402
 from thermalcount.sensors.sim.simulator import simulate  # noqa: E402
 from thermalcount.training.data import ArraySource  # noqa: E402
-from thermalcount.training.modelfile import export_model, load_model, save_model  # noqa: E402
+from thermalcount.model.trained_file import load_model, save_model  # noqa: E402
 from thermalcount.training.train import TrainOptions, train_model  # noqa: E402
 
 ALLOWED_OPS = set("Reshape Flatten Identity Cast Add Sub Mul Div Max Min Relu PRelu Clip Abs Sqrt Gemm MatMul "
@@ -164,9 +167,11 @@ def test_metadata_round_trip(tmp_path, small):
     result = small
     save_model(result.model, tmp_path / "m.npz")
     export_model(tmp_path / "m.npz", tmp_path / "m.onnx")
-    graph = load_graph(tmp_path / "m.onnx")
+    graph = onnx.load_model(str(tmp_path / "m.onnx"))
     meta = {p.key: p.value for p in graph.metadata_props}
-    assert set(REQUIRED_METADATA) <= set(meta)
+    # The exporter writes every key of the contract, and the runtime reads it back.
+    assert set(meta) == set(REQUIRED_METADATA + DESCRIPTIVE_METADATA)
+    assert Model.load(tmp_path / "m.onnx").metadata == meta
     assert meta["format"] == "thermalcount-model/1" and meta["input_units"] == "celsius"
     assert json.loads(meta["states"]) == result.model.states
     assert meta["travel_axis"] == result.model.travel_axis == "rows"
@@ -208,7 +213,7 @@ def test_export_never_imports_torch(tmp_path, small):
     save_model(result.model, tmp_path / "m.npz")
     code = (
         "import sys\n"
-        "from thermalcount.training.modelfile import export_model\n"
+        "from thermalcount.model.export import export_model\n"
         f"export_model({str(tmp_path / 'm.npz')!r}, {str(tmp_path / 'x.onnx')!r})\n"
     )
     assert modules_loaded_by(code) == []
@@ -228,8 +233,8 @@ def test_not_a_model_is_one_line_error(tmp_path):
     np.savez(pickled, __metadata__=np.array([{"format": "thermalcount-trained/1"}], dtype=object))
     with pytest.raises(ModelError):
         load_model(pickled)  # allow_pickle=False: an object array is refused, not executed
-    with pytest.raises(ModelError, match="not a valid ONNX model"):
-        load_graph(text.rename(tmp_path / "fake.onnx"))
+    with pytest.raises(ModelError, match="not an ONNX model"):
+        Model.load(text.rename(tmp_path / "fake.onnx"))
     with pytest.raises(ModelError, match="does not exist"):
         load_model(tmp_path / "missing.npz")
     out = CliRunner().invoke(cli, ["export", str(plain), "--out", str(tmp_path / "o.onnx")])

@@ -10,6 +10,7 @@ import pytest
 from thermalcount.errors import ModelError
 from thermalcount.model.rules import EDGE_TEST, FRAME_TEST, FrameRules, HumpTest, rule_states, travel_profile_matrix
 from thermalcount.model.preprocessing import Preprocessing
+from thermalcount.model.contract import meanings_from_states
 from thermalcount.runtime.counter import Counter
 from thermalcount.model.loader import Model
 from thermalcount.sensors.sim.simulator import simulate
@@ -19,6 +20,7 @@ CLUSTERS = [{"cluster": 0, "name": "empty", "position": None, "people": 0},
             {"cluster": 2, "name": "middle", "position": 0.5, "people": 1},
             {"cluster": 3, "name": "high", "position": 1.0, "people": 1}]
 STATES = CLUSTERS + rule_states(4)
+MEANINGS = meanings_from_states(STATES)
 EMPTY, LOW, MIDDLE, HIGH, EDGE_LOW, EDGE_HIGH, APART_LOW, APART, APART_HIGH = range(9)
 
 
@@ -125,7 +127,7 @@ def test_one_noisy_edge_frame_does_not_turn_a_crossing_around():
     times = np.arange(len(states)) / 10.0
 
     def directions(**tuning):
-        counter = Counter(STATES, **tuning)
+        counter = Counter(MEANINGS, **tuning)
         return [e.direction for e in counter.process(times, states) + counter.finish()]
 
     assert directions() == ["in"]
@@ -138,15 +140,15 @@ def test_at_1_fps_an_edge_frame_gives_the_direction():
     # Each crossing shows the person inside the view once; the frame before or after, their edge.
     gap = [EMPTY] * 5
     states = gap + [EDGE_LOW, MIDDLE] + gap + [MIDDLE, EDGE_LOW] + gap + [EDGE_HIGH, LOW] + gap
-    counter = Counter(STATES)
+    counter = Counter(MEANINGS)
     events = counter.process(np.arange(len(states), dtype=float), states) + counter.finish()
     assert [(e.direction, e.frame) for e in events] == [("in", 6), ("out", 13), ("out", 20)]
     # Without inferring the exit, edge-then-middle says nothing.
-    counter = Counter(STATES, infer_middle_exit=False)
+    counter = Counter(MEANINGS, infer_middle_exit=False)
     events = counter.process(np.arange(len(states), dtype=float), states) + counter.finish()
     assert [e.direction for e in events] == ["out", "out"]
     alone = [EMPTY] * 5 + [MIDDLE] + [EMPTY] * 5  # no edge: no direction, nothing counted
-    counter = Counter(STATES)
+    counter = Counter(MEANINGS)
     assert counter.process(np.arange(len(alone), dtype=float), alone) + counter.finish() == []
 
 

@@ -180,7 +180,7 @@ def test_wrong_schema_recordings_give_clear_errors(tmp_path, layout):
 
 @pytest.fixture(scope="module")
 def default_model_bytes() -> bytes:
-    from thermalcount.model.loader import default_model_path
+    from thermalcount.model.contract import default_model_path
 
     return Blob(Path(default_model_path()).read_bytes())
 
@@ -237,12 +237,13 @@ def test_odd_model_metadata_gives_clear_errors(default_model_bytes, tmp_path, ed
 @settings(max_examples=40, deadline=3000, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(change=mutation)
-def test_corrupt_onnx_bytes_load_graph(default_model_bytes, tmp_path, change):
-    from thermalcount.model.graph import graph_summary, load_graph
+def test_corrupt_onnx_bytes_inspect(default_model_bytes, tmp_path, change):
+    """``inspect`` validates with the runtime's loader, then summarises the same bytes."""
+    from thermalcount.cli.inspect_cmd import inspect
 
     path = tmp_path / "fuzzed.onnx"
     path.write_bytes(_mutate(default_model_bytes, change))
-    _expect_clear_or_ok(lambda: graph_summary(load_graph(path)))
+    _expect_clear_or_ok(lambda: inspect.callback(model=str(path), as_json=True))
 
 
 # The trained-model file (.npz written by 'thermalcount train'), read by export without torch.
@@ -254,13 +255,13 @@ def _npz(members: dict) -> bytes:
 
 @pytest.fixture(scope="module")
 def trained_model_bytes() -> bytes:
-    from thermalcount.training import modelfile
+    from thermalcount.model import trained_file
 
     rng = np.random.default_rng(1)
-    metadata = {"format": modelfile.FILE_FORMAT, "states": [], "travel_axis": "rows", "training": {},
+    metadata = {"format": trained_file.FILE_FORMAT, "states": [], "travel_axis": "rows", "training": {},
                 "created": "2026-01-01T00:00:00Z", "preprocessing": {}}
-    members = {name: rng.normal(size=(4, 4)).astype(np.float32) for name in modelfile.WEIGHT_NAMES}
-    members[modelfile.METADATA_MEMBER] = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+    members = {name: rng.normal(size=(4, 4)).astype(np.float32) for name in trained_file.WEIGHT_NAMES}
+    members[trained_file.METADATA_MEMBER] = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
     return Blob(_npz(members))
 
 
@@ -269,29 +270,46 @@ def trained_model_bytes() -> bytes:
 @given(change=st.one_of(mutation, st.tuples(st.just("metadata"), st.one_of(
     st.binary(max_size=64), st.sampled_from([b"{}", b"[]", b"null", b'{"format": 1}', b"\xff\xfe"])))))
 def test_corrupt_trained_model_files_give_clear_errors(trained_model_bytes, tmp_path, change):
-    from thermalcount.training import modelfile
+    from thermalcount.model import trained_file
 
     if change[0] == "metadata":
         with np.load(io.BytesIO(trained_model_bytes)) as archive:
             members = {name: archive[name] for name in archive.files}
-        members[modelfile.METADATA_MEMBER] = np.frombuffer(change[1], dtype=np.uint8)
+        members[trained_file.METADATA_MEMBER] = np.frombuffer(change[1], dtype=np.uint8)
         data = _npz(members)
     else:
         data = _mutate(trained_model_bytes, change)
     path = tmp_path / "model.npz"
     path.write_bytes(data)
-    _expect_clear_or_ok(lambda: modelfile.load_model(path))
+    _expect_clear_or_ok(lambda: trained_file.load_model(path))
 
 
 def test_trained_model_loader_refuses_pickles(tmp_path):
     """An object array inside the .npz would need pickle: refused with a clear error."""
-    from thermalcount.training import modelfile
+    from thermalcount.model import trained_file
 
     path = tmp_path / "pickled.npz"
     buffer = io.BytesIO()
-    np.savez(buffer, **{name: np.array([{"evil": 1}], dtype=object) for name in modelfile.WEIGHT_NAMES})
+    np.savez(buffer, **{name: np.array([{"evil": 1}], dtype=object) for name in trained_file.WEIGHT_NAMES})
     path.write_bytes(buffer.getvalue())
     with pytest.raises(ThermalcountError) as caught:
-        modelfile.load_model(path)
+        trained_file.load_model(path)
     _assert_clear(caught.value)
     assert zipfile.is_zipfile(path)
+
+
+def test_trained_model_with_an_unknown_compression_method(trained_model_bytes, tmp_path):
+    """Found by the fuzzer above: zipfile raises NotImplementedError for it."""
+    from thermalcount.model import trained_file
+
+    data = bytearray(trained_model_bytes)
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local and central headers
+        start = data.find(signature)
+        while start >= 0:
+            data[start + offset:start + offset + 2] = (99).to_bytes(2, "little")
+            start = data.find(signature, start + 4)
+    path = tmp_path / "model.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ThermalcountError) as caught:
+        trained_file.load_model(path)
+    _assert_clear(caught.value)

@@ -181,7 +181,7 @@ def test_the_train_command_records_the_pattern_time_constant(tmp_path):
     from click.testing import CliRunner
 
     from thermalcount.cli import cli
-    from thermalcount.training.modelfile import load_model
+    from thermalcount.model.trained_file import load_model
 
     runner = CliRunner()
     recording = tmp_path / "sim.h5"

@@ -19,7 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import modules_loaded_by, run_python
 from thermalcount.errors import ModelError
-from thermalcount.model.loader import Model, StateMeaning, default_model_path
+from thermalcount.model.contract import REQUIRED_METADATA, StateMeaning, default_model_path, exported_metadata
+from thermalcount.model.loader import Model
 from thermalcount.model.numpy_backend import SUPPORTED_OPS
 
 MEANINGS = [
@@ -35,10 +36,10 @@ RTOL = ATOL = 5e-5
 
 
 def metadata(meanings=MEANINGS, latent_size=4, **overrides) -> dict:
-    meta = {"thermalcount_version": "0.1.0", "format": "thermalcount-model/1",
-            "states": json.dumps(meanings), "travel_axis": "rows", "input_units": "celsius",
-            "latent": str(latent_size), "clusters": str(len(meanings)), "training": "{}",
-            "created": "2026-01-01T00:00:00Z"}
+    """What export writes for these states (None in ``overrides``: the key left out)."""
+    meta = exported_metadata(version="0.1.0", states=meanings, travel_axis="rows", latent=latent_size,
+                             clusters=len(meanings), training={}, created="2026-01-01T00:00:00Z",
+                             preprocessing={})
     meta.update(overrides)
     return {k: v for k, v in meta.items() if v is not None}
 
@@ -380,7 +381,7 @@ def test_missing_output_is_refused(tmp_path):
     assert "no output 'embedding'" in _error(save(model, tmp_path / "m.onnx"))
 
 
-@pytest.mark.parametrize("key", ["format", "states", "travel_axis", "latent", "clusters"])
+@pytest.mark.parametrize("key", REQUIRED_METADATA)
 def test_missing_metadata_is_refused(key, tmp_path):
     model = folded_model(meta=metadata(**{key: None}))
     assert f"missing metadata '{key}'" in _error(save(model, tmp_path / "m.onnx"))
@@ -406,6 +407,12 @@ def test_unknown_operator_only_stops_the_numpy_backend(tmp_path):
     assert Model.load(path, backend="onnxruntime").backend == "onnxruntime"
     message = _error(path, backend="numpy")
     assert "Exp" in message and "--backend onnxruntime" in message
+
+
+@pytest.mark.parametrize("key", ["thermalcount_version", "input_units", "training", "created", "preprocessing"])
+def test_descriptive_metadata_may_be_missing(key, tmp_path):
+    model = folded_model(meta=metadata(**{key: None}))
+    assert Model.load(save(model, tmp_path / "m.onnx")).clusters == len(MEANINGS)
 
 
 def test_bad_backend_name(tmp_path):
@@ -448,6 +455,44 @@ def test_runtime_never_imports_torch_or_sklearn(tmp_path):
         "    Counter(m.meanings).process([0.0, 0.1], [0, 1])\n"
     )
     assert modules_loaded_by(code) == []
+
+
+def test_the_onnxruntime_path_never_imports_onnx(tmp_path):
+    """``import onnx`` is about a second of start-up; onnxruntime loads, checks and runs the
+    model without it (the numpy backend interprets every node and does import it)."""
+    path = save(folded_model(), tmp_path / "m.onnx")
+    code = (
+        "import numpy as np\n"
+        "from thermalcount.model.loader import Model\n"
+        "from thermalcount.runtime.counter import Counter\n"
+        f"m = Model.load({str(path)!r}, backend='onnxruntime')\n"
+        "m.infer(np.full((3, 8, 8), 21, np.float32)); m.infer_states(np.full((3, 8, 8), 21, np.float32))\n"
+        "m.infer_one(np.zeros((8, 8), np.float32))\n"
+        "Counter(m.meanings).process([0.0, 0.1], [0, 1])\n"
+        "Model.load('default', backend='onnxruntime').infer_one(np.zeros((8, 8), np.float32))\n"
+    )
+    assert modules_loaded_by(code, roots=("onnx",)) == []
+    assert modules_loaded_by(code.replace("'onnxruntime'", "'numpy'"), roots=("onnx",)) != []
+
+
+def test_light_parse_gives_the_same_runtime_graphs_as_onnx():
+    """The onnxruntime path parses with thermalcount.model.onnx_schema (no onnx import): the
+    state-only and flat-input copies it makes are the ones onnx's own messages give."""
+    from thermalcount.model.contract import parse_model
+    from thermalcount.model.graph import state_only_graph
+    from thermalcount.model.onnxruntime_backend import without_leading_reshape
+
+    path = default_model_path()
+    data = path.read_bytes()
+    light, full = parse_model(data, path, light=True), parse_model(data, path)
+    assert onnx.load_model_from_string(light.SerializeToString()) == full
+    light_state, full_state = state_only_graph(light), state_only_graph(full)
+    assert onnx.load_model_from_string(light_state.SerializeToString()) == full_state
+    assert len(full_state.graph.node) < len(full.graph.node)
+    flat = onnx.load_model_from_string(without_leading_reshape(light_state).SerializeToString())
+    onnx.checker.check_model(flat, full_check=True)
+    assert [d.dim_param or d.dim_value for d in flat.graph.input[0].type.tensor_type.shape.dim] == ["N", 64]
+    assert flat.graph.node[0].input[0] == "frames" and len(flat.graph.node) == len(full_state.graph.node) - 1
 
 
 @pytest.mark.parametrize("opset", [9, 11])

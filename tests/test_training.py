@@ -20,8 +20,9 @@ from thermalcount.sensors.sim.simulator import simulate  # noqa: E402
 from thermalcount.store import RecordingWriter, open_recording, write_recording  # noqa: E402
 from thermalcount.training.autoencoder import TorchPreprocessing  # noqa: E402
 from thermalcount.training.data import ArraySource, TrainingData  # noqa: E402
-from thermalcount.training.meanings import assign_meanings, find_travel_axis  # noqa: E402
-from thermalcount.training.modelfile import load_model, save_model  # noqa: E402
+from thermalcount.model.travel_axis import find_travel_axis  # noqa: E402
+from thermalcount.training.meanings import assign_meanings  # noqa: E402
+from thermalcount.model.trained_file import load_model, save_model  # noqa: E402
 from thermalcount.training.train import TrainOptions, train_model  # noqa: E402
 
 SPECS = [

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import modules_loaded_by
 from thermalcount.errors import UsageError
+from thermalcount.model.contract import StateMeaning
 from thermalcount.runtime.axis_watch import AxisWatch
 from thermalcount.runtime.counter import Counter
 from thermalcount.sensors.base import SensorFrame
@@ -123,14 +124,6 @@ def test_choices_and_what_they_say():
     assert set(turned.to_json()) == {"setting", "model_axis", "found", "orientation", "evidence"}
 
 
-def test_training_still_finds_the_axis_where_it_did():
-    from thermalcount.model import travel_axis
-    from thermalcount.training import meanings
-
-    assert meanings.find_travel_axis is travel_axis.find_travel_axis
-    assert meanings.blob_centres is travel_axis.blob_centres
-
-
 def test_the_runtime_side_never_loads_the_training_stack():
     code = ("import numpy as np\n"
             "from thermalcount.model.travel_axis import TravelAxisFinder\n"
@@ -142,16 +135,12 @@ def test_the_runtime_side_never_loads_the_training_stack():
 # ------------------------------------------------------------------------ the live watch
 
 
-class _Meaning:
-    def __init__(self, cluster, people, position):
-        self.cluster, self.name, self.people, self.position, self.rule = cluster, str(cluster), people, position, None
-
-
 class _RowsModel:
     """Stands in for a model along the rows: empty, or where the warm pixel's row is."""
 
     travel_axis = "rows"
-    meanings = [_Meaning(0, 0, None), _Meaning(1, 1, 0.1), _Meaning(2, 1, 0.5), _Meaning(3, 1, 0.9)]
+    meanings = [StateMeaning(0, "empty", None, 0), StateMeaning(1, "low", 0.1, 1),
+                StateMeaning(2, "middle", 0.5, 1), StateMeaning(3, "high", 0.9, 1)]
 
     def start_stream(self, fps):
         pass

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from thermalcount.errors import ModelError
-from thermalcount.model.loader import single_frame_session
+from thermalcount.model.onnxruntime_backend import single_frame_session
 
 
 def installed(module: str) -> bool:

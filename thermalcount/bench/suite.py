@@ -228,14 +228,14 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
               count_frames: int = 1_000_000, startup: bool = True, seed: int = 0, bus: int = 1,
               progress: Optional[Callable[[str], None]] = None) -> dict:
     """Run every measurement and return the report (the JSON object ``bench --json`` prints)."""
-    from thermalcount.model.loader import Model, default_model_path
+    from thermalcount.model.contract import resolve_model_path
+    from thermalcount.model.loader import Model
 
     say = progress or (lambda message: None)
     if frames < 100:
         raise UsageError("--frames must be at least 100 for percentiles to mean anything")
     backends = resolve_backends(backend)
-    if model_path is None or str(model_path) == "default":
-        model_path = default_model_path()
+    model_path = resolve_model_path(model_path)
     models = {name: Model.load(model_path, backend=name) for name in backends}
     first = next(iter(models.values()))
     import onnx

@@ -20,7 +20,7 @@ def export(model, out, overwrite):
       thermalcount export model.npz --out model.onnx
       thermalcount inspect model.onnx
     """
-    from thermalcount.training.modelfile import export_model
+    from thermalcount.model.export import export_model
 
     graph = export_model(model, out, overwrite=overwrite)
     ops = [node.op_type for node in graph.graph.node]

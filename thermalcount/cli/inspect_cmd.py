@@ -20,19 +20,20 @@ def inspect(model, as_json):
       thermalcount inspect default --json
     """
     import json
-    from pathlib import Path
 
-    from thermalcount.model.graph import default_model_path, graph_summary, load_graph
+    from thermalcount.model import contract
 
-    path = default_model_path() if model == "default" else Path(model)
+    path = contract.resolve_model_path(model)
     if path.suffix == ".onnx":
+        from thermalcount.model.graph import graph_summary
         from thermalcount.model.loader import Model
 
-        Model.load(path)  # the validator count and run use: inspect accepts only what they do
-        summary = graph_summary(load_graph(path))
+        data = contract.read_model_bytes(path)  # read once: validated and summarised from the same bytes
+        Model.from_bytes(data, path)  # the validator count and run use: inspect accepts only what they do
+        summary = graph_summary(contract.parse_model(data, path))
         summary["file"] = str(path)
     else:
-        from thermalcount.training.modelfile import load_model
+        from thermalcount.model.trained_file import load_model
 
         trained = load_model(path)
         summary = {"file": str(path), "metadata": trained.metadata(),

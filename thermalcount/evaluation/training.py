@@ -2,7 +2,7 @@
 
 Three models, each trained with the standard pipeline (recordings written through the frame
 store, :func:`thermalcount.training.train.train` on the files, then
-:func:`thermalcount.training.modelfile.export_model` to ONNX) with the default model's
+:func:`thermalcount.model.export.export_model` to ONNX) with the default model's
 options (``thermalcount.training.default.default_options``) and the default model's
 scenario recipe, but on this module's own seeds and rooms:
 
@@ -84,7 +84,7 @@ def train_models(folder: Path, *, names=("rows", "columns", "one_room"),
     require_training_stack()  # one clear line before minutes of simulation
     from thermalcount.sensors.sim.simulator import write_simulation
     from thermalcount.training.default import default_options
-    from thermalcount.training.modelfile import export_model
+    from thermalcount.model.export import export_model
     from thermalcount.training.train import train
 
     say = progress or (lambda text: None)

@@ -22,36 +22,27 @@ nodes, 8 with a linear one (``--no-clip``), 12 with ``--background lowest`` (Top
 costs were measured in onnxruntime (Gemm beats ReduceMean + Sub and Split; Mul + Gemm beats
 ReduceSumSquare + Add); see docs/model.md.
 
-The runtime (``thermalcount.model.loader``) imports this module for
-:func:`default_model_path`; it must stay free of torch and scikit-learn.
+The graph follows :mod:`thermalcount.model.contract` (input, outputs, metadata). The runtime
+(``thermalcount.model.loader``) imports this module for :func:`state_only_graph`; it must
+stay free of torch and scikit-learn.
 """
 
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from thermalcount.errors import ModelError, OutputPathError
+from thermalcount.model.contract import INPUT_NAME, OUTPUT_NAMES
 from thermalcount.model.rules import FrameRules, travel_profile_matrix
 from thermalcount.model.preprocessing import CONTRAST_FLOOR, CONTRAST_REFERENCE, PIXELS, Preprocessing
 
 OPSET = 17
 IR_VERSION = 8  # readable by onnxruntime >= 1.16 (the oldest we support)
-MODEL_FORMAT = "thermalcount-model/1"
-DEFAULT_MODEL_NAME = "default_model.onnx"
-#: metadata keys every thermalcount ONNX model carries (docs/architecture.md)
-REQUIRED_METADATA = ("thermalcount_version", "format", "states", "travel_axis", "input_units",
-                     "latent", "clusters", "training", "created")
 WEIGHT_NAMES = ("enc1.weight", "enc1.bias", "prelu.weight", "enc2.weight", "enc2.bias", "centroids")
-
-
-def default_model_path() -> Path:
-    """Path of the default model shipped inside the package (used for ``--model default``)."""
-    return Path(str(resources.files("thermalcount") / "data" / DEFAULT_MODEL_NAME))
 
 
 def folded_weights(weights: dict, preprocessing: Preprocessing) -> dict:
@@ -126,7 +117,8 @@ def _centring_shift(preprocessing: Preprocessing) -> Optional[float]:
 
 
 def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
-    """Return the fused ``onnx.ModelProto``; ``metadata`` values are strings (see REQUIRED_METADATA)."""
+    """Return the fused ``onnx.ModelProto``; ``metadata`` values are strings
+    (``thermalcount.model.contract.exported_metadata``)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -146,7 +138,7 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
         return name
 
     inits = []
-    nodes = [helper.make_node("Reshape", ["frames", constant("flat_shape", np.array([-1, PIXELS], np.int64))],
+    nodes = [helper.make_node("Reshape", [INPUT_NAME, constant("flat_shape", np.array([-1, PIXELS], np.int64))],
                               ["pixels"], name="flatten")]
     source = "pixels"
     if not preprocessing.is_linear:
@@ -244,10 +236,9 @@ def build_graph(weights: dict, preprocessing: Preprocessing, metadata: dict):
                                    states=rules.apart_states, otherwise=chosen, constant=constant)
     graph = helper.make_graph(
         nodes, "thermalcount",
-        [helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["N", 8, 8])],
-        [helper.make_tensor_value_info("state", TensorProto.INT64, ["N"]),
-         helper.make_tensor_value_info("distances", TensorProto.FLOAT, ["N", clusters]),
-         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", latent])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 8, 8])],
+        [helper.make_tensor_value_info(name, elem, ["N"] + size) for name, elem, size in
+         zip(OUTPUT_NAMES, (TensorProto.INT64, TensorProto.FLOAT, TensorProto.FLOAT), ([], [clusters], [latent]))],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
@@ -376,30 +367,36 @@ def write_atomically(path, data: bytes, *, overwrite: bool = False) -> Path:
     return write_bytes_atomically(path, data)
 
 
-def load_graph(path):
-    """Read and check a thermalcount ONNX model; ModelError (one line) if it is not one."""
-    import onnx
+def state_only_graph(proto):
+    """A copy of the model holding only the nodes and weights the ``state`` output needs.
 
-    import stat
-
-    from thermalcount.support.safe_files import lookup
-
-    path = Path(path)
-    info = lookup(path, ModelError)
-    if info is None or not stat.S_ISREG(info.st_mode):
-        raise ModelError(f"model file {path} does not exist; export one with 'thermalcount export'")
-    try:
-        model = onnx.load_model(str(path))
-        onnx.checker.check_model(model)
-    except Exception as error:  # onnx raises DecodeError, ValidationError, ... - all mean "not a model"
-        raise ModelError(f"{path} is not a valid ONNX model ({type(error).__name__}); "
-                         "pass a file written by 'thermalcount export'") from None
-    metadata = {prop.key: prop.value for prop in model.metadata_props}
-    missing = [key for key in REQUIRED_METADATA if key not in metadata]
-    if missing or metadata.get("format") != MODEL_FORMAT:
-        raise ModelError(f"{path} is an ONNX file but not a thermalcount model (missing {', '.join(missing) or 'format'}); "
-                         "export one with 'thermalcount export'")
-    return model
+    Made at load, not written by export: the file must keep all three outputs (the
+    contract), and onnxruntime runs every node of a session's graph whatever outputs are
+    bound, so the live and ``count`` paths run this cut-down copy (measured: ~15 % faster
+    per frame than binding all three outputs of the full graph). ``proto``: an
+    ``onnx.ModelProto`` or an ``onnx_schema.ModelProto``; the copy is of the same kind."""
+    graph = proto.graph
+    producer = {name: node for node in graph.node for name in node.output}
+    needed_nodes, needed_names, stack = set(), set(), ["state"]
+    while stack:
+        name = stack.pop()
+        if name in needed_names:
+            continue
+        needed_names.add(name)
+        node = producer.get(name)
+        if node is not None:
+            needed_nodes.add(id(node))
+            stack.extend(n for n in node.input if n)
+    pruned = type(proto)()
+    pruned.CopyFrom(proto)
+    del pruned.graph.node[:]
+    pruned.graph.node.extend(n for n in graph.node if id(n) in needed_nodes)
+    del pruned.graph.initializer[:]
+    pruned.graph.initializer.extend(i for i in graph.initializer if i.name in needed_names)
+    del pruned.graph.output[:]
+    pruned.graph.output.extend(o for o in graph.output if o.name == "state")
+    del pruned.graph.value_info[:]
+    return pruned
 
 
 def graph_summary(model) -> dict:

@@ -45,7 +45,6 @@ from thermalcount.errors import UsageError
 from thermalcount.model.pattern import PatternTracker, stream_fps
 from thermalcount.sensors.conversions import Orientation, parse_orientation
 
-TRAVEL_AXES = ("rows", "columns")
 BLOB_MARGIN_C = 1.5  # °C above a raw frame's median for train's travel-axis estimate
 #: The stream finder's blob: pixels this much (°C) above the frame's median once the
 #: background is removed (the noise left is ~0.25 °C: 4 standard deviations), this much warmth
@@ -287,5 +286,5 @@ def choose(setting: Union[str, Orientation, None], model_axis: str,
 
 
 __all__ = ["AUTO", "AxisChoice", "AxisFinding", "BLOB_MARGIN_C", "MIN_BLOB_HEAT", "MOVE_MARGIN_C", "TRANSPOSE",
-           "TRAVEL_AXES", "TravelAxisFinder", "blob_centres", "choose", "find_travel_axis",
+           "TravelAxisFinder", "blob_centres", "choose", "find_travel_axis",
            "orientation_setting", "stored_orientation", "warmth"]

@@ -39,7 +39,6 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from thermalcount.errors import ModelError
-from thermalcount.model.rules import apart_where
 from thermalcount.runtime.tracks import SIDE_A as _SIDE_A
 from thermalcount.runtime.tracks import SIDE_B as _SIDE_B
 from thermalcount.runtime.tracks import SIDE_M as _SIDE_M
@@ -158,12 +157,9 @@ class Counter:
         if not self.meanings:
             raise ModelError("the model has no states; re-export it")
         people, sides, positions, faint_edges = [], [], [], []
-        for index, meaning in enumerate(self.meanings):
-            get = meaning.get if isinstance(meaning, dict) else (lambda k, m=meaning: getattr(m, k, None))
-            count = int(get("people"))
-            position = get("position")
-            rule = get("rule")  # StateMeaning: the test's name; a states-list entry: its parameters
-            faint_edges.append((rule.get("test") if isinstance(rule, dict) else rule) == "faint edge")
+        for meaning in self.meanings:  # StateMeanings (a states list: contract.meanings_from_states)
+            count, position = int(meaning.people), meaning.position
+            faint_edges.append(meaning.rule == "faint edge")
             people.append(min(count, 2))
             sides.append(_SIDE_M if count == 0 else side_of(position, self.tuning.low_side_max,
                                                              self.tuning.high_side_min))
@@ -178,8 +174,7 @@ class Counter:
         #: "both" or "high"), and clusters whose decoded frame has two humps (meanings: two
         #: people, no position). Other two-people states are old models' heat-based "two":
         #: read as one blob where they say, never as two people.
-        self._apart_where = [apart_where(m) if isinstance(m, dict) else getattr(m, "apart", None)
-                             for m in self.meanings]
+        self._apart_where = [m.apart for m in self.meanings]
         self._apart_list = [where is not None for where in self._apart_where]
         self._n_states = len(people)
         self._thresholds = [self.tuning.empty_seconds if p == 0 else self.tuning.edge_seconds if edge

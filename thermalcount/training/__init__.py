@@ -2,8 +2,9 @@
 
 Importing this package is cheap and torch-free; torch and scikit-learn are imported by the
 modules that need them (``autoencoder``, ``kmeans``, ``train``, ``plots``), which need the
-``[train]`` extra. ``modelfile`` (the safe model file) needs numpy only, so ``export`` and
-``inspect`` work without torch.
+``[train]`` extra. The model file they write (``thermalcount.model.trained_file``) and
+``export`` (``thermalcount.model.export``) live in ``model/`` and need numpy only, so
+``export`` and ``inspect`` work without torch.
 """
 
 TRAIN_EXTRA_HINT = "pip install 'thermalcount[train]'"

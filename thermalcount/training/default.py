@@ -43,7 +43,7 @@ def train_default_model(on_progress=None):
 def build_default_model(out, *, model_file=None, overwrite: bool = True):
     """Train and export the default model to ``out`` (ONNX); optionally keep the model file too."""
     from thermalcount.model.graph import build_graph, save_graph
-    from thermalcount.training.modelfile import save_model
+    from thermalcount.model.trained_file import save_model
 
     result = train_default_model()
     model = result.model

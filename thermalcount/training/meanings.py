@@ -1,8 +1,8 @@
-"""Give every cluster a meaning, and find the travel axis - no labels needed.
+"""Give every cluster a meaning - no labels needed.
 
-* The **travel axis** is the array axis along which the warm blob moves: over a sample of
-  frames that show someone, the blob's centre (heat-weighted, above the frame's median) varies
-  much more along the direction people walk than across it.
+The travel axis they are measured along is found by ``thermalcount.model.travel_axis``
+(``count`` and ``run`` find it too, without torch).
+
 * Each centroid is **decoded** back into a frame. The one with the least heat is ``empty``.
   For the others, ``position`` is the blob's heat-weighted centre along the travel axis
   (0 = low-index edge, 1 = high-index edge). The lowest is ``low``, the highest ``high``;
@@ -14,7 +14,7 @@
   3 rows apart, nearly nothing between them: ``thermalcount.model.rules``) is ``two`` as well, whatever its
   heat: two people apart in the view. Its heat-weighted centre says nothing about either, so
   its position is None; ``apart`` says where the pair sits, as the graph's apart rule does
-  (``frame_rules.HumpTest.pair_groups``): ``low`` (one at the low edge, one further in),
+  (``thermalcount.model.rules.HumpTest.pair_groups``): ``low`` (one at the low edge, one further in),
   ``both`` (one near each end) or ``high``. The counter follows the two as tracks
   (``thermalcount.runtime.tracks``).
 """
@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from thermalcount.model.contract import TRAVEL_AXES
 from thermalcount.model.rules import APART_PLACES, CLUSTER_TEST
-# The travel axis lives where the runtime can use it without torch (count and run find it too).
-from thermalcount.model.travel_axis import BLOB_MARGIN_C, blob_centres, find_travel_axis  # noqa: F401
+from thermalcount.model.travel_axis import blob_centres
 from thermalcount.model.travel_axis import warmth as _warmth
 
-TRAVEL_AXES = ("rows", "columns")
 HEAT_MARGIN_C = 0.5  # °C above a decoded frame's median before a pixel counts as warm
 EMPTY_HEAT_FRACTION = 0.25
 

@@ -21,8 +21,8 @@ from thermalcount.errors import OutputPathError, TrainingError
 from thermalcount.model.rules import EDGE_TEST, FRAME_TEST, FrameRules, rule_states
 from thermalcount.model.preprocessing import Preprocessing
 from thermalcount.training import require_training_stack
+from thermalcount.model.trained_file import TrainedModel, save_model
 from thermalcount.training.recipe import CLUSTERS, CLUSTERS_RANGE, LATENT, LATENT_RANGE, PREPROCESSING
-from thermalcount.training.modelfile import TrainedModel, save_model
 
 MIN_FRAMES = 100
 MIN_STEPS = 3000  # auto epochs: at least this many optimiser steps in total
@@ -106,7 +106,8 @@ def train_model(sources, options: Optional[TrainOptions] = None,
     from thermalcount.training import autoencoder as ae
     from thermalcount.training.data import TrainingData
     from thermalcount.training.kmeans import fit_centroids, nearest, separation_score
-    from thermalcount.training.meanings import assign_meanings, canonical_order, find_travel_axis
+    from thermalcount.model.travel_axis import find_travel_axis
+    from thermalcount.training.meanings import assign_meanings, canonical_order
 
     options = options or TrainOptions()
     options.check()

@@ -1,5 +1,9 @@
 """The trained-model file: plain float32 arrays + one JSON document in a zip (.npz layout).
 
+``train`` writes it, ``export`` (:mod:`thermalcount.model.export`) and ``inspect`` read it.
+It lives in ``model/`` rather than ``training/`` so that export, which needs no torch, reads
+it without importing the training package (imports point down: model < training).
+
 Safe to load: it is read with ``numpy.load(allow_pickle=False)``, so a file cannot run code.
 Written byte-for-byte deterministically (fixed zip timestamps, sorted members), so the same
 training gives the same bytes apart from the ``created`` field. numpy only - no torch - so
@@ -18,7 +22,8 @@ import numpy as np
 
 from thermalcount import __version__
 from thermalcount.errors import ModelError
-from thermalcount.model.graph import MODEL_FORMAT, WEIGHT_NAMES, write_atomically
+from thermalcount.model.contract import exported_metadata
+from thermalcount.model.graph import WEIGHT_NAMES, write_atomically
 from thermalcount.model.preprocessing import Preprocessing
 
 FILE_FORMAT = "thermalcount-trained/1"
@@ -48,19 +53,10 @@ class TrainedModel:
         return int(self.weights["centroids"].shape[0])
 
     def onnx_metadata(self) -> dict:
-        """metadata_props for the exported graph, exactly as docs/architecture.md lists them."""
-        return {
-            "thermalcount_version": __version__,
-            "format": MODEL_FORMAT,
-            "states": json.dumps(self.states),
-            "travel_axis": self.travel_axis,
-            "input_units": "celsius",
-            "latent": str(self.latent),
-            "clusters": str(self.clusters),
-            "training": json.dumps(self.training, sort_keys=True),
-            "created": self.created,
-            "preprocessing": json.dumps(self.preprocessing.to_dict(), sort_keys=True),
-        }
+        """metadata_props for the exported graph (thermalcount.model.contract)."""
+        return exported_metadata(version=__version__, states=self.states, travel_axis=self.travel_axis,
+                                 latent=self.latent, clusters=self.clusters, training=self.training,
+                                 created=self.created, preprocessing=self.preprocessing.to_dict())
 
     def metadata(self) -> dict:
         return {
@@ -109,7 +105,9 @@ def load_model(path) -> TrainedModel:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError):
+        # zipfile says NotImplementedError for a member's unknown compression method and
+        # RuntimeError for an encrypted one: both are damaged or foreign archives here.
         what = "a zip archive" if not head.startswith(b"PK") else "a readable model archive"
         raise ModelError(f"{path} is not a thermalcount model file (not {what}); {hint}") from None
     except MemoryError:  # an array header claiming terabytes: a damaged or crafted file
@@ -139,29 +137,3 @@ def load_model(path) -> TrainedModel:
         )
     except (KeyError, TypeError) as error:
         raise ModelError(f"{path} has incomplete metadata (missing {error}); re-train it with 'thermalcount train'") from None
-
-
-def export_model(model_path, out, *, overwrite: bool = False):
-    """Model file -> one fused ONNX graph at ``out``. numpy + onnx only (no torch)."""
-    from thermalcount.model.graph import build_graph
-
-    from thermalcount.support.safe_files import check_output_path, refuse_same_file
-
-    out = Path(out)
-    check_output_path(out, overwrite=overwrite)
-    refuse_same_file(model_path, out, "model")
-    model = load_model(model_path)
-    broken = sorted(name for name, array in model.weights.items()
-                    if np.asarray(array).dtype.kind in "fc" and not np.all(np.isfinite(array)))
-    if broken:
-        raise ModelError(f"{model_path} holds NaN or infinite weights ({', '.join(broken)}); "
-                         "re-train it with 'thermalcount train'")
-    graph = build_graph(model.weights, model.preprocessing, model.onnx_metadata())
-    # The graph goes through the same validator `count` and `run` load with (metadata, states,
-    # a run of test frames), so export never writes a model they would refuse.
-    from thermalcount.model.loader import Model
-
-    data = graph.SerializeToString()
-    Model.from_bytes(data, Path(model_path), backend="auto")
-    write_atomically(out, data, overwrite=overwrite)
-    return graph
