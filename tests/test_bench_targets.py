@@ -108,13 +108,20 @@ def test_plain_table_lists_every_row_with_its_verdict():
 
 
 def test_child_process_peak_memory_is_the_childs_own():
-    """A child that allocates ~200 MiB reports a peak above that; an idle one far below."""
+    """A child that allocates ~200 MiB reports a peak above that; an idle one far below, even
+    when the process that asks is itself big (Linux carries a forking parent's peak into the
+    child's ru_maxrss across exec: a child forked from here would report over 300 MiB)."""
+    ballast = bytearray(300 * 2**20)
+    ballast[::4096] = b"x" * len(ballast[::4096])
     big = targets.timed_child([sys.executable, "-c", "b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096])"])
     small = targets.timed_child([sys.executable, "-c", "pass"])
     assert big["returncode"] == small["returncode"] == 0
-    assert big["peak_rss_mib"] > 200 > small["peak_rss_mib"] > 0
+    assert 300 > big["peak_rss_mib"] > 200 > small["peak_rss_mib"] > 0
     failed = targets.timed_child([sys.executable, "-c", "raise SystemExit('no such thing')"])
     assert failed["returncode"] == 1 and failed["error"] == "no such thing"
+    missing = targets.timed_child([str(Path(sys.executable).with_name("no-such-program"))])
+    assert missing["returncode"] == 127 and "cannot start" in missing["error"]
+    del ballast
 
 
 def test_bench_json_carries_the_table_and_child_figures():

@@ -15,6 +15,7 @@ RSS from ``os.wait4``), the runtime's start-up in a fresh interpreter (median of
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -77,28 +78,50 @@ def _thermalcount() -> list:
     return [str(script)] if script.exists() else [sys.executable, "-m", "thermalcount"]
 
 
+# The child is started by this small reaper, not forked from the bench process: Linux carries
+# the forking process's peak RSS into the child's ru_maxrss across exec, so a child forked
+# from a bench that has loaded models (and torch) reported ~600 MiB for "python -c pass".
+# The reaper is a bare interpreter (-I -S, a few MiB), so its child's figure is its own.
+_REAPER = """
+import os, sys, time
+args = sys.argv[1:]
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    try:
+        os.execvp(args[0], args)
+    except OSError as error:
+        os.write(2, f"cannot start {args[0]}: {error.strerror}\\n".encode())
+    os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - started, os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
 def timed_child(args: list, timeout: float = 600) -> dict:
     """Run ``args`` to the end: wall seconds, peak RSS in MiB of that process, return code."""
-    started = time.perf_counter()
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = started + timeout
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() > deadline:
-            process.kill()
-            pid, status, usage = os.wait4(process.pid, 0)
-            break
-        time.sleep(0.005)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-    process.stderr.close()
+    process = subprocess.Popen([sys.executable, "-I", "-S", "-c", _REAPER, *args], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        return {"seconds": float(timeout), "peak_rss_mib": 0.0, "returncode": -signal.SIGKILL,
+                "error": f"still running after {timeout:g} s"}
+    stderr = err.decode(errors="replace")
+    try:
+        seconds, returncode, maxrss = out.decode().split()
+    except ValueError:  # the reaper itself failed: its traceback is the error
+        return {"seconds": 0.0, "peak_rss_mib": 0.0, "returncode": process.returncode or 1,
+                "error": (stderr.strip().splitlines() or ["no output"])[-1]}
+    returncode = int(returncode)
     # ru_maxrss is KiB on Linux (bytes on macOS).
-    kib = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss
-    return {"seconds": wall, "peak_rss_mib": kib / 1024, "returncode": process.returncode,
-            "error": (stderr.strip().splitlines() or ["no output"])[-1] if process.returncode else None}
+    kib = int(maxrss) / 1024 if sys.platform == "darwin" else int(maxrss)
+    return {"seconds": float(seconds), "peak_rss_mib": kib / 1024, "returncode": returncode,
+            "error": (stderr.strip().splitlines() or ["no output"])[-1] if returncode else None}
 
 
 def count_file(n_frames: int, backend: str, model_path: Optional[str] = None, *, seed: int = 0,
