@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from thermalcount.training.recipe import CLUSTERS, EPOCHS, LATENT, PREPROCESSING, RECIPE, SEED, source_names
+from thermalcount.training.recipe import (CLUSTERS, EPOCHS, LATENT, PREPROCESSING, RECIPE, SEED, TRAVEL_AXIS,
+                                          source_names)
 
 
 def default_sources():
@@ -29,7 +30,7 @@ def default_options():
     from thermalcount.model.preprocessing import Preprocessing
     from thermalcount.training.train import TrainOptions
 
-    return TrainOptions(latent=LATENT, clusters=CLUSTERS, epochs=EPOCHS, seed=SEED, travel_axis="auto",
+    return TrainOptions(latent=LATENT, clusters=CLUSTERS, epochs=EPOCHS, seed=SEED, travel_axis=TRAVEL_AXIS,
                         preprocessing=Preprocessing(**PREPROCESSING))
 
 
