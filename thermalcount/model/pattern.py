@@ -22,6 +22,11 @@ graph sees it. What is left is what changed: people.
   last step boundary before it. A live frame costs one subtraction and one copy; the same
   stream gives the same output frame by frame (:meth:`correct_one`, the live loop) or in
   chunks of any size (:meth:`correct`, ``count``), up to float rounding.
+* **Off the frame's critical path.** The step update (``_advance``, ~30-55 us) used to run
+  inside every 32nd live frame, which made it the whole frame's p99 by construction.
+  :meth:`correct_one` now leaves a full step pending and the live loop calls :meth:`settle`
+  after the frame's decision; whoever does not settle gets the same output, because
+  :meth:`correct_one`, :meth:`correct` and :meth:`state` run a pending step first.
 
   Two paths for one job, kept because each is the fast one for its caller and
   tests/test_pattern.py pins them together on simulated doorways (10 and 1 FPS, any cut):
@@ -102,6 +107,7 @@ class PatternTracker:
     # -- state, for training (chunks read in any order) --------------------------------------
     def state(self) -> tuple:
         """Everything the tracker knows, as a copy (see :meth:`restore`)."""
+        self.settle()  # a pending step is part of the state either way; settled, it is smaller
         return self.pattern.copy(), self.frames_seen, self._step_frames[:self._held].copy()
 
     def restore(self, state: tuple) -> None:
