@@ -118,9 +118,7 @@ def live_variants(models: dict, frames: np.ndarray, raw: list, sensor, meanings,
     variants["light_decision"] = light_step
 
     for backend, model in models.items():
-        # Inference alone: correct_one + graph; the step update it leaves runs untimed after it.
-        stream = own_stream(model)
-        variants[f"inference.{backend}"] = AfterDecision(on_frames(stream.infer_one, frames), stream.settle)
+        variants[f"inference.{backend}"] = inference(model, frames)
         variants[f"whole_frame.{backend}"] = _whole_frame(
             model, raw, meanings, off_delay, read=None,
             rows=(f"pattern_update.{backend}", f"pattern_update_steps.{backend}", f"whole_frame_and_update.{backend}"))
@@ -166,6 +164,13 @@ def _whole_frame(model, raw: list, meanings, off_delay: float, read=None, rows=N
         update(t, infer_one(pixels), cursor.i)
         decide(t, counter.occupancy)
     return AfterDecision(step, settle, rows)
+
+
+def inference(model, frames: np.ndarray) -> "AfterDecision":
+    """``Model.infer_one`` (pattern correction + graph) on its own stream; the step update it
+    leaves runs after each call, untimed (the whole-frame rows time it)."""
+    stream = own_stream(model)
+    return AfterDecision(on_frames(stream.infer_one, frames), stream.settle)
 
 
 def own_stream(model):

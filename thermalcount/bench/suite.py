@@ -36,7 +36,7 @@ import numpy as np
 
 from thermalcount.bench import targets
 from thermalcount.bench.graphs import comparison_variants, installed, torch_row
-from thermalcount.bench.live import FPS, AfterDecision, capture_frames, live_variants, on_frames
+from thermalcount.bench.live import FPS, AfterDecision, capture_frames, inference, live_variants, on_frames
 from thermalcount.errors import UsageError
 
 SCHEMA = "thermalcount-bench/1"
@@ -292,7 +292,7 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
             # variants in turn each block starts with cold caches, which costs the bigger
             # graph more than the floor.
             say("runtime against the folded floor, head to head")
-            pair = {f"inference.{name}": on_frames(model.infer_one, pool) for name, model in models.items()}
+            pair = {f"inference.{name}": inference(model, pool) for name, model in models.items()}
             pair["ort_bound.floor"] = on_frames(compared["ort_bound.floor"], pool)
             head_to_head = {name: summarize(values) for name, values in interleaved(pair, frames).items()}
         # The whole frame again on its own: in the live loop nothing but the sensor read runs
@@ -328,7 +328,7 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
 
         contenders = {"torch_original": on_frames(torch_one, pool),
                       "torch_seed": on_frames(build_seed(seed), pool)}
-        contenders.update({f"inference.{name}": on_frames(model.infer_one, pool) for name, model in models.items()})
+        contenders.update({f"inference.{name}": inference(model, pool) for name, model in models.items()})
         if "ort_bound.floor" in compared:
             contenders["ort_bound.floor"] = on_frames(compared["ort_bound.floor"], pool)
         if "numpy.floor" in compared:
