@@ -2,7 +2,8 @@
 
 ``import onnx`` is most of a model's start-up (mostly ml_dtypes): on the 2-core development
 VM, loaded, ``Model.load('default', backend='onnxruntime')`` took 1.8-2.5 s with it and
-0.4-0.6 s without (2026-12-06); with the numpy backend 3.9 s against ~0.5 s (docs/performance.md).
+0.4-0.6 s without (2026-12-06); with the numpy backend 0.81 s against 0.17 s (load ~2.7,
+medians of 11 interleaved, docs/performance.md).
 Both backends parse the model with these messages: the same field numbers as onnx.proto, only
 the fields used here. onnxruntime needs the graph's input, outputs, metadata and node wiring
 (to cut the state-only copy); the numpy backend also reads each node's attributes and the
