@@ -91,9 +91,10 @@ class Model:
         ``export`` (before it writes) all go through it, so none accepts what another refuses.
         ``path`` names the model in messages."""
         use_onnxruntime = backend in ("auto", "onnxruntime") and _onnxruntime_installed()
-        # onnxruntime takes the bytes and needs only the graph's wiring from Python: parsed
-        # without `import onnx` (most of start-up, see onnx_schema). The numpy backend runs every node.
-        proto = contract.parse_model(data, path, light=use_onnxruntime)
+        # Parsed without `import onnx` (most of start-up, see onnx_schema) for both backends:
+        # onnxruntime takes the bytes and needs only the graph's wiring from Python, the numpy
+        # backend reads every node's attributes and initializers through the same messages.
+        proto = contract.parse_model(data, path, light=True)
         contract.check_io(proto, path)
         metadata = {entry.key: entry.value for entry in proto.metadata_props}
         meanings, travel_axis, latent, clusters = contract.check_metadata(metadata, path)
