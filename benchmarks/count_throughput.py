@@ -26,18 +26,20 @@ def main(argv=None) -> None:
     parser.add_argument("--keep", help="write the simulated recording here and keep it")
     parser.add_argument("--model", default="default", help="model path or 'default'")
     parser.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "numpy"])
-    parser.add_argument("--chunk-frames", type=int, default=65536)
+    parser.add_argument("--chunk-frames", type=int, default=None, help="default: count's own")
     parser.add_argument("--repeat", type=int, default=3, help="count this many times, report the best")
     args = parser.parse_args(argv)
 
     import numpy as np
 
     from thermalcount.evaluation.scoring import score_result
-    from thermalcount.runtime.offline import _unreadable_rows, count_recording
+    from thermalcount.runtime.offline import DEFAULT_CHUNK_FRAMES, _unreadable_rows, count_recording
     from thermalcount.runtime.counter import Counter
     from thermalcount.model.loader import Model
     from thermalcount.store import open_recording
 
+    if args.chunk_frames is None:
+        args.chunk_frames = DEFAULT_CHUNK_FRAMES
     workdir = None
     path = args.recording
     if path is None:
