@@ -37,7 +37,8 @@ from thermalcount.model.travel_axis import AUTO, AxisChoice, AxisFinding, Travel
 #: Frames per chunk (32 of the store's 256-frame HDF5 chunks). Small chunks keep every
 #: per-chunk array (float64 copies in the pattern step, onnxruntime's intermediate tensors,
 #: the chunks read ahead) in the CPU caches and small: on a 1,000,000-frame recording, peak
-#: memory 160 MiB against 550 MiB with 65,536, and the count 1.3-1.4x faster (docs/counting.md).
+#: memory 158 MiB against 518 MiB with 65,536, and less CPU (user + system 7.7-8.0 s
+#: against 8.5-12.5 s, fewer page faults), loaded 2-core machine (docs/counting.md).
 DEFAULT_CHUNK_FRAMES = 8192
 #: Frames timed on each backend by ``--backend auto`` before a long count.
 CALIBRATION_FRAMES = 8192
@@ -194,7 +195,7 @@ def _faster_for_batches(model: Model, sample: np.ndarray) -> Model:
 
     Both backends run the same graph and are tested to agree, but their speed depends on
     the graph: onnxruntime's TopK (used by the "lowest" background) was measured 20x slower
-    than numpy's sort, which makes numpy ~3x faster on such models, and onnxruntime was 5-7x
+    than numpy's sort, which makes numpy ~3x faster on such models, and onnxruntime was 3-10x
     faster on the default model of 2026-12. What is timed is CPU time of this process (all
     threads): during a count the other core is busy inflating chunks, so the backend that
     needs less CPU wins, and other programs' load does not skew it.
