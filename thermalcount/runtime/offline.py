@@ -42,6 +42,7 @@ from thermalcount.model.travel_axis import AUTO, AxisChoice, AxisFinding, Travel
 DEFAULT_CHUNK_FRAMES = 8192
 #: Frames timed on each backend by ``--backend auto`` before a long count.
 CALIBRATION_FRAMES = 8192
+#: ... timed in blocks of this many, so that the slower backend can stop once it has lost.
 CALIBRATION_BLOCK = 2048
 #: ``--orientation auto``: the travel axis is found from up to this many blocks of this many
 #: seconds, spread evenly over the recording (all of it when it is shorter): 40 minutes of
