@@ -26,18 +26,20 @@ def main(argv=None) -> None:
     parser.add_argument("--keep", help="write the simulated recording here and keep it")
     parser.add_argument("--model", default="default", help="model path or 'default'")
     parser.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "numpy"])
-    parser.add_argument("--chunk-frames", type=int, default=65536)
+    parser.add_argument("--chunk-frames", type=int, default=None, help="default: count's own")
     parser.add_argument("--repeat", type=int, default=3, help="count this many times, report the best")
     args = parser.parse_args(argv)
 
     import numpy as np
 
     from thermalcount.evaluation.scoring import score_result
-    from thermalcount.runtime.offline import _unreadable_rows, count_recording
+    from thermalcount.runtime.offline import DEFAULT_CHUNK_FRAMES, _unreadable_rows, count_recording
     from thermalcount.runtime.counter import Counter
     from thermalcount.model.loader import Model
     from thermalcount.store import open_recording
 
+    if args.chunk_frames is None:
+        args.chunk_frames = DEFAULT_CHUNK_FRAMES
     workdir = None
     path = args.recording
     if path is None:
@@ -60,7 +62,9 @@ def main(argv=None) -> None:
     # Stage by stage, one after the other (no overlap), to see where the time goes.
     with open_recording(path) as recording:
         n = recording.n_frames
-        stages = dict.fromkeys(("read+decompress", "inference", "NaN check", "counter"), 0.0)
+        stages = dict.fromkeys(("read+decompress", "pattern (per pixel)", "graph (batch)",
+                                "NaN check", "counter"), 0.0)
+        model.start_stream(recording.fps)
         counter = Counter(model.meanings)
         chunks = recording.iter_chunks(args.chunk_frames)
         while True:
@@ -69,13 +73,16 @@ def main(argv=None) -> None:
             if chunk is None:
                 break
             t1 = time.perf_counter()
-            states = model.infer_states(chunk.frames)
+            # What Model.infer_states does, in its two parts.
+            corrected = chunk.frames if model.tracker is None else model.tracker.correct(chunk.frames)
+            t15 = time.perf_counter()
+            states = model._impl.infer_states(corrected)
             t2 = time.perf_counter()
             _unreadable_rows(chunk.frames)
             t3 = time.perf_counter()
             counter.process(chunk.timestamps, states, start_frame=chunk.start)
             t4 = time.perf_counter()
-            for name, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            for name, seconds in zip(stages, (t1 - t0, t15 - t1, t2 - t15, t3 - t2, t4 - t3)):
                 stages[name] += seconds
 
     print("stages one after the other:")

@@ -144,3 +144,30 @@ def test_the_checks_report_what_is_wrong():
         == ["thermalcount.runtime.live"]
     assert upward_imports("thermalcount.runtime.live", {"thermalcount.training.train"}) == ["thermalcount.training.train"]
     assert upward_imports("thermalcount.cli.run_cmd", {"thermalcount.app.run", "thermalcount.model.loader"}) == []
+
+
+def documented_tree() -> set:
+    """The module paths drawn in docs/architecture.md's tree (``*_cmd.py`` stands for the commands)."""
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = text.split("```\nthermalcount/\n", 1)[1].split("```", 1)[0]
+    folders, paths = [], set()
+    for line in block.splitlines():
+        name = line.strip().split(" ", 1)[0]
+        depth = (len(line) - len(line.lstrip(" "))) // 2 - 1
+        folders = folders[:depth]
+        if name.endswith("/"):
+            folders.append(name.rstrip("/"))
+        elif name.endswith(".py"):
+            paths.add("/".join(folders + [name]))
+    return paths
+
+
+def test_architecture_doc_draws_every_module_and_no_other():
+    actual = {str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+              if path.name != "__init__.py" or path.parent in (PACKAGE, PACKAGE / "cli")}
+    commands = {name for name in actual if name.startswith("cli/") and name.endswith("_cmd.py")}
+    drawn = documented_tree()
+    assert "cli/*_cmd.py" in drawn and commands
+    drawn = (drawn - {"cli/*_cmd.py"}) | commands
+    assert sorted(actual - drawn) == [], "add these to the tree in docs/architecture.md"
+    assert sorted(drawn - actual) == [], "docs/architecture.md draws modules that do not exist"

@@ -33,6 +33,14 @@ def test_help_never_imports_training_stack():
     assert modules_loaded_by(code) == []
 
 
+def test_run_and_record_help_load_no_numpy():
+    """--help of the commands a Pi user types most stays a click-only start (no numpy, h5py,
+    onnxruntime): the sensor options read their defaults from the registry, not the sensors."""
+    for command in ("run", "record", "doctor"):
+        code = f"from thermalcount.cli import main\ntry:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+        assert modules_loaded_by(code, roots=("numpy", "h5py", "onnxruntime", "onnx")) == [], command
+
+
 def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(cli, ["no-such-command"])
     assert result.exit_code == 2

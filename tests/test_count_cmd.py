@@ -313,3 +313,13 @@ def test_a_bad_orientation_is_one_line(single, value):
     assert result.exit_code == 2
     assert result.output.startswith("Error: ") and len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_the_commands_chunk_default_is_the_librarys():
+    """`count --chunk-frames` defaults to what count_recording uses (the command does not
+    import the runtime just to show its help, so the number is written twice)."""
+    from thermalcount.cli.count_cmd import count
+    from thermalcount.runtime.offline import DEFAULT_CHUNK_FRAMES
+
+    option = next(param for param in count.params if param.name == "chunk_frames")
+    assert option.default == DEFAULT_CHUNK_FRAMES

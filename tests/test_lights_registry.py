@@ -19,6 +19,7 @@ from thermalcount.lights.registry import LightsSettings
 from thermalcount.lights.worker import WorkerLights
 from thermalcount.sensors.sim.simulator import simulate
 from thermalcount.store import write_recording
+from tests.light_rule import expected_light_changes
 
 
 @pytest.fixture
@@ -37,25 +38,6 @@ def crossings(tmp_path_factory):
     return path, float(chunk.timestamps[-1])
 
 
-def _expected_changes(events, off_delay, end_time):
-    """The documented rule, written out independently of LightPolicy: off at the start once
-    the room has been empty for off_delay; on when the occupancy becomes > 0; off once it has
-    stayed 0 for off_delay seconds."""
-    changes, empty_since = [], 0.0
-    for event in events:
-        if empty_since is not None and event["time"] - empty_since >= off_delay and changes[-1:] != [False]:
-            changes.append(False)
-        if event["occupancy"] > 0:
-            empty_since = None
-            if changes[-1:] != [True]:
-                changes.append(True)
-        elif empty_since is None:
-            empty_since = event["time"]
-    if empty_since is not None and end_time - empty_since >= off_delay and changes[-1:] != [False]:
-        changes.append(False)
-    return changes
-
-
 def test_run_drives_a_light_system_added_by_one_module_and_one_registry_line(dummy, crossings, tmp_path):
     path, end_time = crossings
     events_file = tmp_path / "events.jsonl"
@@ -67,7 +49,7 @@ def test_run_drives_a_light_system_added_by_one_module_and_one_registry_line(dum
     told = [on for on, _ in dummy]
     # The replay's first frame is at time 0 only if the recording says so: compare from the
     # first change on, which is always "on" once someone comes in.
-    expected = _expected_changes(events, 4.0, end_time)
+    expected = expected_light_changes(events, 4.0, end_time, empty_from_start=True)
     assert told[told.index(True):] == expected[expected.index(True):]
     assert all(reason for _, reason in dummy)  # every change says why
     assert "lights dummy" in result.stderr

@@ -154,6 +154,22 @@ def test_a_new_sensor_is_one_factory_and_one_registry_line(own_registry):
     assert parse_spec("constant:20").simulated_label is None
 
 
+def test_record_takes_a_sensor_added_by_one_registry_line(own_registry, tmp_path):
+    """No command lists the sensors itself: once registered, ``record --sensor`` opens it."""
+    from click.testing import CliRunner
+
+    from thermalcount.cli import cli
+    from thermalcount.store import open_recording
+
+    registry.register("constant", ConstantSensor, takes=("fps",), argument="CELSIUS")
+    out = tmp_path / "constant.h5"
+    result = CliRunner().invoke(cli, ["record", "--sensor", "constant:21.5", "--fps", "1", "--frames", "5",
+                                      "--no-preview", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with open_recording(out) as recording:
+        assert len(recording) == 5 and np.all(recording.read() == 21.5)
+
+
 def test_a_registered_factory_named_by_module_is_imported_only_when_opened(own_registry):
     registry.register("later", "tests.no_such_module:factory")
     assert "later" in sensor_choices()  # registering imported nothing

@@ -25,6 +25,7 @@ from thermalcount.sensors.sim.simulator import simulate
 from thermalcount.store import write_recording
 from thermalcount.testing.fake_hue import FakeHueBridge
 from thermalcount.model.travel_axis import TRANSPOSE
+from tests.light_rule import expected_light_changes
 
 
 @pytest.fixture(scope="module")
@@ -71,24 +72,6 @@ def test_run_event_log_appends_across_restarts(single_crossings, tmp_path):
     assert len(logged) == 1 + stats.entries + stats.exits
 
 
-def _expected_light_changes(events, off_delay, end_time):
-    """The documented rule, written out independently of LightPolicy: on when the occupancy
-    becomes > 0, off once it has stayed 0 for off_delay seconds."""
-    changes, empty_since = [], None
-    for event in events:
-        if empty_since is not None and event["time"] - empty_since >= off_delay and changes[-1:] != [False]:
-            changes.append(False)
-        if event["occupancy"] > 0:
-            empty_since = None
-            if changes[-1:] != [True]:
-                changes.append(True)
-        elif empty_since is None:
-            empty_since = event["time"]
-    if empty_since is not None and end_time - empty_since >= off_delay and changes[-1:] != [False]:
-        changes.append(False)
-    return changes
-
-
 @pytest.mark.slow
 def test_run_drives_hue_lights_through_a_hanging_bridge(single_crossings, tmp_path):
     """Lights follow occupancy via the real phue client; a 12 s hang (longer than phue's 10 s
@@ -123,7 +106,7 @@ def test_run_drives_hue_lights_through_a_hanging_bridge(single_crossings, tmp_pa
         offline = CliRunner().invoke(cli, ["count", str(path), "--json"])
         assert events == json.loads(offline.stdout)["events"]
 
-        expected = _expected_light_changes(events, 5.0, float(chunk.timestamps[-1]))
+        expected = expected_light_changes(events, 5.0, float(chunk.timestamps[-1]))
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and bridge.is_on("1") != expected[-1]:
             time.sleep(0.2)

@@ -415,6 +415,8 @@ def test_train_command_defaults_are_the_default_models_recipe(tmp_path, monkeypa
     for options in (captured["options"], TrainOptions()):
         assert (options.latent, options.clusters) == (recipe.latent, recipe.clusters)
         assert options.preprocessing == recipe.preprocessing
+    fields = ("batch_size", "seed", "val_split", "travel_axis", "frame_rules", "epochs")
+    assert [getattr(captured["options"], f) for f in fields] == [getattr(TrainOptions(), f) for f in fields]
     for name, (low, high) in (("--latent", LATENT_RANGE), ("--clusters", CLUSTERS_RANGE)):
         outside = CliRunner().invoke(cli, ["train", str(recording), "-o", str(tmp_path / "m.npz"), name, str(high + 1)])
         assert outside.exit_code == 2 and f"{low}<=x<={high}" in outside.output

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from thermalcount.errors import ThermalcountError
+from thermalcount.sensors.registry import AMG8833_ADDRESSES, DEFAULT_ADDRESS, DEFAULT_BUS
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-AMG8833_ADDRESSES = (0x68, 0x69)
 # A day at 10 FPS: 864,000 frames of 64 float32 plus a timestamp, before compression.
 BYTES_PER_DAY = 864_000 * (64 * 4 + 8)
 DISK_FAIL_BYTES = 50 << 20  # below this, record stops almost at once (it keeps 1 MiB spare)
@@ -42,8 +42,8 @@ class DoctorOptions:
     """What to check; mirrors ``run``'s options. ``None`` means "as ``run`` would decide"."""
 
     sensor: str = "amg8833"
-    bus: int = 1
-    address: int = 0x69
+    bus: int = DEFAULT_BUS
+    address: int = DEFAULT_ADDRESS
     faults: Optional[str] = None
     model: str = "default"
     backend: str = "auto"

@@ -17,6 +17,7 @@ from typing import Optional
 from thermalcount.app.signals import stop_on_signals
 from thermalcount.errors import SensorSetupError, UsageError
 from thermalcount.lights.registry import LightsSettings
+from thermalcount.sensors.registry import DEFAULT_ADDRESS, DEFAULT_BUS
 from thermalcount.support.redaction import redact, redact_url
 from thermalcount.support.streams import is_terminal, log_line_writer
 
@@ -30,8 +31,8 @@ log = logging.getLogger("thermalcount.run")
 class SensorOptions:
     spec: str = "amg8833"  # like record: sim and emulated only when named
     fps: float = 10.0
-    bus: int = 1
-    address: int = 0x69
+    bus: int = DEFAULT_BUS
+    address: int = DEFAULT_ADDRESS
     scenario: Optional[str] = None
     seed: Optional[int] = None
     faults: Optional[str] = None

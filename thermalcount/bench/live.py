@@ -118,27 +118,70 @@ def live_variants(models: dict, frames: np.ndarray, raw: list, sensor, meanings,
     variants["light_decision"] = light_step
 
     for backend, model in models.items():
-        variants[f"inference.{backend}"] = on_frames(model.infer_one, frames)
-        variants[f"whole_frame.{backend}"] = _whole_frame(model, raw, meanings, off_delay, read=None)
+        variants[f"inference.{backend}"] = inference(model, frames)
+        variants[f"whole_frame.{backend}"] = _whole_frame(
+            model, raw, meanings, off_delay, read=None,
+            rows=(f"pattern_update.{backend}", f"pattern_update_steps.{backend}", f"whole_frame_and_update.{backend}"))
         variants[f"whole_frame_with_read.{backend}"] = _whole_frame(model, raw, meanings, off_delay, read=read)
     return variants, states
 
 
-def _whole_frame(model, raw: list, meanings, off_delay: float, read=None) -> Callable:
-    """One frame of the live loop: (read +) decode, inference, counter, light decision."""
+class AfterDecision:
+    """A live stage timed up to the frame's decision, then ``gap``: the work the live loop does
+    after it, before the next frame (``Model.settle``, the pattern's step update).
+
+    The interleaved loop times ``step`` as the stage's row and ``gap`` right after it; with
+    ``rows`` = (update, steps, total) the gap gets rows of its own, so nothing is hidden:
+    ``update`` every frame, ``steps`` only the frames where it did work (``gap`` returned
+    True), ``total`` the stage and its gap added frame by frame.
+    """
+
+    __slots__ = ("step", "gap", "rows")
+
+    def __init__(self, step: Callable, gap: Callable, rows=None):
+        self.step, self.gap, self.rows = step, gap, rows
+
+    def __call__(self) -> None:  # warm-up, and callers that want one whole frame
+        self.step()
+        self.gap()
+
+
+def _whole_frame(model, raw: list, meanings, off_delay: float, read=None, rows=None) -> AfterDecision:
+    """One frame of the live loop: (read +) decode, inference, counter, light decision; then,
+    as the live loop does after the decision, the model's deferred work (settle)."""
     from thermalcount.lights.policy import LightPolicy
     from thermalcount.runtime.counter import Counter
 
     decode, cursor = driver_decode(), _Cursor(len(raw))
     counter, policy = Counter(meanings), LightPolicy(off_delay)
-    infer_one, update, decide = model.infer_one, counter.update, policy.update
+    model = own_stream(model)
+    infer_one, settle = model.infer_one, model.settle
+    update, decide = counter.update, policy.update
 
     def step():
         i, t = cursor.next()
         pixels = read().pixels if read is not None else decode(raw[i], i).pixels
         update(t, infer_one(pixels), cursor.i)
         decide(t, counter.occupancy)
-    return step
+    return AfterDecision(step, settle, rows)
+
+
+def inference(model, frames: np.ndarray) -> "AfterDecision":
+    """``Model.infer_one`` (pattern correction + graph) on its own stream; the step update it
+    leaves runs after each call, untimed (the whole-frame rows time it)."""
+    stream = own_stream(model)
+    return AfterDecision(on_frames(stream.infer_one, frames), stream.settle)
+
+
+def own_stream(model):
+    """The model (same backend session) with a frame stream of its own: the bench runs several
+    stages on one model in turn, and each must see one continuous stream, its pattern steps
+    settled by itself, not left pending by another stage."""
+    import copy
+
+    model = copy.copy(model)
+    model.start_stream(FPS)  # binds infer_one and settle to this copy's own tracker
+    return model
 
 
 def on_frames(infer_one: Callable, frames: np.ndarray) -> Callable:

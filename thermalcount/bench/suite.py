@@ -36,7 +36,7 @@ import numpy as np
 
 from thermalcount.bench import targets
 from thermalcount.bench.graphs import comparison_variants, installed, torch_row
-from thermalcount.bench.live import FPS, capture_frames, live_variants, on_frames
+from thermalcount.bench.live import FPS, AfterDecision, capture_frames, inference, live_variants, on_frames
 from thermalcount.errors import UsageError
 
 SCHEMA = "thermalcount-bench/1"
@@ -66,13 +66,21 @@ def interleaved(variants: dict, calls: int, block: int = BLOCK_CALLS,
     """Time ``calls`` calls of every zero-argument callable in ``variants``, in turns.
 
     Returns name -> int64 array of per-call ns. Each variant advances its own frame cursor,
-    so a stateful stage (the counter) sees one continuous stream.
+    so a stateful stage (the counter) sees one continuous stream. An
+    :class:`~thermalcount.bench.live.AfterDecision` variant is timed up to its decision; its
+    gap runs right after each call, timed into the rows it names (else untimed), which follow
+    the variant's own row in the result.
     """
     clock = time.perf_counter_ns
     for step in variants.values():
         for _ in range(warmup):
             step()
-    samples = {name: np.empty(calls, np.int64) for name in variants}
+    samples = {}
+    gaps = {}  # name -> (gap ns, did work) of an AfterDecision variant
+    for name, step in variants.items():
+        samples[name] = np.empty(calls, np.int64)
+        if isinstance(step, AfterDecision):
+            gaps[name] = (np.empty(calls, np.int64), np.empty(calls, bool))
     done = 0
     gc_was_enabled = gc.isenabled()
     try:
@@ -81,17 +89,36 @@ def interleaved(variants: dict, calls: int, block: int = BLOCK_CALLS,
             for name, step in variants.items():
                 out = samples[name]
                 gc.disable()
-                for i in range(done, done + n):
-                    start = clock()
-                    step()
-                    out[i] = clock() - start
+                if name in gaps:
+                    step, gap = step.step, step.gap
+                    gap_out, worked = gaps[name]
+                    for i in range(done, done + n):
+                        start = clock()
+                        step()
+                        middle = clock()
+                        worked[i] = gap()
+                        gap_out[i] = clock() - middle
+                        out[i] = middle - start
+                else:
+                    for i in range(done, done + n):
+                        start = clock()
+                        step()
+                        out[i] = clock() - start
                 if gc_was_enabled:
                     gc.enable()
             done += n
     finally:
         if gc_was_enabled:
             gc.enable()
-    return samples
+    result = {}
+    for name, values in samples.items():
+        result[name] = values
+        rows = getattr(variants[name], "rows", None)
+        if rows is not None:
+            gap_out, worked = gaps[name]
+            update, steps, total = rows
+            result[update], result[steps], result[total] = gap_out, gap_out[worked], values + gap_out
+    return result
 
 
 # ----------------------------------------------------------------------------- the machine
@@ -265,7 +292,7 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
             # variants in turn each block starts with cold caches, which costs the bigger
             # graph more than the floor.
             say("runtime against the folded floor, head to head")
-            pair = {f"inference.{name}": on_frames(model.infer_one, pool) for name, model in models.items()}
+            pair = {f"inference.{name}": inference(model, pool) for name, model in models.items()}
             pair["ort_bound.floor"] = on_frames(compared["ort_bound.floor"], pool)
             head_to_head = {name: summarize(values) for name, values in interleaved(pair, frames).items()}
         # The whole frame again on its own: in the live loop nothing but the sensor read runs
@@ -276,7 +303,8 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
     finally:
         sensor.close()
     stats = {name: summarize(values) for name, values in samples.items()}
-    report["stages"] = {name: stats[name] for name in live}
+    # The live stages, with the rows of their deferred work (pattern_update...) after them.
+    report["stages"] = {name: stats[name] for name in samples if name not in compared and name != "timer_overhead"}
     report["comparison"] = {name: stats[name] for name in compared}
     report["comparison"]["timer_overhead"] = stats["timer_overhead"]
     report["head_to_head"] = head_to_head
@@ -300,7 +328,7 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
 
         contenders = {"torch_original": on_frames(torch_one, pool),
                       "torch_seed": on_frames(build_seed(seed), pool)}
-        contenders.update({f"inference.{name}": on_frames(model.infer_one, pool) for name, model in models.items()})
+        contenders.update({f"inference.{name}": inference(model, pool) for name, model in models.items()})
         if "ort_bound.floor" in compared:
             contenders["ort_bound.floor"] = on_frames(compared["ort_bound.floor"], pool)
         if "numpy.floor" in compared:

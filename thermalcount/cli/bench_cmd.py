@@ -36,6 +36,9 @@ def _label(name: str) -> str:
     kind, _, backend = name.partition(".")
     return {"inference": f"runtime inference ({backend})",
             "whole_frame": f"whole frame: decode..lights ({backend})",
+            "pattern_update": f"deferred pattern update after the decision, every frame ({backend})",
+            "pattern_update_steps": f"deferred pattern update, the 1 in 32 frames that run it ({backend})",
+            "whole_frame_and_update": f"whole frame + its deferred update ({backend})",
             "whole_frame_with_read": f"whole frame incl. emulated read ({backend})"}.get(kind, name)
 
 

@@ -25,7 +25,7 @@ TABLE_EVENTS = 100
                    "the frames as stored; rotate=90,mirror=horizontal...: turned so (no detection).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: events, entries, exits, score, travel_axis.")
-@click.option("--chunk-frames", type=click.IntRange(min=1), default=65536, show_default=True,
+@click.option("--chunk-frames", type=click.IntRange(min=1), default=8192, show_default=True,
               help="Frames read and inferred per batch (memory ~ 300 bytes per frame).")
 def count(recording, model_path, backend, flip, orientation, as_json, chunk_frames):
     """Count people crossing in a RECORDING and print the events and totals.

@@ -7,6 +7,8 @@ import re
 
 import click
 
+from thermalcount.sensors.registry import DEFAULT_ADDRESS, DEFAULT_BUS
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -65,6 +67,10 @@ class FiniteFloat(click.FloatRange):
     """
 
     name = "number"
+
+    def _describe_range(self) -> str:
+        # click writes "x<=None" for a range without bounds; a finite number needs no range.
+        return "" if self.min is None and self.max is None else super()._describe_range()
 
     def convert(self, value, param, ctx):
         number = super().convert(value, param, ctx)
@@ -130,8 +136,8 @@ _SENSOR_OPTIONS = {
         help="amg8833 (the real sensor), emulated, sim or replay:PATH.h5.")),
     "fps": (("--fps",), dict(type=click.Choice(["10", "1"]), default="10", show_default=True,
                              help="Sensor frame rate.")),
-    "bus": (("--bus",), dict(type=int, default=1, show_default=True, help="I2C bus number (amg8833).")),
-    "address": (("--address",), dict(type=I2C_ADDRESS, default="0x69", show_default=True,
+    "bus": (("--bus",), dict(type=int, default=DEFAULT_BUS, show_default=True, help="I2C bus number (amg8833).")),
+    "address": (("--address",), dict(type=I2C_ADDRESS, default=hex(DEFAULT_ADDRESS), show_default=True,
                                      help="I2C address of the sensor: 0x69 or 0x68.")),
     "orientation": (("--orientation",), {}),  # from _ORIENTATION
     "speed": (("--speed",), dict(

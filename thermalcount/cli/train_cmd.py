@@ -7,7 +7,8 @@ import click
 from thermalcount.cli.options import FiniteFloat, SEED
 # The defaults are the default model's recipe, the one definition of them (plain literals:
 # reading them costs no numpy for --help).
-from thermalcount.training.recipe import CLUSTERS, CLUSTERS_RANGE, LATENT, LATENT_RANGE, PREPROCESSING
+from thermalcount.training.recipe import (BATCH_SIZE, CLUSTERS, CLUSTERS_RANGE, FRAME_RULES, LATENT, LATENT_RANGE,
+                                          PREPROCESSING, TRAIN_SEED, TRAVEL_AXIS, VAL_SPLIT)
 
 
 @click.command()
@@ -20,14 +21,14 @@ from thermalcount.training.recipe import CLUSTERS, CLUSTERS_RANGE, LATENT, LATEN
 @click.option("--clusters", default=CLUSTERS, show_default=True, type=click.IntRange(*CLUSTERS_RANGE),
               help="Number of k-means clusters: positions along the door line, one or two people, empty.")
 @click.option("--epochs", default=None, type=click.IntRange(min=1), help="Passes over the data [default: enough for ~3000 steps].")
-@click.option("--batch-size", default=512, show_default=True, type=click.IntRange(min=8), help="Frames per optimiser step.")
-@click.option("--seed", default=0, show_default=True, type=SEED, help="Random seed; same data + seed = same model.")
-@click.option("--val-split", default=0.1, show_default=True, type=FiniteFloat(0, 0.5, max_open=True), help="Fraction of frames held out for the validation loss.")
-@click.option("--travel-axis", default="auto", show_default=True, type=click.Choice(["auto", "rows", "columns"]),
+@click.option("--batch-size", default=BATCH_SIZE, show_default=True, type=click.IntRange(min=8), help="Frames per optimiser step.")
+@click.option("--seed", default=TRAIN_SEED, show_default=True, type=SEED, help="Random seed; same data + seed = same model.")
+@click.option("--val-split", default=VAL_SPLIT, show_default=True, type=FiniteFloat(0, 0.5, max_open=True), help="Fraction of frames held out for the validation loss.")
+@click.option("--travel-axis", default=TRAVEL_AXIS, show_default=True, type=click.Choice(["auto", "rows", "columns"]),
               help="Array axis people walk along; auto finds it from the data.")
-@click.option("--background", default="mean", show_default=True, type=click.Choice(["mean", "lowest", "none"]),
+@click.option("--background", default=PREPROCESSING["background"], show_default=True, type=click.Choice(["mean", "lowest", "none"]),
               help="Per-frame background removal inside the model: mean of all pixels, mean of the coolest --lowest-pixels, or none.")
-@click.option("--lowest-pixels", default=48, show_default=True, type=click.IntRange(1, 64),
+@click.option("--lowest-pixels", default=PREPROCESSING["lowest_pixels"], show_default=True, type=click.IntRange(1, 64),
               help="How many of the coolest pixels --background lowest averages.")
 @click.option("--lateral-sort", default=PREPROCESSING["lateral_sort"], show_default=True,
               type=click.Choice(["auto", "rows", "columns", "none"]),
@@ -47,7 +48,7 @@ from thermalcount.training.recipe import CLUSTERS, CLUSTERS_RANGE, LATENT, LATEN
               type=FiniteFloat(min=0),
               help="Time constant of the per-pixel background each stream learns (fixed pattern, static "
                    "warm objects), s (0: off).")
-@click.option("--frame-rules/--no-frame-rules", default=True, show_default=True,
+@click.option("--frame-rules/--no-frame-rules", default=FRAME_RULES, show_default=True,
               help="Add the frame rules to the model: someone just outside the view, two people apart "
                    "(docs/model.md, 'Frame rules').")
 @click.option("--plots", default=None, type=click.Path(file_okay=False), help="Directory for training PNGs.")

@@ -338,7 +338,7 @@ def aggregate(scores: list) -> dict:
     ``net_count_error`` is per recording (counted (in - out) minus true (in - out));
     ``net_error_abs`` sums their absolute values, so errors in two recordings never cancel.
     """
-    # runtime.scoring's own rates, so totals follow its conventions for empty sets.
+    # evaluation.scoring's own rates, so totals follow its conventions for empty sets.
     from thermalcount.evaluation.scoring import _rates
 
     out: dict = {}

@@ -14,8 +14,9 @@ An exported model is one ONNX graph with
 state is a :class:`StateMeaning` (:func:`meanings_from_states`).
 
 The checks here are those of THE validator, :meth:`thermalcount.model.loader.Model.from_bytes`:
-``count``, ``run``, ``inspect`` and ``export`` all go through it. numpy only at import time
-(``onnx`` is imported by the functions that parse the graph).
+``count``, ``run``, ``inspect`` and ``export`` all go through it. numpy only at import time;
+the runtime parses the graph with :mod:`thermalcount.model.onnx_schema`, and ``onnx`` is
+imported only by :func:`parse_model` for the tools that want its messages (``inspect``).
 """
 
 from __future__ import annotations
@@ -136,8 +137,8 @@ def read_model_bytes(path: Path) -> bytes:
 
 def parse_model(data: bytes, path: Path, *, light: bool = False):
     """``data`` as an ``onnx.ModelProto``; ModelError when it is not an ONNX graph. ``light``:
-    as :class:`thermalcount.model.onnx_schema.ModelProto` (only what the onnxruntime path
-    reads, without ``import onnx``, the bulk of start-up: see that module)."""
+    as :class:`thermalcount.model.onnx_schema.ModelProto` (what both runtime backends read,
+    without ``import onnx``, the bulk of start-up: see that module)."""
     from google.protobuf.message import DecodeError
 
     if not data:

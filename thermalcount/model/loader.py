@@ -55,12 +55,22 @@ class Model:
         if self.pattern_seconds is None:
             # Bound once: the live loop calls this ~10 times a second for days.
             self.infer_one = self._impl.infer_one
+            self.settle = _nothing_to_settle
             return
         from thermalcount.model.pattern import PatternTracker, stream_fps
 
         self.tracker = PatternTracker(self.pattern_seconds, stream_fps(fps))
         correct_one, infer_one = self.tracker.correct_one, self._impl.infer_one
         self.infer_one = lambda frame: infer_one(correct_one(frame))
+        self.settle = self.tracker.settle
+
+    # settle is set per instance in start_stream (the tracker's bound method, or a no-op).
+    def settle(self) -> bool:  # pragma: no cover - replaced in start_stream
+        """Work :meth:`infer_one` left for after the frame's decision: the per-pixel
+        background's step update, every 32nd frame (model/pattern.py, ``settle``). Call it
+        once the frame's state has been acted on; skipping it changes no result, the next
+        frame then does the work first. True when there was work."""
+        raise NotImplementedError
 
     def _prepared(self, frames: np.ndarray) -> np.ndarray:
         if self.tracker is not None:
@@ -81,9 +91,10 @@ class Model:
         ``export`` (before it writes) all go through it, so none accepts what another refuses.
         ``path`` names the model in messages."""
         use_onnxruntime = backend in ("auto", "onnxruntime") and _onnxruntime_installed()
-        # onnxruntime takes the bytes and needs only the graph's wiring from Python: parsed
-        # without `import onnx` (most of start-up, see onnx_schema). The numpy backend runs every node.
-        proto = contract.parse_model(data, path, light=use_onnxruntime)
+        # Parsed without `import onnx` (most of start-up, see onnx_schema) for both backends:
+        # onnxruntime takes the bytes and needs only the graph's wiring from Python, the numpy
+        # backend reads every node's attributes and initializers through the same messages.
+        proto = contract.parse_model(data, path, light=True)
         contract.check_io(proto, path)
         metadata = {entry.key: entry.value for entry in proto.metadata_props}
         meanings, travel_axis, latent, clusters = contract.check_metadata(metadata, path)
@@ -158,6 +169,10 @@ def _probe(model: "Model", path: Path) -> None:
     for index, state in enumerate(list(batch) + singles):
         if not 0 <= int(state) < len(model.meanings):
             raise model.state_error(int(state), f"test frame {index % len(frames)}")
+
+
+def _nothing_to_settle() -> bool:
+    return False
 
 
 def _batch(frames) -> np.ndarray:

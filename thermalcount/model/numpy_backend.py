@@ -26,9 +26,9 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from onnx import numpy_helper
 
 from thermalcount.errors import ModelError
+from thermalcount.model.onnx_schema import to_array
 from thermalcount.model.numpy_ops import (
     MAKERS, SUPPORTED_OPS, attributes, axes_list, make_split, make_topk,
 )
@@ -65,7 +65,7 @@ class GraphProgram:
         self._slots: dict = {}
         self._constants: dict = {}
         for init in graph.initializer:
-            self._constants[self._slot(init.name)] = numpy_helper.to_array(init)
+            self._constants[self._slot(init.name)] = to_array(init)
         self._input_slot = self._slot(input_name)
         # Names some node or the graph reads: outputs nobody reads need not be computed well.
         self._consumed = {name for node in graph.node for name in node.input} | set(self.output_names)

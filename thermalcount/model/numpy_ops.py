@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from onnx import helper, numpy_helper
 
 from thermalcount.errors import ModelError
+from thermalcount.model.onnx_schema import attribute_value, numpy_dtype, to_array
 
 SUPPORTED_OPS = (
     "Reshape", "Flatten", "Identity", "Cast", "Add", "Sub", "Mul", "Div", "Max", "Min",
@@ -25,11 +25,9 @@ SUPPORTED_OPS = (
 
 
 def attributes(node) -> dict:
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _numpy_dtype(onnx_type: int):
-    return helper.tensor_dtype_to_np_dtype(onnx_type)
+    """A node's attributes by name. The node comes from onnx_schema (not ``onnx``, whose
+    import is most of the numpy backend's start-up: see that module)."""
+    return {a.name: attribute_value(a) for a in node.attribute}
 
 
 def axes_list(value) -> Optional[list]:
@@ -65,7 +63,7 @@ def _make_flatten(a, opset):
 
 
 def _make_cast(a, opset):
-    dtype = _numpy_dtype(a["to"])
+    dtype = numpy_dtype(a["to"])
     return lambda x: x.astype(dtype)
 
 
@@ -309,7 +307,7 @@ def _make_transpose(a, opset):
 
 def _make_constant(a, opset):
     if "value" in a:
-        value = numpy_helper.to_array(a["value"])
+        value = to_array(a["value"])
     elif "value_float" in a:
         value = np.array(a["value_float"], dtype=np.float32)
     elif "value_floats" in a:

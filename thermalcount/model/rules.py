@@ -2,7 +2,7 @@
 
 k-means finds the states the training frames made common. Two pictures are rare in them, or
 too faint for the noise floor, and yet decide a count; the graph tests each frame for them
-itself (``onnx_graph``), and training adds their states after the clusters' (docs/model.md,
+itself (:mod:`thermalcount.model.graph`), and training adds their states after the clusters' (docs/model.md,
 "Third round"). Both tests look at a frame's **profile**: its warmth summed across the travel
 axis, 8 values along it.
 

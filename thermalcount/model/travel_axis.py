@@ -91,7 +91,7 @@ def blob_centres(frames_c: np.ndarray, margin: float = BLOB_MARGIN_C) -> tuple:
 def find_travel_axis(frames_c: np.ndarray, min_heat: float = 3.0) -> tuple:
     """(axis, evidence) from a sample of raw °C frames; axis is ``rows`` or ``columns``.
 
-    What ``train`` uses (thermalcount.training.meanings re-exports it). Static warm objects
+    What ``train`` uses (:mod:`thermalcount.training.train` imports it from here). Static warm objects
     add the same (zero) variance to both axes within a room, so they do not tip the balance;
     people walking do.
     """

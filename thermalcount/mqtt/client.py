@@ -36,6 +36,8 @@ from thermalcount.support.redaction import redact_url, remember_secret
 
 log = logging.getLogger("thermalcount.mqtt")
 
+#: Seconds between reconnect attempts: the first retry, and the ceiling the backoff doubles up to.
+RECONNECT_DELAY = (0.5, 30.0)
 USERNAME_ENV = "THERMALCOUNT_MQTT_USERNAME"
 PASSWORD_ENV = "THERMALCOUNT_MQTT_PASSWORD"
 _CREDENTIAL_HINT = (f"set {USERNAME_ENV} and {PASSWORD_ENV} in the environment, or user = \"...\" "
@@ -199,7 +201,7 @@ class MqttLink:
         tls_ca: Optional[str] = None,
         max_queue: int = 1000,
         keepalive: int = 20,
-        reconnect_delay: tuple[float, float] = (0.5, 30.0),
+        reconnect_delay: tuple[float, float] = RECONNECT_DELAY,
         reporter: Optional[Callable[[str], None]] = None,
     ):
         self.broker = parse_broker_url(url)

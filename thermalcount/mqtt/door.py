@@ -17,7 +17,7 @@ import time
 from typing import Callable, Optional
 
 from thermalcount.mqtt import homeassistant as ha
-from thermalcount.mqtt.client import MqttLink
+from thermalcount.mqtt.client import RECONNECT_DELAY, MqttLink
 from thermalcount.mqtt.throttle import Throttled
 
 log = logging.getLogger("thermalcount.mqtt")
@@ -50,7 +50,7 @@ class DoorPublisher:
         on_command: Optional[CommandCallback] = None,
         reporter: Optional[Callable[[str], None]] = None,
         keepalive: int = 20,
-        reconnect_delay: tuple[float, float] = (0.5, 30.0),
+        reconnect_delay: tuple[float, float] = RECONNECT_DELAY,
     ):
         if door is None:
             # The host name without its domain: "pi-hall.local" -> "pi-hall".

@@ -161,10 +161,10 @@ class RoomService:
         reporter: Optional[Callable[[str], None]] = None,
         max_queue: int = 1000,
         keepalive: int = 20,
-        reconnect_delay: tuple[float, float] = (0.5, 30.0),
+        reconnect_delay: Optional[tuple] = None,  # None: the link's RECONNECT_DELAY
         clock: Callable[[], float] = time.monotonic,
     ):
-        from thermalcount.mqtt.client import MqttLink
+        from thermalcount.mqtt.client import RECONNECT_DELAY, MqttLink
 
         self.name = name.strip() if isinstance(name, str) else name
         self.room_id = ha.id_for(name, "name")
@@ -201,7 +201,7 @@ class RoomService:
             subscriptions=(*self._door_topics, self.topics.set, self._status_topic),
             on_message=lambda topic, payload, retained: self._inbox.put((topic, payload, retained)),
             username=username, password=password, tls_ca=tls_ca, max_queue=max_queue,
-            keepalive=keepalive, reconnect_delay=reconnect_delay, reporter=self._report,
+            keepalive=keepalive, reconnect_delay=reconnect_delay or RECONNECT_DELAY, reporter=self._report,
         )
         device = ha.device_block(self.node_id, f"{self.name} room", "thermalcount room", area=self.name)
         for topic, payload in ha.room_discovery(self.discovery_prefix, self.node_id, device, self.topics,

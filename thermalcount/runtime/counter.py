@@ -71,7 +71,7 @@ class CounterTuning:
     #: Two separate blobs are geometry a lone person never shows (0 of ~3,000 real frames),
     #: unlike "more heat", which needed 0.25 s; a back-to-back pair shows it only briefly.
     two_seconds: float = 0.15
-    #: A state of the faint-edge rule (someone just outside the view, frame_rules.py) must
+    #: A state of the faint-edge rule (someone just outside the view, model/rules.py) must
     #: last this long: two frames at 10 FPS, where one noisy frame could fake an edge before
     #: a crossing and make it look like it came from the far side; one frame at 1 FPS,
     #: where that one frame is all a crossing may show of its start or end.

@@ -158,7 +158,7 @@ class LiveLoop:
             self._watch = AxisWatch(self.model, self.counter, self.sensor.info.fps)
             snapshot.travel_axis = self._watch.status()
         watch = self._watch
-        infer_one = self.model.infer_one
+        infer_one, settle = self.model.infer_one, self.model.settle
         update = self.counter.update
         perf = time.perf_counter
         n_states = len(self.model.meanings)
@@ -233,10 +233,14 @@ class LiveLoop:
                 self._emit(events)
             self._update_lights(frame.time)
             snapshot.latencies_us.append((perf() - t0) * 1e6)
+            # The frame is decided (events out, lights set): now the model's deferred work, the
+            # per-pixel background's update every 32nd frame (>= 31 us, was the frame's p99).
+            # Outside the latency above, which is frame -> decision; bench times it apart.
+            settle()
             # Until the travel axis is found: keep the frame; every CHECK_FRAMES frames, look.
             if watch is not None and watch.add(frame, state) and self._check_axis(frame.time):
                 watch = None  # decided: from now on the plain path, maybe with a new counter
-                infer_one, update = self.model.infer_one, self.counter.update
+                infer_one, settle, update = self.model.infer_one, self.model.settle, self.counter.update
 
             if first_frame_time is None:
                 first_frame_time = frame.time

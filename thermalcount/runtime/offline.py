@@ -34,9 +34,16 @@ from thermalcount.model.loader import Model
 from thermalcount.runtime.timestamps import TimeGuard
 from thermalcount.model.travel_axis import AUTO, AxisChoice, AxisFinding, TravelAxisFinder, choose, orientation_setting
 
-DEFAULT_CHUNK_FRAMES = 65536
+#: Frames per chunk (32 of the store's 256-frame HDF5 chunks). Small chunks keep every
+#: per-chunk array (float64 copies in the pattern step, onnxruntime's intermediate tensors,
+#: the chunks read ahead) in the CPU caches and small: on a 1,000,000-frame recording, peak
+#: memory 158 MiB against 518 MiB with 65,536, and less CPU (user + system 7.7-8.0 s
+#: against 8.5-12.5 s, fewer page faults), loaded 2-core machine (docs/counting.md).
+DEFAULT_CHUNK_FRAMES = 8192
 #: Frames timed on each backend by ``--backend auto`` before a long count.
 CALIBRATION_FRAMES = 8192
+#: ... timed in blocks of this many, so that the slower backend can stop once it has lost.
+CALIBRATION_BLOCK = 2048
 #: ``--orientation auto``: the travel axis is found from up to this many blocks of this many
 #: seconds, spread evenly over the recording (all of it when it is shorter): 40 minutes of
 #: frames at most, so a recording whose first hour is empty is still decided, and the look
@@ -189,24 +196,32 @@ def _faster_for_batches(model: Model, sample: np.ndarray) -> Model:
 
     Both backends run the same graph and are tested to agree, but their speed depends on
     the graph: onnxruntime's TopK (used by the "lowest" background) was measured 20x slower
-    than numpy's sort, which makes numpy ~3x faster on such models and onnxruntime ~2x
-    faster on the others. Timing both on the first frames costs ~50 ms. What is timed is
-    CPU time of this process (all threads): during a count the other core is busy inflating
-    chunks, so the backend that needs less CPU wins, and other programs' load does not skew it.
+    than numpy's sort, which makes numpy ~3x faster on such models, and onnxruntime was 3-10x
+    faster on the default model of 2026-12. What is timed is CPU time of this process (all
+    threads): during a count the other core is busy inflating chunks, so the backend that
+    needs less CPU wins, and other programs' load does not skew it.
+
+    Each backend goes through the sample once, in blocks; the second stops as soon as it has
+    used more CPU than the first used for all of it (it has lost). That bounds the look at
+    twice the faster backend's time: timing both twice in full took 0.4-0.6 s of a ~5 s
+    count of 1,000,000 frames here, with numpy this much slower.
     """
     import time
 
     other = Model.load(model.path, backend="numpy")
-    timings = {}
+    best, best_seconds = model, float("inf")
     for candidate in (model, other):
         candidate.infer_states(sample[:256])  # warm-up: sessions and buffers are made lazily
-        best = float("inf")
-        for _ in range(2):
+        seconds = 0.0
+        for first in range(0, len(sample), CALIBRATION_BLOCK):
             began = time.process_time()
-            candidate.infer_states(sample)
-            best = min(best, time.process_time() - began)
-        timings[candidate] = best
-    return min(timings, key=timings.get)
+            candidate.infer_states(sample[first:first + CALIBRATION_BLOCK])
+            seconds += time.process_time() - began
+            if seconds >= best_seconds:
+                break
+        else:
+            best, best_seconds = candidate, seconds
+    return best
 
 
 def _prefetched(chunks: Iterator, depth: int = 2) -> Iterator:

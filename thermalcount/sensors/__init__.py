@@ -2,19 +2,31 @@
 
 Which names exist, what opens them and which options each takes is
 :mod:`thermalcount.sensors.registry`. Each implementation is imported only when it is
-opened, so importing this package is cheap and never touches smbus2, h5py or the simulator.
+opened, so importing this package is cheap and never touches smbus2, h5py or the simulator;
+the interface types (``Sensor``, ``SensorFrame``...) load numpy, so they are imported when first
+used: ``thermalcount --help`` reads the registry's defaults without numpy.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from thermalcount.errors import UsageError
-from thermalcount.sensors.base import Pacer, Sensor, SensorFrame, SensorInfo
-from thermalcount.sensors.registry import SensorSpec, parse_spec, sensor_choices
+from thermalcount.sensors.registry import DEFAULT_ADDRESS, DEFAULT_BUS, SensorSpec, parse_spec, sensor_choices
 
 __all__ = ["open_sensor", "parse_spec", "simulated_label", "sensor_choices", "SensorSpec", "Sensor",
            "SensorFrame", "SensorInfo", "Pacer"]
+if TYPE_CHECKING:
+    from thermalcount.sensors.base import Sensor
+_BASE_TYPES = ("Pacer", "Sensor", "SensorFrame", "SensorInfo")
+
+
+def __getattr__(name: str):
+    if name in _BASE_TYPES:
+        from thermalcount.sensors import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'thermalcount.sensors' has no attribute {name!r}")
 
 
 def simulated_label(spec: str) -> Optional[str]:
@@ -25,9 +37,9 @@ def simulated_label(spec: str) -> Optional[str]:
         return None
 
 
-def open_sensor(spec: str, *, fps: float = 10, speed: Optional[float] = 1.0, bus: int = 1, address: int = 0x69,
+def open_sensor(spec: str, *, fps: float = 10, speed: Optional[float] = 1.0, bus: int = DEFAULT_BUS, address: int = DEFAULT_ADDRESS,
                 orientation=None, seed: Optional[int] = None, scenario: Optional[str] = None,
-                faults=None, **kw) -> Sensor:
+                faults=None, **kw) -> "Sensor":
     """Open a sensor by name (see the registry for the names and what each takes).
 
     * ``amg8833``: the real part on ``/dev/i2c-<bus>`` at ``address`` (always real time);

@@ -21,6 +21,7 @@ from smbus2 import SMBus, i2c_msg
 
 from thermalcount.errors import SensorError, SensorSetupError, UsageError
 from thermalcount.sensors.base import Pacer, Sensor, SensorFrame, SensorInfo
+from thermalcount.sensors.registry import AMG8833_ADDRESSES, DEFAULT_ADDRESS, DEFAULT_BUS
 from thermalcount.sensors.conversions import (
     PIXEL_BYTES,
     PIXEL_OFFSET,
@@ -76,7 +77,7 @@ def i2c_advice(error: OSError, bus: int, address: int) -> str:
     return f"I2C error at {where}: {error.strerror or error} (errno {code})"
 
 
-def probe_addresses(bus: int, addresses=(0x68, 0x69), bus_factory: Optional[Callable] = None) -> dict:
+def probe_addresses(bus: int, addresses=AMG8833_ADDRESSES, bus_factory: Optional[Callable] = None) -> dict:
     """For ``thermalcount doctor``: open ``/dev/i2c-<bus>`` and read the frame-rate register
     at each address. Returns ``{address: None (it answered) or the OSError}``; opening the
     bus itself raises its OSError (give it to :func:`i2c_advice`). Writes nothing."""
@@ -97,7 +98,7 @@ def check_frame_rate(fps) -> None:
         raise UsageError(f"the AMG8833 runs at 1 or 10 frames per second, not {fps:g}; use --fps 1 or --fps 10")
 
 
-def open_amg8833(*, fps: float = 10, speed: Optional[float] = 1.0, bus: int = 1, address: int = 0x69,
+def open_amg8833(*, fps: float = 10, speed: Optional[float] = 1.0, bus: int = DEFAULT_BUS, address: int = DEFAULT_ADDRESS,
                  orientation=None, **kw) -> "AMG8833":
     """``--sensor amg8833``: the real part, which runs in real time only."""
     if speed != 1:
@@ -119,7 +120,7 @@ class AMG8833(Sensor):
     events; ``last_error`` holds the most recent fault message.
     """
 
-    def __init__(self, bus: int = 1, address: int = 0x69, *, fps: float = 10, orientation=None,
+    def __init__(self, bus: int = DEFAULT_BUS, address: int = DEFAULT_ADDRESS, *, fps: float = 10, orientation=None,
                  speed: Optional[float] = 1.0, bus_factory: Optional[Callable] = None, sensor_name: str = "amg8833",
                  stale_frames: Optional[int] = None, thermistor_every: Optional[int] = None,
                  clock=None, sleep=None, wall_clock=None):

@@ -18,6 +18,11 @@ from typing import Callable, Optional, Union
 
 from thermalcount.errors import UsageError
 
+#: The AMG8833's I2C addresses (AD_SELECT low / high) and the defaults: the address of the
+#: common breakout boards, on the Raspberry Pi's user I2C bus.
+AMG8833_ADDRESSES = (0x68, 0x69)
+DEFAULT_ADDRESS = 0x69
+DEFAULT_BUS = 1
 #: Every setting a sensor may take (the keywords of :func:`thermalcount.sensors.open_sensor`).
 SETTINGS = ("fps", "speed", "bus", "address", "orientation", "seed", "scenario", "faults")
 #: Settings refused with a one-line error when given to a sensor that does not take them

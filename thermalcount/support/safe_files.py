@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import secrets
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,8 +138,10 @@ def resolved(target) -> Path:
 def temporary_path(target) -> Path:
     """A hidden, unique name beside ``target`` (same folder: same file system for the rename)."""
     target = resolved(target)
-    # Shortened so that a name near the 255-byte limit still has a temporary name.
-    return target.with_name(f".{target.name[:100]}.writing-{os.getpid()}-{secrets.token_hex(3)}")
+    # Shortened so that a name near the 255-byte limit still has a temporary name. os.urandom
+    # is what secrets.token_hex reads; `import secrets` (hmac, hashlib, random) cost ~5 ms of
+    # every model load, which reads a path through this module (2-core VM, loaded, 2026-12-06).
+    return target.with_name(f".{target.name[:100]}.writing-{os.getpid()}-{os.urandom(3).hex()}")
 
 
 def remove_quietly(path) -> None:

@@ -1,4 +1,5 @@
-"""Training the default model shipped in ``thermalcount/data/default_model.onnx`` from its
+"""Training the default model shipped in ``thermalcount/data/default_model.onnx``
+(:func:`~thermalcount.model.contract.default_model_path`) from its
 recipe (:mod:`thermalcount.training.recipe`).
 
 Trained on simulated doorways only (several scenario families, rooms, ambients and both
@@ -10,9 +11,9 @@ that the shipped file is what the current code produces. Re-create it with
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from thermalcount.training.recipe import CLUSTERS, EPOCHS, LATENT, PREPROCESSING, RECIPE, SEED, source_names
+from thermalcount.training.recipe import (CLUSTERS, EPOCHS, LATENT, PREPROCESSING, RECIPE, SEED, TRAVEL_AXIS,
+                                          source_names)
 
 
 def default_sources():
@@ -29,7 +30,7 @@ def default_options():
     from thermalcount.model.preprocessing import Preprocessing
     from thermalcount.training.train import TrainOptions
 
-    return TrainOptions(latent=LATENT, clusters=CLUSTERS, epochs=EPOCHS, seed=SEED, travel_axis="auto",
+    return TrainOptions(latent=LATENT, clusters=CLUSTERS, epochs=EPOCHS, seed=SEED, travel_axis=TRAVEL_AXIS,
                         preprocessing=Preprocessing(**PREPROCESSING))
 
 
@@ -61,8 +62,10 @@ def fixed_check_frames(n: int = 2000):
 
 
 def main(argv=None) -> None:
+    from thermalcount.model.contract import default_model_path
+
     parser = argparse.ArgumentParser(description="Re-create the default model shipped with thermalcount.")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "data" / "default_model.onnx"))
+    parser.add_argument("--out", default=str(default_model_path()))
     parser.add_argument("--model-file", default=None, help="also keep the training model file here")
     args = parser.parse_args(argv)
     result = build_default_model(args.out, model_file=args.model_file)

@@ -15,14 +15,21 @@ SEED = 2024
 CLUSTERS = 16
 LATENT = 5
 EPOCHS = 50
+#: The rest of train's defaults (the default model's own seed is SEED).
+BATCH_SIZE = 512
+VAL_SPLIT = 0.1
+TRAIN_SEED = 0
+TRAVEL_AXIS = "auto"
+FRAME_RULES = True
 #: What training accepts (--latent, --clusters): the design uses a latent of 3-5; k-means
 #: needs 2 clusters at least, and the frame rules' states come on top of at most 16.
 LATENT_RANGE = (2, 16)
 CLUSTERS_RANGE = (2, 16)
-#: Remove each pixel's slow background (60 s), sort each line across the travel axis, smooth,
+#: The frame mean as background (the 48 coolest pixels with --background lowest); remove
+#: each pixel's slow background (60 s), sort each line across the travel axis, smooth,
 #: normalise contrast by the room temperature, then the noise floor 0.65 and the cap 2.5 in
 #: 21 °C-room units (docs/model.md).
-PREPROCESSING = dict(lateral_sort="auto", blur=0.5, contrast_skin=33.0, clip_low=0.65, clip_high=2.5,
+PREPROCESSING = dict(background="mean", lowest_pixels=48, lateral_sort="auto", blur=0.5, contrast_skin=33.0, clip_low=0.65, clip_high=2.5,
                      pattern_seconds=60.0, gain_first=True)
 #: (scenario, frames, simulator keywords): rooms differ by seed (fixed pattern, ambient
 #: jitter). Pairs (following, passing, busy) make up much of it so that k-means has enough
@@ -56,5 +63,6 @@ def source_names() -> list:
     return names
 
 
-__all__ = ["SEED", "CLUSTERS", "LATENT", "EPOCHS", "LATENT_RANGE", "CLUSTERS_RANGE", "PREPROCESSING", "RECIPE",
+__all__ = ["SEED", "CLUSTERS", "LATENT", "EPOCHS", "BATCH_SIZE", "VAL_SPLIT", "TRAIN_SEED", "TRAVEL_AXIS", "FRAME_RULES",
+           "LATENT_RANGE", "CLUSTERS_RANGE", "PREPROCESSING", "RECIPE",
            "source_names"]

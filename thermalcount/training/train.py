@@ -22,7 +22,8 @@ from thermalcount.model.rules import EDGE_TEST, FRAME_TEST, FrameRules, rule_sta
 from thermalcount.model.preprocessing import Preprocessing
 from thermalcount.training import require_training_stack
 from thermalcount.model.trained_file import TrainedModel, save_model
-from thermalcount.training.recipe import CLUSTERS, CLUSTERS_RANGE, LATENT, LATENT_RANGE, PREPROCESSING
+from thermalcount.training.recipe import (BATCH_SIZE, CLUSTERS, CLUSTERS_RANGE, FRAME_RULES, LATENT, LATENT_RANGE,
+                                          PREPROCESSING, TRAIN_SEED, TRAVEL_AXIS, VAL_SPLIT)
 
 MIN_FRAMES = 100
 MIN_STEPS = 3000  # auto epochs: at least this many optimiser steps in total
@@ -42,10 +43,10 @@ class TrainOptions:
     latent: int = LATENT
     clusters: int = CLUSTERS
     epochs: Optional[int] = None  # None: enough for MIN_STEPS steps, 2..MAX_AUTO_EPOCHS
-    batch_size: int = 512
-    seed: int = 0
-    val_split: float = 0.1
-    travel_axis: str = "auto"
+    batch_size: int = BATCH_SIZE
+    seed: int = TRAIN_SEED
+    val_split: float = VAL_SPLIT
+    travel_axis: str = TRAVEL_AXIS
     learning_rate: float = 3e-3
     preprocessing: Preprocessing = field(default_factory=recipe_preprocessing)
     chunk_frames: int = 16384
@@ -53,7 +54,7 @@ class TrainOptions:
     #: Add the frame rules to the model (thermalcount.model.rules): someone just outside the
     #: view (states edge-low, edge-high; needs the mean background) and two people apart
     #: along the travel axis (state apart; needs a noise floor, clip_low).
-    frame_rules: bool = True
+    frame_rules: bool = FRAME_RULES
 
     def check(self) -> None:
         if not LATENT_RANGE[0] <= self.latent <= LATENT_RANGE[1]:

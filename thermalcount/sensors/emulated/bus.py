@@ -28,6 +28,7 @@ from collections import Counter, deque
 from typing import Optional
 
 from thermalcount.errors import SensorSetupError
+from thermalcount.sensors.registry import DEFAULT_ADDRESS, DEFAULT_BUS
 from thermalcount.sensors.emulated.device import AMG8833Device
 from thermalcount.sensors.emulated.faults import FaultPlan
 from thermalcount.sensors.emulated.sources import SimulatorSource
@@ -362,7 +363,7 @@ def _smbus_class_over(layer: _FileLayer) -> type:
     return type("SMBus", (smbus2_module.SMBus,), members)
 
 
-def open_emulated(*, fps: float = 10, speed: Optional[float] = 1.0, bus: int = 1, address: int = 0x69,
+def open_emulated(*, fps: float = 10, speed: Optional[float] = 1.0, bus: int = DEFAULT_BUS, address: int = DEFAULT_ADDRESS,
                   orientation=None, seed: Optional[int] = None, scenario: Optional[str] = None,
                   faults: "FaultPlan | str | None" = None, source=None, device_address: Optional[int] = None,
                   clock=None, sleep=None, **driver_options):
