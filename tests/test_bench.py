@@ -189,7 +189,7 @@ def test_state_graph_keeps_only_what_the_state_needs():
     assert len(names) < len(proto.graph.node)
     # Neither the embedding nor the distances: the nearest centroid, then the frame rules.
     assert not set(names) & {"encoder_linear2", "embedding_squared", "distances"}
-    assert reduced.graph.node[-1].op_type == "Where" and {"nearest_centroid", "edge_rule", "apart_rule"} <= set(names)
+    assert reduced.graph.node[-1].op_type == "Max" and {"nearest_centroid", "edge_state", "apart_state"} <= set(names)
     used = {name for node in reduced.graph.node for name in node.input} | {"state"}
     assert all(set(node.output) & used for node in reduced.graph.node)  # no node left that feeds nothing
     assert {init.name for init in reduced.graph.initializer} <= used

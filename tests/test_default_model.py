@@ -40,7 +40,7 @@ def _scene(room=21.0, blob_row=None, seed=0, peak=4.5, empty_before=0):
 
 def test_shipped_model_is_small_and_complete(shipped):
     path = default_model_path()
-    assert path.name == "default_model.onnx" and path.stat().st_size < 48_000
+    assert path.name == "default_model.onnx" and path.stat().st_size < 52_000  # 49 KB: the apart rule's term Gemm (25 x 64) is 6 KB
     meta = {p.key: p.value for p in shipped.metadata_props}
     assert set(meta) == set(REQUIRED_METADATA + DESCRIPTIVE_METADATA)
     assert meta["travel_axis"] == "rows" and meta["input_units"] == "celsius"

@@ -28,7 +28,7 @@ from thermalcount.model.trained_file import load_model, save_model  # noqa: E402
 from thermalcount.training.train import TrainOptions, train_model  # noqa: E402
 
 ALLOWED_OPS = set("Reshape Flatten Identity Cast Add Sub Mul Div Max Min Relu PRelu Clip Abs Sqrt Gemm MatMul "
-                  "ReduceMean ReduceMin ReduceMax ReduceSum ReduceSumSquare TopK ArgMin Split Concat Squeeze "
+                  "ReduceMean ReduceMin ReduceMax ReduceSum ReduceSumSquare ReduceL1 TopK ArgMin ArgMax Split Concat Squeeze "
                   "Unsqueeze Slice Gather Transpose GreaterOrEqual Where".split())
 SPECS = {
     "default": Preprocessing(),
@@ -131,20 +131,19 @@ def test_graph_is_fused_checked_and_uses_only_allowed_ops(trained):
     partial = producer["partial_distances"]
     assert partial.op_type == "Gemm" and partial.input[0] == "hidden"
     nearest = producer["state"]
-    while nearest.op_type == "Where":  # a frame rule: Where(its test, its state, the state before)
-        assert producer[nearest.input[0]].op_type == "GreaterOrEqual"
-        nearest = producer[nearest.input[2]]
+    if nearest.op_type == "Max":  # frame rules: Max(nearest, each rule's state or -1)
+        assert all(producer[rule].op_type == "Gather" for rule in nearest.input[1:])
+        nearest = producer[nearest.input[0]]
     assert nearest.op_type == "ArgMin" and nearest.input[0] == "partial_distances"
     if name != "linear":
         assert producer["profile"].input[0] == "clipped"  # the apart rule reads the model input
     # ...and linear preprocessing is folded into the first Gemm, which reads the input directly.
     first = producer["hidden_linear"]
     assert (first.input[0] == "pixels") == (name == "linear")
-    # The apart rule: 18 nodes (16, and ArgMin + Gather for where the pair sits; not without
-    # a floor); the edge rule: 18 (+1 Gemm where the centring Gemm shifts; not with the
-    # lowest background).
-    rule_nodes = {"linear": 19, "default": 18 + 19, "lowest": 18, "lowest48": 18, "sorted": 18 + 19,
-                  "gain_first": 18 + 18}[name]
+    # The apart rule: 13 nodes (not without a floor); the edge rule: 9 (+1 Gemm where the
+    # centring Gemm shifts; not with the lowest background); one Max joins them to the nearest.
+    rule_nodes = {"linear": 10 + 1, "default": 13 + 10 + 1, "lowest": 13 + 1, "lowest48": 13 + 1, "sorted": 13 + 10 + 1,
+                  "gain_first": 13 + 9 + 1}[name]
     expected = {"linear": 8, "default": 10, "lowest": 12, "lowest48": 12, "sorted": 16, "gain_first": 16}[name]
     expected += rule_nodes
     assert len(ops) == expected, ops
@@ -192,12 +191,12 @@ def test_export_and_inspect_cli(tmp_path, small):
     runner = CliRunner()
     out = runner.invoke(cli, ["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")])
     assert out.exit_code == 0, out.output
-    assert "47 nodes" in out.output  # 10, 19 for the edge rule and 18 for the apart rule
+    assert "34 nodes" in out.output  # 10, 10 for the edge rule, 13 for the apart rule and their Max
     again = runner.invoke(cli, ["export", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.onnx")])
     assert again.exit_code != 0 and "--overwrite" in again.output
     shown = runner.invoke(cli, ["inspect", str(tmp_path / "m.onnx")])
     assert shown.exit_code == 0, shown.output
-    for text in ("travel_axis: rows", "empty", "frames: float ['N', 8, 8]", "state: int64 ['N']", "47 nodes",
+    for text in ("travel_axis: rows", "empty", "frames: float ['N', 8, 8]", "state: int64 ['N']", "34 nodes",
                  "3: edge-low   position 0.00  people 1 (rule: faint edge, cool_pixels 48, min_c 1, "
                  "noise_units 25, side low)",
                  "5: apart-low  position 0.25  people 2 (rule: two humps, min_peak 1, min_rows 3",

@@ -219,3 +219,53 @@ def test_where_the_pair_sits_does_not_lean_to_one_end_on_ties():
     mirrored = FRAME_TEST.best_groups(profiles[apart][:, ::-1])
     np.testing.assert_array_equal(groups, 2 - mirrored)
     assert FRAME_TEST.best_groups(np.array([[2, 2, 0, 0, 0, 0, 2, 2]], np.float32)).tolist() == [1]
+
+
+def _graph_tensors(names, frames):
+    """The default model's graph cut to ``names`` (its own intermediate tensors), on ``frames``."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from thermalcount.model.contract import default_model_path
+
+    proto = onnx.load(str(default_model_path()))
+    integers = {"nearest", "edge_state", "apart_state", "state"}
+    del proto.graph.output[:]
+    proto.graph.output.extend(helper.make_tensor_value_info(name, TensorProto.INT64 if name in integers
+                                                            else TensorProto.FLOAT, None) for name in names)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return dict(zip(names, session.run(list(names), {"frames": frames})))
+
+
+@pytest.mark.slow
+def test_the_graph_rules_decide_as_the_reference_on_every_simulated_family():
+    # The graph's rules are formulated for few nodes (a row maximum for the edges, one Gemm of
+    # terms for the pair margins); pinned here to the numpy reference on the graph's own
+    # inputs to them (residual, nearest cluster, profile), so only the formulation is tested:
+    # every family of the simulator, at 10 and 1 FPS, with and without its fixed pattern.
+    from thermalcount.sensors.sim.scenarios import SCENARIOS
+
+    rules = FrameRules(json.loads(Model.load("default", backend="numpy").metadata["states"]))
+    parts = []
+    for index, name in enumerate(sorted(SCENARIOS)):
+        for fps, pattern in ((10.0, {}), (1.0, {}), (10.0, {"fixed_pattern": 0.0})):
+            parts.append(simulate(600 if fps == 10.0 else 200, name, seed=300 + index, fps=fps, **pattern).frames)
+    frames = np.concatenate(parts).astype(np.float32)
+    got = _graph_tensors(("nearest", "residual", "profile", "pair_margins", "edge_state", "apart_state", "state"),
+                         frames)
+    # The pair margins: bit for bit HumpTest.pair_margins of the profile, after a "none" row.
+    margins = rules.apart.pair_margins(got["profile"])
+    np.testing.assert_array_equal(got["pair_margins"][:, 1:], margins)
+    assert (got["pair_margins"][:, 0] < 0).all() and (got["pair_margins"][:, 0] > -1e-44).all()
+    apart = margins.max(axis=1) >= 0
+    table = np.asarray(rules.apart_states)[rules.apart.pair_groups()]
+    np.testing.assert_array_equal(got["apart_state"], np.where(apart, table[margins.argmax(axis=1)], -1))
+    # The edges: EdgeTest.deficits on the graph's residual and nearest cluster.
+    deficits = rules.edges.deficits(got["residual"], "rows", rules.empty[got["nearest"]])
+    edge = deficits.min(axis=1) <= 0
+    np.testing.assert_array_equal(got["edge_state"], np.where(edge, rules.edge_low + deficits.argmin(axis=1), -1))
+    # Apart, else the edge, else the nearest cluster; and the rules do speak in these frames.
+    expected = np.where(apart, got["apart_state"], np.where(edge, got["edge_state"], got["nearest"]))
+    np.testing.assert_array_equal(got["state"], expected)
+    assert apart.sum() > 100 and edge.sum() > 20 and (apart & edge).sum() > 0

@@ -220,7 +220,7 @@ def _op_graph(op, rng):
                 n("Clip", ["d", "", "hi"], ["c2"]), n("Add", ["c1", "c2"], ["f"]),
                 n("MatMul", ["f", "w"], ["emb"])], \
             [_c("k", [0.5]), _c("lo", 0.5), _c("hi", 2.5), _w(rng, "w", (64, 4))]
-    if op in ("ReduceMean", "ReduceMin", "ReduceMax", "ReduceSumSquare", "ReduceSum"):
+    if op in ("ReduceMean", "ReduceMin", "ReduceMax", "ReduceSumSquare", "ReduceSum", "ReduceL1"):
         i = [_c("s", [-1, 4, 16], np.int64), _c("ax", [-1], np.int64), _c("sq", [2], np.int64)]
         if op == "ReduceSum":  # opset 13+: axes is an input
             return [n("Reshape", ["flat", "s"], ["r"]), n(op, ["r", "ax"], ["k"], keepdims=1),
@@ -238,11 +238,14 @@ def _op_graph(op, rng):
                 n("ReduceSum", ["low", "ax"], ["lows"], keepdims=1),
                 n("Add", ["v", "fi"], ["a"]), n("Add", ["a", "lows"], ["b"]),
                 n("MatMul", ["b", "w"], ["emb"])], i
-    if op == "ArgMin":
-        i = [_c("s", [-1, 4, 16], np.int64)]
+    if op in ("ArgMin", "ArgMax"):
+        # Last of equals, then (ArgMax) the first: ties at 0.25 °C steps are common.
+        i = [_c("s", [-1, 4, 16], np.int64), _c("one", [1.0])]
         return [n("Reshape", ["flat", "s"], ["r"]),
-                n("ArgMin", ["r"], ["a"], axis=2, keepdims=0, select_last_index=1),
-                n("Cast", ["a"], ["emb"], to=TensorProto.FLOAT)], i
+                n(op, ["r"], ["a"], axis=2, keepdims=0, select_last_index=1),
+                n("ArgMax", ["r"], ["b"], axis=2, keepdims=0),
+                n("Cast", ["a"], ["fa"], to=TensorProto.FLOAT), n("Cast", ["b"], ["fb"], to=TensorProto.FLOAT),
+                n("Add", ["fa", "fb"], ["emb"])], i
     if op in ("Split", "Concat"):
         i = [_c("parts", [16, 40, 8], np.int64), _c("s", [-1, 4, 4], np.int64),
              _c("ax", [2], np.int64), _w(rng, "w", (8, 4))]

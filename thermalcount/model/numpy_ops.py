@@ -3,7 +3,7 @@
 Each maker takes the node's attributes and the model's opset and returns a function of the
 node's inputs (absent optional inputs arrive as None) giving its output or outputs, with
 ONNX semantics where numpy's differ (integer Div truncates, TopK keeps the lower index
-first among ties, ArgMin the first minimum, Reshape's 0 copies a dimension, Slice clamps).
+first among ties, ArgMin/ArgMax the first minimum/maximum, Reshape's 0 copies a dimension, Slice clamps).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from thermalcount.model.onnx_schema import attribute_value, numpy_dtype, to_arra
 SUPPORTED_OPS = (
     "Reshape", "Flatten", "Identity", "Cast", "Add", "Sub", "Mul", "Div", "Max", "Min",
     "Relu", "PRelu", "Clip", "Abs", "Sqrt", "Gemm", "MatMul", "ReduceMean", "ReduceMin",
-    "ReduceMax", "ReduceSum", "ReduceSumSquare", "TopK", "ArgMin", "Split", "Concat",
+    "ReduceMax", "ReduceSum", "ReduceSumSquare", "ReduceL1", "TopK", "ArgMin", "ArgMax", "Split", "Concat",
     "Squeeze", "Unsqueeze", "Slice", "Gather", "Transpose", "GreaterOrEqual", "Where",
 )
 # MAKERS also has Constant: not in the contract's list, but exporters emit it for shapes.
@@ -173,6 +173,8 @@ def _make_reduce(kind):
                 return np.minimum.reduce(x, axis=axes, keepdims=keepdims)
             if kind == "max":
                 return np.maximum.reduce(x, axis=axes, keepdims=keepdims)
+            if kind == "l1":
+                x = np.abs(x)
             if kind == "sumsquare":
                 if x.ndim == 2 and axes == (1,) and x.dtype.kind == "f":
                     # einsum: ~6x faster than square+sum along a short last axis.
@@ -217,16 +219,16 @@ def make_topk(a, opset, indices_used: bool = True):
     return topk
 
 
-def _make_argmin(a, opset):
+def _make_argmin(a, opset, find=np.argmin):
     axis, keepdims, last = a.get("axis", 0), bool(a.get("keepdims", 1)), a.get("select_last_index", 0)
 
     def argmin(x):
         ax = axis % x.ndim
         if last:
             flipped = np.flip(x, axis=ax)
-            result = x.shape[ax] - 1 - np.argmin(flipped, axis=ax)
+            result = x.shape[ax] - 1 - find(flipped, axis=ax)
         else:
-            result = np.argmin(x, axis=ax)
+            result = find(x, axis=ax)
         result = result.astype(np.int64)
         return np.expand_dims(result, ax) if keepdims else result
     return argmin
@@ -329,7 +331,8 @@ MAKERS: dict = {
     "Sqrt": lambda a, o: np.sqrt, "Gemm": _make_gemm, "MatMul": lambda a, o: _matmul,
     "ReduceMean": _make_reduce("mean"), "ReduceMin": _make_reduce("min"),
     "ReduceMax": _make_reduce("max"), "ReduceSum": _make_reduce("sum"),
-    "ReduceSumSquare": _make_reduce("sumsquare"), "TopK": make_topk, "ArgMin": _make_argmin,
+    "ReduceSumSquare": _make_reduce("sumsquare"), "ReduceL1": _make_reduce("l1"), "TopK": make_topk, "ArgMin": _make_argmin,
+    "ArgMax": lambda a, o: _make_argmin(a, o, find=np.argmax),
     "Concat": _make_concat, "Squeeze": _make_squeeze, "Unsqueeze": _make_unsqueeze,
     "Slice": _make_slice, "Gather": _make_gather, "Transpose": _make_transpose,
     "Constant": _make_constant, "GreaterOrEqual": _binary(np.greater_equal), "Where": lambda a, o: np.where,

@@ -46,7 +46,7 @@ from thermalcount.errors import ModelError
 
 SIZE = 8
 #: Added outside each pair's window before taking the minimum between the humps.
-_OUTSIDE = 1.0e6
+OUTSIDE = 1.0e6
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,12 @@ class HumpTest:
         ends = self.pair_ends(size)
         index = np.arange(size)
         inside = (index[None, :] > ends[0][:, None]) & (index[None, :] < ends[1][:, None])
-        return np.where(inside, 0.0, _OUTSIDE).astype(np.float32)
+        return np.where(inside, 0.0, OUTSIDE).astype(np.float32)
 
     def margin(self, profiles) -> np.ndarray:
         """(N, size) profiles -> (N,) float32, the best pair's margin: >= 0 where the frame
-        has two humps (bar the all-zero profile). The graph computes exactly this, node for node."""
+        has two humps (bar the all-zero profile). The graph computes the same numbers from the
+        same float operations (``graph.hump_terms``)."""
         return self.pair_margins(profiles).max(axis=1)
 
     def pair_groups(self, size: int = SIZE) -> np.ndarray:
@@ -158,7 +159,7 @@ class EdgeTest:
     def deficits(self, residual, travel_axis: str, empty) -> np.ndarray:
         """(N, 2) float32: <= 0 where the low (column 0) or high (column 1) end holds the
         frame's faint edge. ``empty``: (N,) whether each frame's nearest cluster is empty.
-        The graph computes exactly this, node for node."""
+        The graph decides the same as a maximum over one row (``graph._edge_rule_nodes``)."""
         residual = np.asarray(residual, np.float32).reshape(-1, SIZE * SIZE)
         scaled = residual @ (travel_profile_matrix(travel_axis) / self.noise_units).astype(np.float32)
         ends = scaled[:, [0, SIZE - 1]]
