@@ -152,3 +152,20 @@ def test_docs_and_benchmarks_describe_every_row():
         assert f"`{target.key}`" in readme, target.key
     for script in ("count_peak.py", "startup_backends.py", "run_startup.py", "train_scale.py"):
         assert (ROOT / "benchmarks" / script).exists() and script in readme
+
+
+def test_ctrl_c_while_a_child_runs_leaves_no_child_behind():
+    """The child runs in a session of its own (so its memory is its own): an interrupted bench
+    must take it down, or a 1 M-frame count would go on using a core after 'Aborted!'."""
+    import os
+    import signal
+    import subprocess
+    import threading
+    import uuid
+
+    marker = f"thermalcount-bench-test-{uuid.uuid4().hex}"
+    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        targets.timed_child([sys.executable, "-c", f"import time; time.sleep(60)  # {marker}"])
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert left == []

@@ -236,8 +236,11 @@ def torch_row(weights, use_torch: bool) -> tuple:
         return None, None, "the model was not written by 'thermalcount export'"
     if not installed("torch"):
         return None, None, "torch is not installed (pip install 'thermalcount[train]' to compare)"
+    from thermalcount.support.interrupts import interrupt_after
+
     try:
-        from thermalcount.bench.torch_seed import build_original
+        with interrupt_after():  # Ctrl-C inside torch's import leaves it half made
+            from thermalcount.bench.torch_seed import build_original
     except ImportError as error:
         return None, None, f"torch cannot be imported ({error})"
     infer_one, infer_states, _ = build_original(weights, weights["preprocessing"])

@@ -324,7 +324,7 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
         skipped["torch_original"] = reason
     else:
         say("original PyTorch module against the runtime")
-        from thermalcount.bench.torch_seed import build_seed  # torch is importable here
+        from thermalcount.bench.torch_seed import build_seed  # torch_row imported torch already
 
         contenders = {"torch_original": on_frames(torch_one, pool),
                       "torch_seed": on_frames(build_seed(seed), pool)}

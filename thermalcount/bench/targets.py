@@ -110,6 +110,10 @@ def timed_child(args: list, timeout: float = 600) -> dict:
         out, err = process.communicate()
         return {"seconds": float(timeout), "peak_rss_mib": 0.0, "returncode": -signal.SIGKILL,
                 "error": f"still running after {timeout:g} s"}
+    except BaseException:  # Ctrl-C: the child is in a session of its own, so it would outlive bench
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
     stderr = err.decode(errors="replace")
     try:
         seconds, returncode, maxrss = out.decode().split()

@@ -14,8 +14,11 @@ def require_training_stack():
     """Import torch and scikit-learn or raise TrainingError saying how to install them."""
     from thermalcount.errors import TrainingError
 
+    from thermalcount.support.interrupts import interrupt_after
+
     try:
-        import torch  # noqa: F401
-        import sklearn  # noqa: F401
+        with interrupt_after():  # Ctrl-C inside torch's import leaves it half made
+            import torch  # noqa: F401
+            import sklearn  # noqa: F401
     except ImportError as error:  # sklearn may fail on a missing dependency of its own
         raise TrainingError(f"training needs torch and scikit-learn ({error.name} is missing): {TRAIN_EXTRA_HINT}") from None
