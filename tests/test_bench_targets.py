@@ -124,6 +124,7 @@ def test_child_process_peak_memory_is_the_childs_own():
     del ballast
 
 
+@pytest.mark.slow
 def test_bench_json_carries_the_table_and_child_figures():
     """A small real run: every row present; the count child ran and was judged not measured."""
     result = CliRunner().invoke(cli, ["bench", "--json", "--frames", "200", "--count-frames", "2000",
@@ -164,7 +165,7 @@ def test_ctrl_c_while_a_child_runs_leaves_no_child_behind():
     import uuid
 
     marker = f"thermalcount-bench-test-{uuid.uuid4().hex}"
-    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
     with pytest.raises(KeyboardInterrupt):
         targets.timed_child([sys.executable, "-c", f"import time; time.sleep(60)  # {marker}"])
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()

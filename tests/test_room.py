@@ -353,8 +353,8 @@ def test_room_command_line(broker, observers):
 
 @pytest.mark.parametrize("config_text, option, said", [
     ("[lights]\noff_delay = 0\n", [], True),  # honoured, as by run: off at once
-    ("[hue]\noff_delay = 0\n", [], True),  # the old place is still read
-    ("[lights]\noff_delay = 0\n", ["--off-delay", "600"], False),  # the option wins
+    pytest.param("[hue]\noff_delay = 0\n", [], True, marks=pytest.mark.slow),  # the old place is still read
+    pytest.param("[lights]\noff_delay = 0\n", ["--off-delay", "600"], False, marks=pytest.mark.slow),  # the option wins
 ])
 def test_room_takes_the_off_delay_from_config_toml_like_run(broker, config_text, option, said):
     from thermalcount.config import config_path

@@ -460,7 +460,7 @@ def test_runtime_never_imports_torch_or_sklearn(tmp_path):
     assert modules_loaded_by(code) == []
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "numpy"])
+@pytest.mark.parametrize("backend", ["onnxruntime", pytest.param("numpy", marks=pytest.mark.slow)])
 def test_the_runtime_never_imports_onnx(backend, tmp_path):
     """``import onnx`` (with ml_dtypes) is most of a second of start-up; both backends load,
     check and run the model through thermalcount.model.onnx_schema instead."""
