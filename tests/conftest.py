@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
+
+
+def pytest_configure(config):
+    """Ctrl-C works in the tests however the suite was started. A suite started as a
+    background job of a script (``./scripts/test.sh &``) inherits SIGINT *ignored*; Python
+    then installs no KeyboardInterrupt handler, and neither do the commands the tests start
+    and stop with SIGINT, so those tests saw commands that never stopped. With a handler
+    here, children start with the default action again (exec resets caught signals)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

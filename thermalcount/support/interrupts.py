@@ -16,8 +16,10 @@ from contextlib import contextmanager
 
 @contextmanager
 def interrupt_after():
-    """Run the block with SIGINT deferred to its end (main thread only; elsewhere as is)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Run the block with SIGINT deferred to its end (main thread only, and only where SIGINT
+    is not ignored; elsewhere the block runs as it is)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with Ctrl-C ignored: keep it so
         yield
         return
     received = []
