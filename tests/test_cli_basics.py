@@ -80,3 +80,15 @@ def test_cli_starts_in_a_plain_interpreter():
                             env={**os.environ, "PYTHONPATH": path}, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Usage: thermalcount run" in result.stdout
+
+
+def test_once_a_command_is_over_ctrl_c_cannot_interrupt_the_clean_up():
+    """A Ctrl-C that meets a finished command must not print an 'Exception ignored' traceback
+    from the interpreter's clean-up after the result: main() ignores SIGINT on its way out."""
+    from tests.conftest import run_python
+
+    code = ("import signal\nfrom thermalcount.cli import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)\n")
+    result = run_python(code)
+    assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == "True", result.stderr

@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -148,3 +150,9 @@ def main(argv=None):
         except (OSError, ValueError):
             pass  # stderr full or closed: the exit status still says it
         sys.exit(70)
+    finally:
+        # The command is over (its output written, its exit status chosen): a Ctrl-C now would
+        # only interrupt the interpreter's own clean-up and print an "Exception ignored"
+        # traceback after a finished result (seen when Ctrl-C met a finishing evaluate).
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
