@@ -24,11 +24,8 @@ import datetime
 import gc
 import importlib.metadata
 import importlib.util
-import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from typing import Callable, Optional
 
@@ -199,43 +196,6 @@ def count_throughput(model, n_frames: int, *, chunk_frames: int = 65536, seed: i
             "median_frames_per_second": round(n_frames / float(np.median(passes))), "events": events}
 
 
-_STARTUP_CODE = """
-import json, sys, time
-started = time.perf_counter()
-import numpy as np
-from thermalcount.model.loader import Model
-imported = time.perf_counter()
-model = Model.load(sys.argv[1], backend=sys.argv[2])
-loaded = time.perf_counter()
-model.infer_one(np.zeros((8, 8), np.float32))
-done = time.perf_counter()
-print(json.dumps({"import_ms": (imported - started) * 1e3, "load_ms": (loaded - imported) * 1e3,
-                  "first_inference_ms": (done - loaded) * 1e3, "backend": model.backend,
-                  "torch_imported": "torch" in sys.modules, "sklearn_imported": "sklearn" in sys.modules}))
-"""
-
-
-def startup_time(model_path: str, backend: str, repeats: int = 3) -> dict:
-    """Import + model load in a fresh interpreter, best of ``repeats`` (process wall time too)."""
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-c", _STARTUP_CODE, str(model_path), backend],
-                                capture_output=True, text=True, timeout=120)
-        wall = time.perf_counter() - started
-        if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            return {"backend": backend, "error": last}
-        figures = json.loads(result.stdout.strip().splitlines()[-1])
-        figures["process_ms"] = wall * 1e3
-        runs.append(figures)
-    best = min(runs, key=lambda r: r["process_ms"])
-    out = {key: (round(value, 1) if isinstance(value, float) else value) for key, value in best.items()}
-    out["import_and_load_ms"] = round(best["import_ms"] + best["load_ms"], 1)
-    out["repeats"] = repeats
-    return out
-
-
 # ------------------------------------------------------------------------------- the bench
 
 
@@ -351,7 +311,7 @@ def run_bench(model_path=None, *, frames: int = 20000, backend: str = "auto", us
         report["startup"] = {}
         for name in backends:
             say(f"start-up (import + load) in a fresh interpreter ({name})")
-            report["startup"][name] = startup_time(str(model_path), name)
+            report["startup"][name] = targets.startup_time(str(model_path), name)
     report["target_figures"] = targets.measure(report, model_path, count_frames=count_frames,
                                                startup_rows=startup, run_backend=resolve_backends("auto")[0],
                                                seed=seed, say=say)
