@@ -19,6 +19,7 @@ import click
 
 from thermalcount import __version__
 from thermalcount.errors import ThermalcountError
+from thermalcount.support.interrupts import redeliver_lost_interrupts
 from thermalcount.support.redaction import redact
 
 # name -> "module:attribute". Order is the order of the lifecycle, shown by --help.
@@ -133,6 +134,7 @@ def cli():
 
 def main(argv=None):
     """Console entry point. Unexpected errors get one line too, unless THERMALCOUNT_DEBUG=1."""
+    redeliver_lost_interrupts()
     try:
         cli.main(args=argv, prog_name="thermalcount", standalone_mode=True)
     except SystemExit:
