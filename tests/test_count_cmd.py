@@ -323,3 +323,61 @@ def test_the_commands_chunk_default_is_the_librarys():
 
     option = next(param for param in count.params if param.name == "chunk_frames")
     assert option.default == DEFAULT_CHUNK_FRAMES
+
+
+class _Chunk:
+    def __init__(self, start):
+        self.start, self.frames = start, np.full((3, 8, 8), float(start), np.float32)
+
+
+class _SlowModel:
+    """prepare in stream order on the caller's thread; states_of slower for early chunks, so
+    a pipeline that yielded in completion order would be caught."""
+
+    def __init__(self, fail_at=None):
+        self.prepared, self.fail_at, self.threads = [], fail_at, set()
+
+    def prepare(self, frames):
+        self.prepared.append(int(frames[0, 0, 0]))
+        return frames
+
+    def states_of(self, prepared):
+        import threading
+        import time
+
+        self.threads.add(threading.current_thread().name)
+        start = int(prepared[0, 0, 0])
+        if start == self.fail_at:
+            raise RuntimeError("graph failed")
+        time.sleep(0.02 if start % 2 == 0 else 0.0)
+        return np.full(len(prepared), start, np.int64)
+
+
+def test_the_count_pipeline_keeps_stream_order_and_runs_the_graph_on_a_worker():
+    from thermalcount.runtime.offline import _inferred
+
+    model = _SlowModel()
+    out = [(chunk.start, list(states)) for chunk, states in _inferred(model, (_Chunk(s) for s in range(6)))]
+    assert out == [(s, [s] * 3) for s in range(6)]
+    assert model.prepared == list(range(6))
+    assert all(name.startswith("thermalcount-count-graph") for name in model.threads)
+
+
+def test_an_error_in_the_count_pipelines_graph_reaches_the_caller():
+    from thermalcount.runtime.offline import _inferred
+
+    seen = []
+    with pytest.raises(RuntimeError, match="graph failed"):
+        for chunk, _ in _inferred(_SlowModel(fail_at=2), (_Chunk(s) for s in range(6))):
+            seen.append(chunk.start)
+    assert seen == [0, 1]
+
+
+def test_leaving_the_count_pipeline_early_stops_it():
+    from thermalcount.runtime.offline import _inferred
+
+    model = _SlowModel()
+    pipeline = _inferred(model, (_Chunk(s) for s in range(100)))
+    assert next(pipeline)[0].start == 0
+    pipeline.close()
+    assert len(model.prepared) <= 3  # the chunk yielded, the one in flight, no more

@@ -119,11 +119,22 @@ class Model:
 
     def infer_states(self, frames: np.ndarray) -> np.ndarray:
         """Only the states (N,) int64 of a batch: what ``count`` needs, skipping the nodes
-        that compute distances and embedding."""
+        that compute distances and embedding. The same as ``states_of(prepare(frames))``."""
+        return self.states_of(self.prepare(frames))
+
+    def prepare(self, frames: np.ndarray) -> np.ndarray:
+        """The first half of :meth:`infer_states`: (N, 8, 8) °C -> the graph's input, with the
+        per-pixel background removed. It learns the stream, so batches go in stream order."""
         frames = _batch(frames)
-        if len(frames) == 0:
+        return self._prepared(frames) if len(frames) else frames
+
+    def states_of(self, prepared: np.ndarray) -> np.ndarray:
+        """The second half of :meth:`infer_states`: the graph on what :meth:`prepare` gave.
+        It remembers nothing, so it may run on another thread while the next batch is
+        prepared (``count`` does: onnxruntime works without Python's lock)."""
+        if len(prepared) == 0:
             return np.zeros(0, np.int64)
-        states = self._impl.infer_states(self._prepared(frames))
+        states = self._impl.infer_states(prepared)
         if states.min() < 0 or states.max() >= len(self.meanings):  # two passes over N ints: ~free
             bad = int(np.flatnonzero((states < 0) | (states >= len(self.meanings)))[0])
             raise self.state_error(int(states[bad]), f"frame {bad} of this batch")

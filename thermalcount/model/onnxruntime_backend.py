@@ -2,8 +2,8 @@
 
 The single-frame session runs on one thread with io_binding: the input and the ``state``
 output are numpy buffers bound once, so a call is "copy 64 floats in, run, read one int64"
-with no allocation and no output dict. The batch sessions keep onnxruntime's default thread
-pool for throughput.
+with no allocation and no output dict. The batch sessions run on one thread too: ``count``
+gives them a core of their own (``_batch_options``).
 """
 
 from __future__ import annotations
@@ -86,11 +86,16 @@ def single_frame_session(model_bytes: bytes):
 
 
 def _batch_options(ort):
-    """Batches use onnxruntime's default thread pool, without spin-waiting: during a count
-    the other threads inflate chunks, and spinning workers took their CPU (measured: a
-    count at 0.43-0.49 M frames/s with spinning, 0.61-0.63 without, same machine and load)."""
+    """Batches run on one thread, without spin-waiting. ``count`` runs the graph on a worker
+    thread beside the pattern step and the counter (runtime/offline.py, ``_inferred``), so the
+    two cores are already busy: a second onnxruntime thread only competes with them. Measured
+    on a 1 M-frame recording, idle 2-core machine, alternating runs: 2.67-2.69 s end to end
+    with one thread against 2.79-2.84 s with the default pool (which alone infers 1.6x faster).
+    Spinning workers took the other threads' CPU too (earlier: a count at 0.43-0.49 M frames/s
+    with spinning, 0.61-0.63 without)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 

@@ -40,6 +40,8 @@ from thermalcount.model.travel_axis import AUTO, AxisChoice, AxisFinding, Travel
 #: memory 158 MiB against 518 MiB with 65,536, and less CPU (user + system 7.7-8.0 s
 #: against 8.5-12.5 s, fewer page faults), loaded 2-core machine (docs/counting.md).
 DEFAULT_CHUNK_FRAMES = 8192
+#: Chunks whose graph may be in flight on the worker thread while the next is prepared.
+INFERENCE_AHEAD = 1
 #: Frames timed on each backend by ``--backend auto`` before a long count.
 CALIBRATION_FRAMES = 8192
 #: ... timed in blocks of this many, so that the slower backend can stop once it has lost.
@@ -134,8 +136,7 @@ def count_recording(path: Union[str, Path], *, model: Union[Model, str, Path, No
         # two threads); measured on a 300,000-frame simulated recording, 2 cores, load ~3.5:
         # reading alone 1.64 M frames/s against the store's 1.71, count end to end 0.111
         # against 0.108 M frames/s (onnxruntime) and 0.068 against 0.127 (numpy), so it went.
-        for chunk in _prefetched(recording.iter_chunks(chunk_frames)):
-            states = model.infer_states(chunk.frames if turn is None else turn(chunk.frames))
+        for chunk, states in _inferred(model, _prefetched(recording.iter_chunks(chunk_frames)), turn):
             bad = _unreadable_rows(chunk.frames)
             if bad is not None:
                 skipped += len(bad)
@@ -268,6 +269,38 @@ def _prefetched(chunks: Iterator, depth: int = 2) -> Iterator:
     finally:
         stop.set()
         reader.join()
+
+
+def _inferred(model: Model, chunks: Iterator, turn: Optional[Callable] = None,
+              ahead: int = INFERENCE_AHEAD) -> Iterator:
+    """``(chunk, states)`` for each chunk, in order, with the graph of one chunk running on a
+    worker thread while this thread prepares the next (the per-pixel background, which must
+    go in stream order) and the caller counts the last.
+
+    The pattern step and the counter are Python and numpy that hold the interpreter's lock;
+    onnxruntime infers without it. One after the other, a 1 M-frame count spent 1.0 s in the
+    pattern step and 1.7 s in the graph (benchmarks/count_throughput.py); overlapped, the
+    two cores do both at once. An error in the worker is raised here; leaving early waits for
+    the graph in flight (one chunk, milliseconds) and discards it.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="thermalcount-count-graph") as worker:
+        try:
+            for chunk in chunks:
+                prepared = model.prepare(chunk.frames if turn is None else turn(chunk.frames))
+                pending.append((chunk, worker.submit(model.states_of, prepared)))
+                if len(pending) > ahead:
+                    done, states = pending.popleft()
+                    yield done, states.result()
+            while pending:
+                done, states = pending.popleft()
+                yield done, states.result()
+        finally:
+            for _, states in pending:
+                states.cancel()
 
 
 def _unreadable_rows(frames: np.ndarray) -> Optional[np.ndarray]:
