@@ -8,6 +8,8 @@ import pytest
 from thermalcount.errors import UsageError
 from thermalcount.sensors.conversions import (
     Orientation,
+    PixelDecoder,
+    celsius_by_word,
     celsius_to_pixel_raw,
     celsius_to_thermistor_raw,
     parse_orientation,
@@ -63,6 +65,30 @@ def test_vectorised_equals_scalar_for_every_12_bit_value():
         vector = pixels_from_bytes(data)
         assert vector.dtype == np.float32 and vector.shape == (64,)
         assert list(vector) == [pixel_raw_to_celsius(int(r)) for r in block]
+
+
+def test_the_lookup_table_equals_the_scalar_conversion_for_every_16_bit_word():
+    table = celsius_by_word()
+    assert table.dtype == np.float32 and table.shape == (65536,) and not table.flags.writeable
+    assert list(table) == [pixel_raw_to_celsius(word) for word in range(65536)]  # upper nibble ignored too
+
+
+def test_the_drivers_decoder_orients_and_refuses_implausible_pixels():
+    rng = np.random.default_rng(4)
+    celsius = np.round(rng.uniform(-30, 120, 64) * 4) / 4
+    data = pixels_to_bytes(celsius)
+    turn = parse_orientation("rotate=90,mirror=horizontal")
+    decode = PixelDecoder(turn.permutation(), (-40.0, 150.0))
+    pixels = decode(data)
+    assert pixels.shape == (8, 8) and pixels.dtype == np.float32 and pixels.flags.writeable
+    assert np.array_equal(pixels, turn.apply(pixels_from_bytes(data).reshape(8, 8)))
+    for pixel, value in ((0, -40.25), (63, 150.25), (17, 511.75)):
+        broken = celsius.copy()
+        broken[pixel] = value
+        assert decode(pixels_to_bytes(broken)) is None
+    edges = celsius.copy()
+    edges[:2] = (-40.0, 150.0)  # the bounds themselves are plausible
+    assert decode(pixels_to_bytes(edges)) is not None
 
 
 def test_pixels_from_bytes_byte_order_low_first():

@@ -38,33 +38,6 @@ def capture_frames(n_frames: int, *, seed: int = 0, bus: int = 1):
     return sensor, frames, raw
 
 
-def driver_decode():
-    """``decode(raw) -> SensorFrame``: the driver's per-frame arithmetic after the I2C read.
-
-    The same steps, in the same order, as ``AMG8833.read()`` after its transfer: stale-frame
-    comparison, :func:`~thermalcount.sensors.conversions.pixels_from_bytes`, the plausibility
-    range check, orientation and the SensorFrame.
-    """
-    from thermalcount.sensors.amg8833 import PIXEL_PLAUSIBLE_C
-    from thermalcount.sensors.base import SensorFrame
-    from thermalcount.sensors.conversions import parse_orientation, pixels_from_bytes
-
-    permutation = parse_orientation(None).permutation()
-    low, high = PIXEL_PLAUSIBLE_C
-    last = [b""]
-    wall = time.time
-
-    def decode(raw: bytes, index: int):
-        if raw == last[0]:
-            pass  # the driver counts repeats here
-        last[0] = raw
-        values = pixels_from_bytes(raw)
-        if values.min() < low or values.max() > high:
-            raise ValueError("implausible pixel")
-        return SensorFrame(values[permutation].reshape(8, 8), wall(), index, None)
-    return decode
-
-
 class _Cursor:
     """A frame index that runs on forever over a pool, with 10 FPS times that never go back."""
 
@@ -96,11 +69,14 @@ def live_variants(models: dict, frames: np.ndarray, raw: list, sensor, meanings,
     read = sensor.read
     variants["sensor_read"] = read
 
-    decode, decode_cursor = driver_decode(), _Cursor(n)
+    # The driver's own decode of bytes already transferred (stale check, lookup, range,
+    # orientation, the frame), on the same sensor the read row uses: the pool's frames differ
+    # one from the next, so the stale check never fires.
+    decode, decode_cursor = sensor.frame_from_bytes, _Cursor(n)
 
     def decode_step():
         i, _ = decode_cursor.next()
-        decode(raw[i], i)
+        decode(raw[i])
     variants["decode"] = decode_step
 
     counter, counter_cursor = Counter(meanings), _Cursor(n)
@@ -120,7 +96,7 @@ def live_variants(models: dict, frames: np.ndarray, raw: list, sensor, meanings,
     for backend, model in models.items():
         variants[f"inference.{backend}"] = inference(model, frames)
         variants[f"whole_frame.{backend}"] = _whole_frame(
-            model, raw, meanings, off_delay, read=None,
+            model, raw, meanings, off_delay, decode=decode,
             rows=(f"pattern_update.{backend}", f"pattern_update_steps.{backend}", f"whole_frame_and_update.{backend}"))
         variants[f"whole_frame_with_read.{backend}"] = _whole_frame(model, raw, meanings, off_delay, read=read)
     return variants, states
@@ -146,13 +122,14 @@ class AfterDecision:
         self.gap()
 
 
-def _whole_frame(model, raw: list, meanings, off_delay: float, read=None, rows=None) -> AfterDecision:
-    """One frame of the live loop: (read +) decode, inference, counter, light decision; then,
-    as the live loop does after the decision, the model's deferred work (settle)."""
+def _whole_frame(model, raw: list, meanings, off_delay: float, *, read=None, decode=None, rows=None) -> AfterDecision:
+    """One frame of the live loop: ``read()`` (transfer and decode) or ``decode(raw bytes)``,
+    inference, counter, light decision; then, as the live loop does after the decision, the
+    model's deferred work (settle)."""
     from thermalcount.lights.policy import LightPolicy
     from thermalcount.runtime.counter import Counter
 
-    decode, cursor = driver_decode(), _Cursor(len(raw))
+    cursor = _Cursor(len(raw))
     counter, policy = Counter(meanings), LightPolicy(off_delay)
     model = own_stream(model)
     infer_one, settle = model.infer_one, model.settle
@@ -160,7 +137,7 @@ def _whole_frame(model, raw: list, meanings, off_delay: float, read=None, rows=N
 
     def step():
         i, t = cursor.next()
-        pixels = read().pixels if read is not None else decode(raw[i], i).pixels
+        pixels = read().pixels if read is not None else decode(raw[i]).pixels
         update(t, infer_one(pixels), cursor.i)
         decide(t, counter.occupancy)
     return AfterDecision(step, settle, rows)

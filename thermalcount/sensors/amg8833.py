@@ -25,6 +25,7 @@ from thermalcount.sensors.registry import AMG8833_ADDRESSES, DEFAULT_ADDRESS, DE
 from thermalcount.sensors.conversions import (
     PIXEL_BYTES,
     PIXEL_OFFSET,
+    PixelDecoder,
     parse_orientation,
     pixels_from_bytes,
     thermistor_raw_to_celsius,
@@ -129,7 +130,7 @@ class AMG8833(Sensor):
             raise UsageError(f"speed must be greater than zero (or None for as fast as possible), not {speed}")
         self.bus_number, self.address, self.fps, self.speed = bus, address, int(fps), speed
         self.orientation = parse_orientation(orientation)
-        self._permutation = self.orientation.permutation()
+        self._decode = PixelDecoder(self.orientation.permutation(), PIXEL_PLAUSIBLE_C)
         self.info = SensorInfo(sensor=sensor_name, fps=float(fps), address=address, bus=bus,
                                orientation=str(self.orientation))
         self._bus_factory = bus_factory or SMBus
@@ -239,6 +240,14 @@ class AMG8833(Sensor):
             self._needs_init = True
             raise self._report(str(error)) from None
         self._flaky = 0
+        return self.frame_from_bytes(raw)
+
+    def frame_from_bytes(self, raw: bytes) -> SensorFrame:
+        """The next frame from the 128 pixel bytes just transferred: the stale-frame check,
+        the decode (:class:`~thermalcount.sensors.conversions.PixelDecoder`: orientation and
+        plausible range) and the frame's time and index. ``read()`` after its transfer, and
+        what ``bench`` times as the driver's decode. SensorError for a stale or implausible
+        frame."""
         if raw == self._last_raw:
             self._repeats += 1
             if self._repeats >= self.stale_frames:
@@ -248,14 +257,13 @@ class AMG8833(Sensor):
                                    "re-initialising the AMG8833")
         else:
             self._last_raw, self._repeats = raw, 0
-        values = pixels_from_bytes(raw)
-        low, high = PIXEL_PLAUSIBLE_C
-        if values.min() < low or values.max() > high:
+        pixels = self._decode(raw)
+        if pixels is None:
             self.stats["out_of_range"] += 1
+            values, (low, high) = pixels_from_bytes(raw), PIXEL_PLAUSIBLE_C
             worst = int(abs(values - (low + high) / 2).argmax())
             raise self._report(f"pixel {worst + 1} reads {values[worst]:g} °C, outside what an AMG8833 can see "
                                f"({low:g}..{high:g} °C); frame dropped (glitch on the I2C bus?)")
-        pixels = values[self._permutation].reshape(8, 8)
         frame = SensorFrame(pixels, self._wall_clock(), self._index, self._thermistor)
         self._index += 1
         self.stats["frames"] += 1
