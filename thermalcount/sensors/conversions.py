@@ -55,7 +55,7 @@ def pixels_from_bytes(data: bytes) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def celsius_by_word() -> np.ndarray:
-    """float32[65536]: the °C of every 16-bit pixel word, made once (256 KiB, ~0.3 ms).
+    """float32[65536]: the °C of every 16-bit pixel word, made once (256 KiB, under a millisecond).
 
     A word keeps 12 bits, two's complement (the upper 4 are ignored), 0.25 °C per step. One
     table lookup per pixel replaces the mask, the sign extension, the conversion and the
