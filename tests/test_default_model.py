@@ -72,6 +72,16 @@ def test_default_model_states_make_sense(room):
 
 @pytest.mark.slow
 def test_shipped_file_matches_what_the_recipe_produces_now(shipped):
+    """The recipe still makes the shipped model: the same training data, options, rule frames
+    and meanings, and the same state for every check frame.
+
+    Not the same floats: PyTorch's CPU training is not bit-reproducible across processors
+    (its kernels differ by instruction set), so a file trained on one machine and retrained on
+    another differs in the last digits of the losses, and k-means then moves a few frames
+    between clusters. Measured: the shipped file (trained 2026-12-05) retrained on 2026-12-06's
+    CI machine gave identical data (every sha256), train loss 0.004501 vs 0.004502, cluster
+    sizes within 13 frames of 60,600, every check frame's state equal, distances up to 0.68
+    apart; the same machine reproduces its own run exactly."""
     pytest.importorskip("torch")
     from thermalcount.model.graph import build_graph
     from thermalcount.training.default import fixed_check_frames, train_default_model
@@ -79,14 +89,32 @@ def test_shipped_file_matches_what_the_recipe_produces_now(shipped):
     model = train_default_model().model
     fresh = build_graph(model.weights, model.preprocessing, model.onnx_metadata())
     frames = fixed_check_frames()
-    ours = _session(fresh).run(["state", "distances"], {"frames": frames})
-    theirs = _session(shipped).run(["state", "distances"], {"frames": frames})
+    ours = _session(fresh).run(["state"], {"frames": frames})
+    theirs = _session(shipped).run(["state"], {"frames": frames})
     assert len(np.unique(theirs[0])) >= 4  # the check frames exercise most states
     np.testing.assert_array_equal(ours[0], theirs[0])
-    np.testing.assert_allclose(ours[1], theirs[1], atol=1e-4, rtol=0)
     shipped_meta = {p.key: p.value for p in shipped.metadata_props}
     fresh_meta = {p.key: p.value for p in fresh.metadata_props}
+    trainings = []
     for meta in (shipped_meta, fresh_meta):  # the environment may differ; the recipe may not
         meta.pop("created")
-        meta["training"] = {k: v for k, v in json.loads(meta["training"]).items() if k != "torch"}
+        trainings.append(json.loads(meta.pop("training")))
+    shipped_training, fresh_training = trainings
+    for floats in ("train_loss", "val_loss", "silhouette"):
+        assert fresh_training.pop(floats) == pytest.approx(shipped_training.pop(floats), rel=0.01), floats
+    shipped_sizes, fresh_sizes = shipped_training.pop("cluster_sizes"), fresh_training.pop("cluster_sizes")
+    assert sum(fresh_sizes) == sum(shipped_sizes) and len(fresh_sizes) == len(shipped_sizes)
+    assert all(abs(a - b) <= max(10, 0.02 * b) for a, b in zip(fresh_sizes, shipped_sizes)), (fresh_sizes, shipped_sizes)
+    for training in trainings:
+        training.pop("torch")
+    assert fresh_training == shipped_training  # data (sha256 of every file), options, rule frames
+    # The states' centroid-derived figures (position, heat, size) move with the floats, a
+    # little; names, people and which state is which must not.
+    shipped_states, fresh_states = (json.loads(meta.pop("states")) for meta in (shipped_meta, fresh_meta))
+    assert [(s["name"], s["people"]) for s in fresh_states] == [(s["name"], s["people"]) for s in shipped_states]
+    for fresh_state, shipped_state in zip(fresh_states, shipped_states):
+        if shipped_state.get("position") is None:
+            assert fresh_state.get("position") is None, fresh_state
+        else:
+            assert fresh_state["position"] == pytest.approx(shipped_state["position"], abs=0.01), fresh_state
     assert shipped_meta == fresh_meta
