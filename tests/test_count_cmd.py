@@ -331,8 +331,8 @@ class _Chunk:
 
 
 class _SlowModel:
-    """prepare in stream order on the caller's thread; states_of slower for early chunks, so
-    a pipeline that yielded in completion order would be caught."""
+    """Notes the order of ``prepare`` calls and the threads ``states_of`` runs on; even chunks'
+    graphs take 20 ms, so the caller waits on them while the next chunk is prepared."""
 
     def __init__(self, fail_at=None):
         self.prepared, self.fail_at, self.threads = [], fail_at, set()

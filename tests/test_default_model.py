@@ -78,10 +78,10 @@ def test_shipped_file_matches_what_the_recipe_produces_now(shipped):
     Not the same floats: PyTorch's CPU training is not bit-reproducible across processors
     (its kernels differ by instruction set), so a file trained on one machine and retrained on
     another differs in the last digits of the losses, and k-means then moves a few frames
-    between clusters. Measured: the shipped file (trained 2026-12-05) retrained on 2026-12-06's
-    CI machine gave identical data (every sha256), train loss 0.004501 vs 0.004502, cluster
-    sizes within 13 frames of 60,600, every check frame's state equal, distances up to 0.68
-    apart; the same machine reproduces its own run exactly."""
+    between clusters. Measured: the shipped file (trained 2026-12-05) retrained on the
+    2026-12-06 development machine gave identical data (every sha256), train loss 0.004501 vs
+    0.004502, cluster sizes within 13 frames of 60,600, every check frame's state equal,
+    distances up to 0.68 apart; two trainings there in one process gave identical weights."""
     pytest.importorskip("torch")
     from thermalcount.model.graph import build_graph
     from thermalcount.training.default import fixed_check_frames, train_default_model

@@ -271,8 +271,7 @@ def _prefetched(chunks: Iterator, depth: int = 2) -> Iterator:
         reader.join()
 
 
-def _inferred(model: Model, chunks: Iterator, turn: Optional[Callable] = None,
-              ahead: int = INFERENCE_AHEAD) -> Iterator:
+def _inferred(model: Model, chunks: Iterator, turn: Optional[Callable] = None) -> Iterator:
     """``(chunk, states)`` for each chunk, in order, with the graph of one chunk running on a
     worker thread while this thread prepares the next (the per-pixel background, which must
     go in stream order) and the caller counts the last.
@@ -292,7 +291,7 @@ def _inferred(model: Model, chunks: Iterator, turn: Optional[Callable] = None,
             for chunk in chunks:
                 prepared = model.prepare(chunk.frames if turn is None else turn(chunk.frames))
                 pending.append((chunk, worker.submit(model.states_of, prepared)))
-                if len(pending) > ahead:
+                if len(pending) > INFERENCE_AHEAD:
                     done, states = pending.popleft()
                     yield done, states.result()
             while pending:
